@@ -1,0 +1,5 @@
+import sys
+
+from dbaudit.cli import main
+
+sys.exit(main())

@@ -1,0 +1,151 @@
+"""The `dbaudit` command. A stable contract: exit 0 pass / no difference, 1 fail / differences,
+2 usage or input error (one line on stderr, never a traceback)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from dbaudit.connect import mask_url
+from dbaudit.errors import DbauditError, first_line
+
+EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        command = self.prog.removeprefix("dbaudit").strip()
+        raise SystemExit(_fail(f"{command}: {message}" if command else message))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="dbaudit", description="Snapshot, diff and audit MySQL/MariaDB, PostgreSQL and SQLite.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    snap = sub.add_parser("snapshot", help="write a snapshot of a database to JSON")
+    snap.add_argument("url", help="SQLAlchemy URL, e.g. mysql+pymysql://audit@db/blazz (password: DBAUDIT_PASSWORD)")
+    snap.add_argument("-o", "--output", required=True, help="snapshot JSON file to write")
+    snap.add_argument("--expect", help="expectations YAML whose metrics: to record")
+    snap.add_argument("--schema", help="PostgreSQL schema to audit (default public)")
+    snap.add_argument("--no-counts", action="store_true", help="skip exact row counts")
+    snap.set_defaults(run=_snapshot)
+
+    diff = sub.add_parser("diff", help="compare two snapshots, optionally against expectations")
+    diff.add_argument("before")
+    diff.add_argument("after")
+    diff.add_argument("--expect", help="expectations YAML; without it any difference fails")
+    diff.add_argument("--json", dest="json_out", help="write the result JSON here")
+    diff.set_defaults(run=_diff)
+
+    report = sub.add_parser("report", help="render the HTML audit report through the notebook")
+    report.add_argument("--before", required=True)
+    report.add_argument("--after", required=True)
+    report.add_argument("--expect")
+    report.add_argument("--out-dir", default="reports")
+    report.add_argument("--name", help="report name (default: the expectations file's name)")
+    report.set_defaults(run=_report)
+
+    demo = sub.add_parser("demo", help="audit the built-in blazz demo database (SQLite) and render reports")
+    demo.add_argument("--out-dir", default="reports")
+    demo.set_defaults(run=_demo)
+
+    listing = sub.add_parser("reports", help="list archived reports, newest first")
+    listing.add_argument("--out-dir", default="reports")
+    listing.set_defaults(run=_reports)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.run(args))
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    except DbauditError as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        return _fail("interrupted")
+    except OSError as exc:
+        return _fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
+
+
+def _fail(message: str) -> int:
+    print(f"dbaudit: error: {first_line(message)}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def _snapshot(args: argparse.Namespace) -> int:
+    from dbaudit.expectations import load_expectations
+    from dbaudit.inspect import take_snapshot
+
+    metrics = load_expectations(args.expect).metric_queries if args.expect else None
+    snapshot = take_snapshot(args.url, metrics, schema=args.schema, count_rows=not args.no_counts,
+                             progress=sys.stderr.isatty())
+    snapshot.save(args.output)
+    failed = [m.name for m in snapshot.metrics.values() if m.error]
+    print(f"snapshot of {snapshot.database} ({snapshot.server.product} {snapshot.server.version}) from "
+          f"{mask_url(args.url)}: {len(snapshot.tables)} tables, {snapshot.total_rows:,} rows, "
+          f"{len(snapshot.metrics)} metrics -> {args.output}")
+    for name in failed:
+        print(f"  metric {name}: {snapshot.metrics[name].error}", file=sys.stderr)
+    return EXIT_PASS
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from dbaudit.workflow import run_audit
+
+    for path in (args.before, args.after):
+        if not str(path).endswith(".json"):
+            raise DbauditError(f"diff compares snapshot files (*.json), not {mask_url(path)}")
+    audit = run_audit(args.before, args.after, args.expect)
+    result = audit.result
+    if args.json_out:
+        result.save(args.json_out)
+    for change in result.changes:
+        mark = " " if change.declared and args.expect else "!"
+        print(f"{mark} {change.message}")
+    if not result.changes:
+        print("no differences")
+    if args.expect:
+        for check in result.failed_checks:
+            print(f"FAIL [{check.category}] {check.name}: {check.message}")
+        print(f"verdict: {result.verdict.upper()} ({len(result.checks) - len(result.failed_checks)}/"
+              f"{len(result.checks)} checks passed)")
+    return EXIT_PASS if result.passed else EXIT_FAIL
+
+
+def _report(args: argparse.Namespace) -> int:
+    from dbaudit.report import render_audit
+
+    report = render_audit(args.before, args.after, args.expect, args.out_dir, args.name,
+                          progress=sys.stderr.isatty())
+    print(f"verdict: {(report.verdict or 'unknown').upper()}  report: {report.html}")
+    return EXIT_PASS if report.verdict == "pass" else EXIT_FAIL
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from dbaudit import demo
+
+    reports = demo.run(Path(args.out_dir), progress=sys.stderr.isatty())
+    for scenario, report in reports:
+        print(f"{scenario:<44} {str(report.verdict).upper():<5} {report.html}")
+    print(f"index of all reports: {Path(args.out_dir) / 'index.html'}")
+    return EXIT_PASS
+
+
+def _reports(args: argparse.Namespace) -> int:
+    from dbaudit.report import list_reports
+
+    found = list_reports(args.out_dir)
+    for r in found:
+        print(f"{r.created:<26} {r.verdict.upper():<5} {r.title:<30} {r.database:<30} {r.folder}")
+    if not found:
+        print(f"no reports in {args.out_dir}")
+    return EXIT_PASS
+
+
+if __name__ == "__main__":
+    sys.exit(main())

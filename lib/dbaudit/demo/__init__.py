@@ -1,0 +1,77 @@
+"""The built-in demo: an embedded SQLite database shaped like blazz, before and after its Web.js migration.
+
+`run()` is what `make demo` does: build the database, snapshot it, migrate a copy (as planned, and a
+faulty way that loses rows and adds a stray column), snapshot again and render both audit reports.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from dbaudit.demo.sample_data import TABLE_ORDER, sample_rows
+from dbaudit.report import Report, render_audit
+
+HERE = Path(__file__).parent
+EXPECTATIONS = HERE.parents[2] / "expectations" / "blazz-webjs.yml"
+SCHEMA = HERE / "blazz_schema.sqlite.sql"
+MIGRATIONS = {"webjs": HERE / "webjs_migration.sqlite.sql", "faulty": HERE / "faulty_migration.sqlite.sql"}
+
+
+def build_database(path: Path, migration: str | None = None) -> Path:
+    """Create the pre-change blazz database at `path` (replacing it), optionally migrated."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    engine = sa.create_engine(f"sqlite:///{path}", poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("PRAGMA foreign_keys = ON")
+            conn.connection.driver_connection.executescript(SCHEMA.read_text(encoding="utf-8"))  # type: ignore[union-attr]
+        with engine.begin() as conn:
+            rows = sample_rows()
+            for name in TABLE_ORDER:
+                if rows.get(name):
+                    table = sa.table(name, *[sa.column(c) for c in rows[name][0]])
+                    conn.execute(sa.insert(table), rows[name])
+        if migration:
+            with engine.begin() as conn:
+                conn.exec_driver_sql("PRAGMA foreign_keys = ON")
+                script = MIGRATIONS[migration].read_text(encoding="utf-8")
+                conn.connection.driver_connection.executescript(script)  # type: ignore[union-attr]
+    finally:
+        engine.dispose()
+    return path
+
+
+def prepare(workdir: Path | None = None) -> tuple[str, str]:
+    """Build the demo before/after databases; return their URLs (for notebooks run without inputs)."""
+    folder = workdir or Path(tempfile.gettempdir()) / "dbaudit-demo"
+    before = build_database(folder / "blazz-before.sqlite")
+    after = build_database(folder / "blazz-after-webjs.sqlite", "webjs")
+    return f"sqlite:///{before}", f"sqlite:///{after}"
+
+
+def run(out_dir: Path, progress: bool = False) -> list[tuple[str, Report]]:
+    """The main job: audit the migration done right and done wrong; return both reports."""
+    from dbaudit.expectations import load_expectations
+    from dbaudit.inspect import take_snapshot
+
+    metrics = load_expectations(EXPECTATIONS).metric_queries
+    scenarios = [
+        ("blazz Web.js migration, as planned", "webjs", "blazz-webjs"),
+        ("blazz Web.js migration, done wrong", "faulty", "blazz-webjs-faulty"),
+    ]
+    reports = []
+    with tempfile.TemporaryDirectory(prefix="dbaudit-demo-") as tmp:
+        work = Path(tmp)
+        before = build_database(work / "blazz-before.sqlite")
+        take_snapshot(f"sqlite:///{before}", metrics).save(work / "before.json")
+        for label, migration, name in scenarios:
+            after = build_database(work / f"blazz-{migration}.sqlite", migration)
+            take_snapshot(f"sqlite:///{after}", metrics).save(work / f"{migration}.json")
+            report = render_audit(work / "before.json", work / f"{migration}.json", EXPECTATIONS, out_dir, name,
+                                  progress=progress)
+            reports.append((label, report))
+    return reports

@@ -1,0 +1,188 @@
+"""Every difference between two snapshots, as typed changes.
+
+Objects are matched by name, so a rename shows as a removal plus an addition. Column positions are
+compared by relative order only: adding a column in the middle shifts every later ordinal, which is
+not a change to those columns, but moving a column is.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
+
+from dbaudit import serde
+from dbaudit.snapshot import Column, Definition, Snapshot, Table
+
+ChangeKind = Literal[
+    "table_added", "table_removed", "table_changed",
+    "column_added", "column_removed", "column_changed",
+    "index_added", "index_removed", "index_changed",
+    "fk_added", "fk_removed", "fk_changed",
+    "view_added", "view_removed", "view_changed",
+    "trigger_added", "trigger_removed", "trigger_changed",
+    "routine_added", "routine_removed", "routine_changed",
+    "row_count_changed", "metric_changed",
+]  # fmt: skip
+
+CHANGE_KINDS: tuple[str, ...] = ChangeKind.__args__  # type: ignore[attr-defined]
+SCHEMA_OBJECTS = {"view": "views", "trigger": "triggers", "routine": "routines"}
+
+
+@dataclass
+class Change:
+    kind: ChangeKind
+    table: str | None  # the table it belongs to; None for views, triggers, routines and metrics
+    name: str | None  # column, index, foreign key, view, trigger, routine or metric name
+    before: Any = None  # the object (or value) before; None when added
+    after: Any = None  # the object (or value) after; None when removed
+    fields: list[str] = field(default_factory=list)  # for *_changed: the attributes that differ
+
+    @property
+    def target(self) -> str:
+        """table, table.name or name: what an expectation pattern is matched against."""
+        if self.table and self.name:
+            return f"{self.table}.{self.name}"
+        return self.table or self.name or ""
+
+    @property
+    def object_type(self) -> str:
+        return self.kind.rsplit("_", 1)[0]
+
+    def describe(self) -> str:
+        """One line a DBA can read: what changed, and from what to what."""
+        action = self.kind.rsplit("_", 1)[1]
+        if self.kind == "row_count_changed":
+            return f"rows of {self.table}: {self.before:,} → {self.after:,} ({self.after - self.before:+,})"
+        if self.kind == "metric_changed":
+            return f"metric {self.name}: {self.before} → {self.after}"
+        head = f"{self.object_type.replace('fk', 'foreign key')} {self.target} {action}"
+        if action == "changed":
+            parts = [f"{f}: {_value(self.before, f)} → {_value(self.after, f)}" for f in self.fields]
+            return f"{head} ({'; '.join(parts)})"
+        if action == "added" and self.kind == "column_added":
+            return f"{head}: {_column_text(self.after)}"
+        if action == "removed" and self.kind == "table_removed" and self.before:
+            return f"{head} (had {self.before.get('row_count')} rows)"
+        return head
+
+
+def _value(obj: Any, name: str) -> str:
+    value = obj.get(name) if isinstance(obj, dict) else obj
+    if name == "sha256" and isinstance(value, str):
+        return value[:12]
+    return "∅" if value is None else repr(value) if isinstance(value, str) else str(value)
+
+
+def _column_text(column: dict[str, Any]) -> str:
+    text = f"{column['type']} {'NULL' if column['nullable'] else 'NOT NULL'}"
+    if column.get("default") is not None:
+        text += f" DEFAULT {column['default']}"
+    return text
+
+
+def diff_snapshots(before: Snapshot, after: Snapshot) -> list[Change]:
+    changes: list[Change] = []
+    for name in _union(before.tables, after.tables):
+        old, new = before.tables.get(name), after.tables.get(name)
+        if old is None:
+            changes.append(Change("table_added", name, None, after=_plain(new)))
+        elif new is None:
+            changes.append(Change("table_removed", name, None, before=_plain(old)))
+        else:
+            changes.extend(_table_changes(old, new))
+    for singular, attr in SCHEMA_OBJECTS.items():
+        changes.extend(_definition_changes(singular, getattr(before, attr), getattr(after, attr)))
+    changes.extend(_metric_changes(before, after))
+    return changes
+
+
+def _table_changes(old: Table, new: Table) -> list[Change]:
+    changes = _compare("table", old.name, None, old, new, ignore={"columns", "indexes", "foreign_keys",
+                                                                  "row_count", "primary_key", "name"})
+    changes.extend(_column_changes(old, new))
+    changes.extend(_keyed_changes("index", old.name, old.indexes, new.indexes))
+    changes.extend(_keyed_changes("fk", old.name, old.foreign_keys, new.foreign_keys))
+    if old.row_count is not None and new.row_count is not None and old.row_count != new.row_count:
+        changes.append(Change("row_count_changed", old.name, None, old.row_count, new.row_count))
+    return changes
+
+
+def _column_changes(old: Table, new: Table) -> list[Change]:
+    before = {c.name: c for c in old.columns}
+    after = {c.name: c for c in new.columns}
+    moved = _moved_columns(old.columns, new.columns)
+    changes = []
+    for name in _union(before, after):
+        if name not in after:
+            changes.append(Change("column_removed", old.name, name, before=_plain(before[name])))
+        elif name not in before:
+            changes.append(Change("column_added", old.name, name, after=_plain(after[name])))
+        else:
+            ignore = {"position"} if name not in moved else set()
+            changes.extend(_compare("column", old.name, name, before[name], after[name], ignore))
+    return changes
+
+
+def _moved_columns(old: list[Column], new: list[Column]) -> set[str]:
+    """Columns whose place among the columns both sides share has changed."""
+    names_new = {c.name for c in new}
+    names_old = {c.name for c in old}
+    order_old = [c.name for c in old if c.name in names_new]
+    order_new = [c.name for c in new if c.name in names_old]
+    # The longest run of columns kept in order stayed put; the rest moved around it.
+    matcher = difflib.SequenceMatcher(a=order_old, b=order_new, autojunk=False)
+    kept = {order_old[i + k] for i, _, n in matcher.get_matching_blocks() for k in range(n)}
+    return set(order_old) - kept
+
+
+def _keyed_changes(kind: str, table: str, old: list[Any], new: list[Any]) -> list[Change]:
+    before = {o.name: o for o in old}
+    after = {o.name: o for o in new}
+    changes = []
+    for name in _union(before, after):
+        if name not in after:
+            changes.append(Change(f"{kind}_removed", table, name, before=_plain(before[name])))  # type: ignore[arg-type]
+        elif name not in before:
+            changes.append(Change(f"{kind}_added", table, name, after=_plain(after[name])))  # type: ignore[arg-type]
+        else:
+            changes.extend(_compare(kind, table, name, before[name], after[name]))
+    return changes
+
+
+def _definition_changes(kind: str, old: dict[str, Definition], new: dict[str, Definition]) -> list[Change]:
+    changes = []
+    for name in _union(old, new):
+        if name not in new:
+            changes.append(Change(f"{kind}_removed", None, name, before=_plain(old[name])))  # type: ignore[arg-type]
+        elif name not in old:
+            changes.append(Change(f"{kind}_added", None, name, after=_plain(new[name])))  # type: ignore[arg-type]
+        else:
+            changes.extend(_compare(kind, None, name, old[name], new[name], ignore={"name"}))
+    return changes
+
+
+def _metric_changes(before: Snapshot, after: Snapshot) -> list[Change]:
+    changes = []
+    for name in sorted(set(before.metrics) & set(after.metrics)):
+        old, new = before.metrics[name], after.metrics[name]
+        if old.error is None and new.error is None and old.value != new.value:
+            changes.append(Change("metric_changed", None, name, old.value, new.value))
+    return changes
+
+
+def _compare(kind: str, table: str | None, name: str | None, old: Any, new: Any,
+             ignore: set[str] | None = None) -> list[Change]:
+    differing = [f.name for f in fields(old) if f.name not in (ignore or set())
+                 and getattr(old, f.name) != getattr(new, f.name)]
+    if not differing:
+        return []
+    return [Change(f"{kind}_changed", table, name, _plain(old), _plain(new), differing)]  # type: ignore[arg-type]
+
+
+def _plain(obj: Any) -> Any:
+    return serde.to_jsonable(obj)
+
+
+def _union(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    return sorted(set(a) | set(b))

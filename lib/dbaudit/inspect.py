@@ -1,0 +1,113 @@
+"""Taking a snapshot: schema, exact row counts and named metrics, all inside one read-only transaction."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from decimal import Decimal
+
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
+from tqdm import tqdm  # the plain bar: notebook widgets need ipywidgets, which reports do not
+
+from dbaudit.connect import AuditSession, audit_session, describe_db_error
+from dbaudit.errors import DbauditError
+from dbaudit.snapshot import FORMAT_VERSION, KIND, Metric, Snapshot, load_snapshot
+
+_READ_QUERY = re.compile(r"^\s*(\(\s*)*(SELECT|WITH|VALUES|SHOW|TABLE)\b", re.IGNORECASE)
+
+
+def take_snapshot(
+    url: str | URL,
+    metrics: Mapping[str, str] | None = None,
+    *,
+    schema: str | None = None,
+    count_rows: bool = True,
+    progress: bool = False,
+) -> Snapshot:
+    """Snapshot the database at `url`. `metrics` maps a name to a scalar SELECT."""
+    _check_metric_sql(metrics or {})
+    started = time.monotonic()
+    with audit_session(url, schema) as session:
+        conn, dialect, schema = session.connection, session.dialect, session.schema
+        snapshot = Snapshot(
+            format_version=FORMAT_VERSION,
+            kind=KIND,
+            taken_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            source=session.masked_url,
+            database=session.database,
+            server=dialect.server(conn),
+            tables=dialect.tables(conn, schema),
+            views=dialect.views(conn, schema),
+            triggers=dialect.triggers(conn, schema),
+            routines=dialect.routines(conn, schema),
+            schema=schema,
+        )
+        if count_rows:
+            _count_rows(session, snapshot, progress)
+        snapshot.metrics = {name: _metric(session, name, sql) for name, sql in (metrics or {}).items()}
+    snapshot.duration_seconds = round(time.monotonic() - started, 3)
+    return snapshot
+
+
+def load_or_take(source: str | os.PathLike[str], metrics: Mapping[str, str] | None = None) -> Snapshot:
+    """A snapshot file (*.json) is loaded; anything else is taken to be a database URL."""
+    text = os.fspath(source)
+    if text.endswith(".json"):
+        return load_snapshot(text)
+    return take_snapshot(text, metrics, progress=True)
+
+
+def _count_rows(session: AuditSession, snapshot: Snapshot, progress: bool) -> None:
+    names: Iterable[str] = sorted(snapshot.tables)
+    bar = tqdm(names, desc="counting rows", unit="table", disable=not progress, leave=False)
+    for name in bar:
+        bar.set_postfix_str(name)
+        try:
+            snapshot.tables[name].row_count = session.dialect.count_rows(session.connection, name, session.schema)
+        except DBAPIError as exc:
+            raise DbauditError(f"counting rows of {name!r}: {describe_db_error(exc)}") from None
+
+
+def _metric(session: AuditSession, name: str, sql: str) -> Metric:
+    """Run a metric in a savepoint: a failing one (table not there yet) must not end the snapshot."""
+    cursor = session.connection.connection.cursor()
+    try:
+        cursor.execute("SAVEPOINT dbaudit_metric")
+        try:
+            # The raw DBAPI cursor runs the user's SQL exactly as written: no bind-parameter parsing of
+            # ':' or '%' inside string literals.
+            cursor.execute(sql)
+            row = cursor.fetchone()
+            cursor.execute("RELEASE SAVEPOINT dbaudit_metric")
+        except Exception as exc:  # noqa: BLE001 - any driver error becomes the metric's error
+            cursor.execute("ROLLBACK TO SAVEPOINT dbaudit_metric")
+            return Metric(name, sql, None, error=_driver_message(exc))
+    finally:
+        cursor.close()
+    value = None if row is None else row[0]
+    return Metric(name, sql, _plain(value))
+
+
+def _plain(value: object) -> float | int | str | None:
+    if value is None or isinstance(value, (int, float, str)):
+        return value  # type: ignore[return-value]
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return str(value)
+
+
+def _driver_message(exc: Exception) -> str:
+    args = getattr(exc, "args", ())
+    if len(args) == 2 and isinstance(args[0], int):
+        return f"({args[0]}) {args[1]}"
+    return " ".join(str(exc).split())
+
+
+def _check_metric_sql(metrics: Mapping[str, str]) -> None:
+    for name, sql in metrics.items():
+        if not isinstance(sql, str) or not _READ_QUERY.match(sql):
+            raise DbauditError(f"metric {name!r} must be a single SELECT (or WITH …) query")

@@ -1,0 +1,220 @@
+"""Rendering reports: papermill runs a notebook headless, nbconvert turns it into one HTML file.
+
+Each report gets its own folder `reports/<UTC time>-<name>/` (never reused, never overwritten) with
+the executed notebook, the HTML, the result JSON and copies of its inputs; `reports/index.html`
+lists them all. Only file paths are passed to notebooks as parameters: papermill writes parameters
+into the notebook, so a URL with a password must never be one.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from nbconvert import HTMLExporter
+
+from dbaudit.errors import DbauditError, first_line
+
+KERNEL = "python3"
+TEMPLATES = Path(__file__).parent / "templates"
+RESULT_FILE = "result.json"
+
+
+def notebooks_dir() -> Path:
+    """Notebooks live at the top of the repository (editable install), or where DBAUDIT_NOTEBOOKS says."""
+    configured = os.environ.get("DBAUDIT_NOTEBOOKS")
+    folder = Path(configured) if configured else Path(__file__).resolve().parents[2] / "notebooks"
+    if not (folder / "audit.ipynb").is_file():
+        raise DbauditError(f"notebooks not found in {folder}; set DBAUDIT_NOTEBOOKS to the notebooks/ folder")
+    return folder
+
+
+@dataclass
+class Report:
+    directory: Path
+    notebook: Path
+    html: Path
+    result: Path | None
+    verdict: str | None
+
+
+def new_report_dir(out_dir: str | os.PathLike[str], name: str) -> Path:
+    """A fresh folder for one report; an existing one is never reused."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "report"
+    root = Path(out_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    for attempt in range(1, 1000):
+        candidate = root / (f"{stamp}-{slug}" if attempt == 1 else f"{stamp}-{slug}-{attempt}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise DbauditError(f"cannot create a new report folder in {root}")
+
+
+def render_audit(
+    before: str | os.PathLike[str],
+    after: str | os.PathLike[str],
+    expectations: str | os.PathLike[str] | None,
+    out_dir: str | os.PathLike[str] = "reports",
+    name: str | None = None,
+    progress: bool = True,
+) -> Report:
+    """Archive the inputs, run notebooks/audit.ipynb on them and render the HTML report."""
+    for path in (before, after, expectations):
+        if path is not None and not Path(path).is_file():
+            raise DbauditError(f"file not found: {path}")
+    title = name or (Path(expectations).stem if expectations else "audit")
+    directory = new_report_dir(out_dir, title)
+    inputs = {
+        "before": _archive(before, directory / "before.json"),
+        "after": _archive(after, directory / "after.json"),
+        "expectations": _archive(expectations, directory / "expectations.yml") if expectations else "",
+    }
+    parameters = {**inputs, "title": title, "result_path": str(directory / RESULT_FILE)}
+    return _render("audit.ipynb", directory, parameters, out_dir, progress)
+
+
+def render_snapshot(snapshot: str | os.PathLike[str], out_dir: str | os.PathLike[str] = "reports",
+                    name: str | None = None, progress: bool = True) -> Report:
+    directory = new_report_dir(out_dir, name or f"snapshot-{Path(snapshot).stem}")
+    parameters = {"source": _archive(snapshot, directory / "snapshot.json"), "expectations": "", "output": ""}
+    return _render("snapshot.ipynb", directory, parameters, out_dir, progress)
+
+
+def _archive(source: str | os.PathLike[str], target: Path) -> str:
+    shutil.copyfile(source, target)
+    return str(target.resolve())
+
+
+def _render(notebook: str, directory: Path, parameters: dict[str, Any], out_dir: str | os.PathLike[str],
+            progress: bool) -> Report:
+    executed = directory / notebook
+    execute_notebook(notebooks_dir() / notebook, executed, parameters, progress)
+    page = directory / "report.html"
+    page.write_text(notebook_to_html(executed), encoding="utf-8")
+    result = directory / RESULT_FILE
+    verdict = _read_verdict(result)
+    write_index(out_dir)
+    return Report(directory, executed, page, result if result.is_file() else None, verdict)
+
+
+def _kernel_manager_class() -> type:
+    """Talk to the kernel over local IPC sockets: nothing listens on TCP, and ipykernel stays quiet."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class IPCKernelManager(AsyncKernelManager):  # type: ignore[misc]
+        @default("transport")
+        def _default_transport(self) -> str:
+            return "ipc"
+
+        @default("ip")
+        def _default_ip(self) -> str:
+            return os.path.join(tempfile.gettempdir(), f"dbaudit-kernel-{uuid.uuid4().hex[:12]}")
+
+    return IPCKernelManager
+
+
+def execute_notebook(source: Path, target: Path, parameters: dict[str, Any], progress: bool = True,
+                     cwd: Path | None = None) -> None:
+    """Run a notebook headless with papermill; a failing cell becomes a one-line DbauditError."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    logging.getLogger("papermill").setLevel(logging.WARNING)
+    try:
+        papermill.execute_notebook(
+            str(source), str(target), parameters=parameters, kernel_name=KERNEL,
+            cwd=str(cwd or target.parent), progress_bar=progress, log_output=False,
+            kernel_manager_class=_kernel_manager_class(),
+        )
+    except PapermillExecutionError as exc:
+        raise DbauditError(
+            f"notebook {source.name} failed in cell {exc.exec_count}: {exc.ename}: {first_line(exc.evalue)} "
+            f"(executed copy kept at {target})"
+        ) from None
+
+
+def notebook_to_html(notebook: Path) -> str:
+    """One self-contained HTML file without code: what an auditor reads."""
+    exporter = HTMLExporter(template_name="dbaudit", extra_template_basedirs=[str(TEMPLATES)])
+    exporter.exclude_input = True
+    exporter.exclude_input_prompt = True
+    exporter.exclude_output_prompt = True
+    body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
+    return body
+
+
+def _read_verdict(result: Path) -> str | None:
+    try:
+        return str(json.loads(result.read_text(encoding="utf-8"))["verdict"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+# --- the archive index ---------------------------------------------------------------------------
+
+
+@dataclass
+class ArchivedReport:
+    folder: str
+    created: str
+    title: str
+    database: str
+    verdict: str
+
+
+def list_reports(out_dir: str | os.PathLike[str] = "reports") -> list[ArchivedReport]:
+    """Every report folder under out_dir, newest first."""
+    root = Path(out_dir)
+    found = []
+    for folder in sorted((p for p in root.glob("*/report.html")), reverse=True):
+        data = _result_summary(folder.parent / RESULT_FILE)
+        found.append(ArchivedReport(folder.parent.name, data.get("generated_at", folder.parent.name[:16]),
+                                    data.get("title", folder.parent.name), data.get("database", ""),
+                                    data.get("verdict", "—")))
+    return found
+
+
+def _result_summary(path: Path) -> dict[str, str]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    after = data.get("after") or {}
+    return {"generated_at": data.get("generated_at", ""), "title": data.get("title", ""),
+            "database": f"{after.get('database', '')} ({after.get('product', '')})", "verdict": data.get("verdict", "")}
+
+
+def write_index(out_dir: str | os.PathLike[str] = "reports") -> Path:
+    rows = "".join(
+        f"<tr><td>{html.escape(r.created)}</td><td><a href=\"{html.escape(r.folder)}/report.html\">"
+        f"{html.escape(r.title)}</a></td><td>{html.escape(r.database)}</td>"
+        f"<td class=\"{html.escape(r.verdict)}\">{html.escape(r.verdict.upper())}</td></tr>"
+        for r in list_reports(out_dir)
+    )
+    page = (
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>dbaudit reports</title><style>"
+        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #d0d7de;padding:4px 10px;text-align:left}"
+        ".pass{background:#1a7f37;color:#fff}.fail{background:#cf222e;color:#fff}</style></head><body>"
+        "<h1>dbaudit reports</h1><table><tr><th>time (UTC)</th><th>report</th><th>database</th>"
+        f"<th>verdict</th></tr>{rows}</table></body></html>\n"
+    )
+    target = Path(out_dir) / "index.html"
+    target.write_text(page, encoding="utf-8")
+    return target

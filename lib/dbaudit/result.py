@@ -1,0 +1,116 @@
+"""The audit result: a verdict, the checks behind it and every change, as a versioned JSON document."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from dbaudit import serde
+from dbaudit.diff import Change, diff_snapshots
+from dbaudit.errors import DbauditError
+from dbaudit.expectations import JUDGED_ELSEWHERE, Check, Expectations, is_declared, judge
+from dbaudit.snapshot import Snapshot
+
+FORMAT_VERSION = 1
+KIND = "dbaudit.result"
+Verdict = Literal["pass", "fail"]
+
+
+@dataclass
+class Side:
+    """Which snapshot a result was computed from."""
+
+    database: str
+    product: str
+    version: str
+    taken_at: str
+    source: str
+    tables: int
+    rows: int
+
+    @classmethod
+    def of(cls, snapshot: Snapshot) -> Side:
+        return cls(snapshot.database, snapshot.server.product, snapshot.server.version, snapshot.taken_at,
+                   snapshot.source, len(snapshot.tables), snapshot.total_rows)
+
+
+@dataclass
+class ChangeRecord:
+    kind: str
+    target: str
+    table: str | None
+    name: str | None
+    message: str
+    declared: bool  # an expectation (or a row/metric rule) covers it
+    fields: list[str] = field(default_factory=list)
+    before: Any = None
+    after: Any = None
+
+    @classmethod
+    def of(cls, change: Change, declared: bool) -> ChangeRecord:
+        return cls(change.kind, change.target, change.table, change.name, change.describe(), declared,
+                   change.fields, change.before, change.after)
+
+
+@dataclass
+class AuditResult:
+    format_version: int
+    kind: str
+    verdict: Verdict
+    title: str
+    generated_at: str
+    expectations: str  # the expectations' name; "no-changes" when none were given
+    before: Side
+    after: Side
+    checks: list[Check]
+    changes: list[ChangeRecord]
+    summary: dict[str, int]
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "pass"
+
+    @property
+    def failed_checks(self) -> list[Check]:
+        return [c for c in self.checks if c.status == "fail"]
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        serde.write_atomic(path, serde.dumps(self))
+
+
+def audit(before: Snapshot, after: Snapshot, expectations: Expectations | None = None,
+          title: str | None = None) -> AuditResult:
+    """Diff two snapshots and judge the changes; with no expectations, any change fails."""
+    rules = expectations or Expectations()
+    changes = diff_snapshots(before, after)
+    checks = judge(rules, changes, before, after)
+    records = [ChangeRecord.of(c, is_declared(rules, c)) for c in changes]
+    failed = sum(1 for c in checks if c.status == "fail")
+    return AuditResult(
+        format_version=FORMAT_VERSION,
+        kind=KIND,
+        verdict="fail" if failed else "pass",
+        title=title or rules.name,
+        generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        expectations=rules.name,
+        before=Side.of(before),
+        after=Side.of(after),
+        checks=checks,
+        changes=records,
+        summary={
+            "checks": len(checks),
+            "checks_failed": failed,
+            "changes": len(changes),
+            "schema_changes": sum(1 for c in changes if c.kind not in JUDGED_ELSEWHERE),
+            "unexpected_changes": sum(1 for r in records if not r.declared),
+        },
+    )
+
+
+def load_result(path: str | os.PathLike[str]) -> AuditResult:
+    data = serde.read_json(path, "result")
+    if data.get("kind") != KIND or data.get("format_version") != FORMAT_VERSION:
+        raise DbauditError(f"{path} is not a dbaudit result of format_version {FORMAT_VERSION}")
+    return serde.from_dict(AuditResult, data, where=str(path))

@@ -1,0 +1,133 @@
+"""The snapshot document: what a database looked like at one moment.
+
+A snapshot is plain data (dataclasses serialised to JSON with `format_version`), so two snapshots
+can be diffed long after both databases are gone. The README documents every field.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from dbaudit import serde
+from dbaudit.errors import DbauditError
+
+FORMAT_VERSION = 1
+KIND = "dbaudit.snapshot"
+
+
+@dataclass
+class Column:
+    name: str
+    position: int  # 1-based, compacted (gaps left by dropped PostgreSQL columns are closed)
+    type: str  # as the server spells it: varchar(191), enum('private','group'), bigint unsigned
+    nullable: bool
+    default: str | None  # the default expression as the server reports it; None = no default
+    extra: str = ""  # auto_increment, on update …, identity, generated …
+    collation: str | None = None
+    comment: str = ""
+
+
+@dataclass
+class Index:
+    name: str
+    columns: list[str]  # in index order; prefix lengths as col(10), expressions as written
+    unique: bool
+    primary: bool = False
+    type: str = ""  # BTREE, FULLTEXT, SPATIAL, HASH, btree, gin …
+    predicate: str | None = None  # partial index condition (PostgreSQL)
+
+
+@dataclass
+class ForeignKey:
+    name: str
+    columns: list[str]
+    ref_table: str
+    ref_columns: list[str]
+    on_delete: str = "NO ACTION"
+    on_update: str = "NO ACTION"
+
+
+@dataclass
+class Table:
+    name: str
+    columns: list[Column]
+    indexes: list[Index] = field(default_factory=list)
+    foreign_keys: list[ForeignKey] = field(default_factory=list)
+    primary_key: list[str] = field(default_factory=list)
+    engine: str | None = None
+    collation: str | None = None
+    row_count: int | None = None  # exact COUNT(*) inside the snapshot transaction; None = not counted
+
+    def column(self, name: str) -> Column | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+
+@dataclass
+class Definition:
+    """A view, trigger or routine: compared by a hash of its normalised definition."""
+
+    name: str
+    kind: str  # view, trigger, procedure, function
+    sha256: str | None  # None when the server hid the body (missing privilege)
+    summary: str = ""  # e.g. "BEFORE INSERT ON film" or "FUNCTION(p_film_id int)"
+    table: str | None = None  # the table a trigger fires on
+
+
+@dataclass
+class Metric:
+    name: str
+    sql: str
+    value: float | int | str | None = None
+    error: str | None = None  # the query failed (e.g. its table does not exist yet)
+
+
+@dataclass
+class Server:
+    dialect: str  # mysql, postgresql, sqlite
+    product: str  # MariaDB, MySQL, PostgreSQL, SQLite
+    version: str
+
+
+@dataclass
+class Snapshot:
+    format_version: int
+    kind: str
+    taken_at: str  # ISO 8601, UTC
+    source: str  # the URL with its password masked
+    database: str
+    server: Server
+    tables: dict[str, Table]
+    views: dict[str, Definition] = field(default_factory=dict)
+    triggers: dict[str, Definition] = field(default_factory=dict)
+    routines: dict[str, Definition] = field(default_factory=dict)
+    metrics: dict[str, Metric] = field(default_factory=dict)
+    schema: str | None = None  # PostgreSQL schema audited
+    duration_seconds: float = 0.0
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        serde.write_atomic(path, serde.dumps(self))
+
+    @property
+    def total_rows(self) -> int:
+        return sum(t.row_count or 0 for t in self.tables.values())
+
+
+def load_snapshot(path: str | os.PathLike[str]) -> Snapshot:
+    data = serde.read_json(path, "snapshot")
+    if data.get("kind") != KIND:
+        raise DbauditError(f"{path} is not a dbaudit snapshot (kind={data.get('kind')!r})")
+    version = data.get("format_version")
+    if version != FORMAT_VERSION:
+        raise DbauditError(
+            f"{path} has snapshot format_version {version!r}; this dbaudit reads version {FORMAT_VERSION}"
+        )
+    try:
+        return serde.from_dict(Snapshot, data, where=str(path))
+    except (TypeError, ValueError) as exc:
+        raise DbauditError(f"{path} is not a valid snapshot: {exc}") from None
+
+
+def snapshot_to_dict(snapshot: Snapshot) -> dict[str, Any]:
+    return serde.to_jsonable(snapshot)

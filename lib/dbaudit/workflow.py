@@ -1,0 +1,34 @@
+"""The audit as notebooks and the CLI run it: inputs in, snapshots and a judged result out."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from dbaudit.expectations import Expectations, load_expectations
+from dbaudit.inspect import load_or_take
+from dbaudit.result import AuditResult, audit
+from dbaudit.snapshot import Snapshot
+
+
+@dataclass
+class Audit:
+    before: Snapshot
+    after: Snapshot
+    expectations: Expectations | None
+    result: AuditResult
+
+
+def run_audit(
+    before: str | os.PathLike[str],
+    after: str | os.PathLike[str],
+    expectations: str | os.PathLike[str] | None = None,
+    title: str | None = None,
+) -> Audit:
+    """`before`/`after` are snapshot files (*.json) or database URLs; expectations a YAML path or None."""
+    rules = load_expectations(expectations) if expectations else None
+    metrics = rules.metric_queries if rules else None
+    before_snapshot = load_or_take(before, metrics)
+    after_snapshot = load_or_take(after, metrics)
+    result = audit(before_snapshot, after_snapshot, rules, title=title or None)
+    return Audit(before_snapshot, after_snapshot, rules, result)

@@ -1,0 +1,154 @@
+"""Fixtures: throwaway databases on the real local servers, and the shared sample data.
+
+Every test that builds a database gets its own, named dbaudit_t_<random>, dropped afterwards.
+With DBAUDIT_REQUIRE_SERVERS=1 (set by .ci/run) a server that does not answer fails the test
+instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+SQL_DIR = Path(__file__).parent / "sql"
+MARIADB_URL = os.environ.get("DBAUDIT_TEST_MARIADB", "mysql+pymysql://root@127.0.0.1:3306")
+POSTGRES_URL = os.environ.get("DBAUDIT_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432")
+REQUIRED = os.environ.get("DBAUDIT_REQUIRE_SERVERS") == "1" or os.environ.get("CI") == "true"
+
+
+def unavailable(reason: str) -> None:
+    if REQUIRED:
+        pytest.fail(f"{reason} (servers are required: DBAUDIT_REQUIRE_SERVERS=1 or CI=true)")
+    pytest.skip(reason)
+
+
+@dataclass
+class ScratchDB:
+    backend: str  # sqlite, mariadb, postgresql
+    url: str  # what dbaudit is given
+    engine: sa.Engine  # a read-write engine for building the fixture
+
+    def run_sql(self, *statements: str) -> None:
+        with self.engine.begin() as conn:
+            for statement in statements:
+                conn.exec_driver_sql(statement)
+
+
+def _server_engine(base: str, name: str) -> sa.Engine:
+    engine = sa.create_engine(base, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except sa.exc.OperationalError as exc:
+        unavailable(f"{name} is not answering at {base}: {str(exc.orig).splitlines()[0]}")
+    return engine
+
+
+@pytest.fixture(scope="session")
+def mariadb_server() -> sa.Engine:
+    return _server_engine(MARIADB_URL + "/", "MariaDB")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> sa.Engine:
+    return _server_engine(POSTGRES_URL + "/postgres", "PostgreSQL")
+
+
+def _scratch_name() -> str:
+    return f"dbaudit_t_{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def make_mariadb(mariadb_server: sa.Engine) -> Iterator[Callable[[], ScratchDB]]:
+    created: list[ScratchDB] = []
+
+    def make() -> ScratchDB:
+        name = _scratch_name()
+        with mariadb_server.connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+        url = f"{MARIADB_URL}/{name}"
+        db = ScratchDB("mariadb", url, sa.create_engine(url, poolclass=sa.pool.NullPool))
+        created.append(db)
+        return db
+
+    yield make
+    with mariadb_server.connect() as conn:
+        for db in created:
+            db.engine.dispose()
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{db.url.rsplit('/', 1)[1]}`")
+
+
+@pytest.fixture
+def make_postgres(postgres_server: sa.Engine) -> Iterator[Callable[[], ScratchDB]]:
+    created: list[ScratchDB] = []
+
+    def make() -> ScratchDB:
+        name = _scratch_name()
+        with postgres_server.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        url = f"{POSTGRES_URL}/{name}"
+        db = ScratchDB("postgresql", url, sa.create_engine(url, poolclass=sa.pool.NullPool))
+        created.append(db)
+        return db
+
+    yield make
+    with postgres_server.connect() as conn:
+        for db in created:
+            db.engine.dispose()
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{db.url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+@pytest.fixture
+def make_sqlite(tmp_path: Path) -> Callable[[], ScratchDB]:
+    def make() -> ScratchDB:
+        path = tmp_path / f"{_scratch_name()}.sqlite"
+        engine = sa.create_engine(f"sqlite:///{path}", poolclass=sa.pool.NullPool)
+
+        @sa.event.listens_for(engine, "connect")
+        def _fk_on(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            dbapi_conn.execute("PRAGMA foreign_keys = ON")
+
+        return ScratchDB("sqlite", f"sqlite:///{path}", engine)
+
+    return make
+
+
+@pytest.fixture(params=["sqlite", "mariadb", "postgresql"])
+def make_db(request: pytest.FixtureRequest) -> Callable[[], ScratchDB]:
+    """Parametrizes a test over all three servers; each call makes one fresh database."""
+    fixture = {"sqlite": "make_sqlite", "mariadb": "make_mariadb", "postgresql": "make_postgres"}[request.param]
+    return request.getfixturevalue(fixture)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        unavailable(f"the shared sample data folder {SHARED_DATA} is absent")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def mariadb_client() -> str:
+    client = shutil.which("mariadb") or shutil.which("mysql")
+    if client is None:
+        unavailable("the mariadb command-line client is not installed")
+    return str(client)
+
+
+def load_sql(client: str, database: str, sql: str | Path, cwd: Path | None = None) -> None:
+    """Feed SQL to the mariadb client, as a DBA restoring a dump would."""
+    text = sql.read_text(encoding="utf-8") if isinstance(sql, Path) else sql
+    subprocess.run(
+        [client, "--protocol=tcp", "-h", "127.0.0.1", "-u", "root", database],
+        input=text, text=True, check=True, capture_output=True, cwd=cwd,
+    )

@@ -1,0 +1,96 @@
+"""The real employees sample (../shared/data/employees) on MariaDB, restored twice through mysqldump."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from conftest import MARIADB_URL, load_sql, unavailable
+from dbaudit.diff import diff_snapshots
+from dbaudit.inspect import take_snapshot
+
+FACTS = {"employee": 10000, "department": 9, "dept_manager": 24, "dept_emp": 11051, "title": 14782, "salary": 94917}
+_OWN_DATABASE = re.compile(r"^(DROP DATABASE IF EXISTS|CREATE DATABASE IF NOT EXISTS|USE) employee;\s*$", re.M)
+
+
+@pytest.fixture(scope="module")
+def employees(mariadb_server: sa.Engine, mariadb_client: str) -> Iterator[tuple[str, Path]]:
+    """Load employee.sql into a scratch database and dump it; yield the database and the dump."""
+    from conftest import SHARED_DATA
+
+    folder = SHARED_DATA / "employees"
+    if not folder.is_dir():
+        unavailable(f"{folder} is absent")
+    dumper = shutil.which("mariadb-dump") or shutil.which("mysqldump")
+    if dumper is None:
+        unavailable("mariadb-dump is not installed")
+    name = f"dbaudit_t_emp_{uuid.uuid4().hex[:8]}"
+    dump = Path(f"/tmp/{name}.sql")
+    with mariadb_server.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE `{name}`")
+    try:
+        # employee.sql creates a database called employee; load it into ours instead.
+        script = _OWN_DATABASE.sub("", (folder / "employee.sql").read_text(encoding="utf-8"))
+        load_sql(mariadb_client, name, script, cwd=folder)
+        with dump.open("w") as out:
+            subprocess.run([str(dumper), "--protocol=tcp", "-h", "127.0.0.1", "-u", "root", "--single-transaction",
+                            "--routines", "--triggers", name], stdout=out, check=True)
+        yield name, dump
+    finally:
+        dump.unlink(missing_ok=True)
+        with mariadb_server.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+@pytest.fixture
+def restored(employees: tuple[str, Path], mariadb_server: sa.Engine, mariadb_client: str) -> Iterator[str]:
+    """A fresh restore of the dump, as a DBA's restore test would make."""
+    name = f"dbaudit_t_rst_{uuid.uuid4().hex[:8]}"
+    with mariadb_server.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE `{name}`")
+    try:
+        load_sql(mariadb_client, name, employees[1])
+        yield name
+    finally:
+        with mariadb_server.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+@pytest.mark.slow
+def test_a_restore_of_employees_is_identical_to_its_source(employees: tuple[str, Path], restored: str) -> None:
+    source = take_snapshot(f"{MARIADB_URL}/{employees[0]}")
+    copy = take_snapshot(f"{MARIADB_URL}/{restored}")
+
+    assert {name: t.row_count for name, t in source.tables.items()} == FACTS
+    assert set(source.views) == {"dept_emp_latest_date", "current_dept_emp"}
+    assert diff_snapshots(source, copy) == []
+
+
+@pytest.mark.slow
+def test_diff_names_a_dropped_unique_index_a_widened_varchar_and_a_deleted_row(
+    employees: tuple[str, Path], restored: str
+) -> None:
+    source = take_snapshot(f"{MARIADB_URL}/{employees[0]}")
+    engine = sa.create_engine(f"{MARIADB_URL}/{restored}", poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE department DROP INDEX dept_name")
+        conn.exec_driver_sql("ALTER TABLE employee MODIFY first_name VARCHAR(30) NOT NULL")
+        conn.exec_driver_sql("DELETE FROM title ORDER BY emp_no, title, from_date LIMIT 1")
+    engine.dispose()
+
+    changes = diff_snapshots(source, take_snapshot(f"{MARIADB_URL}/{restored}"))
+
+    assert [(c.kind, c.target, c.fields) for c in changes] == [
+        ("index_removed", "department.dept_name", []),
+        ("column_changed", "employee.first_name", ["type"]),
+        ("row_count_changed", "title", []),
+    ]
+    assert changes[1].describe() == "column employee.first_name changed (type: 'varchar(14)' → 'varchar(30)')"
+    assert (changes[2].before, changes[2].after) == (14782, 14781)
