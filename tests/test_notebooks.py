@@ -131,12 +131,13 @@ def test_report_command_exit_code_follows_the_verdict(demo_snapshots: dict[str, 
 
 
 def test_demo_renders_both_scenarios_and_exits_zero(tmp_path: Path) -> None:
-    run = subprocess.run([sys.executable, "-m", "dbaudit", "demo", "--out-dir", str(tmp_path)],
-                         capture_output=True, text=True, timeout=600)
+    # A relative --out-dir, as `make demo` passes it.
+    run = subprocess.run([sys.executable, "-m", "dbaudit", "demo", "--out-dir", "reports"],
+                         capture_output=True, text=True, timeout=600, cwd=tmp_path)
 
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     assert any("as planned" in line and " PASS " in line for line in lines)
     assert any("done wrong" in line and " FAIL " in line for line in lines)
-    assert [r.verdict for r in list_reports(tmp_path)] == ["fail", "pass"]
+    assert [r.verdict for r in list_reports(tmp_path / "reports")] == ["fail", "pass"]
     assert "Traceback" not in run.stderr

@@ -53,7 +53,7 @@ def new_report_dir(out_dir: str | os.PathLike[str], name: str) -> Path:
     """A fresh folder for one report; an existing one is never reused."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "report"
-    root = Path(out_dir)
+    root = Path(out_dir).resolve()  # the notebook runs with its own cwd: hand it absolute paths only
     root.mkdir(parents=True, exist_ok=True)
     for attempt in range(1, 1000):
         candidate = root / (f"{stamp}-{slug}" if attempt == 1 else f"{stamp}-{slug}-{attempt}")
@@ -85,7 +85,10 @@ def render_audit(
         "expectations": _archive(expectations, directory / "expectations.yml") if expectations else "",
     }
     parameters = {**inputs, "title": title, "result_path": str(directory / RESULT_FILE)}
-    return _render("audit.ipynb", directory, parameters, out_dir, progress)
+    report = _render("audit.ipynb", directory, parameters, out_dir, progress)
+    if report.verdict is None:
+        raise DbauditError(f"the audit notebook wrote no result to {directory / RESULT_FILE}")
+    return report
 
 
 def render_snapshot(snapshot: str | os.PathLike[str], out_dir: str | os.PathLike[str] = "reports",
