@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     listing = sub.add_parser("reports", help="list archived reports, newest first")
     listing.add_argument("--out-dir", default="reports")
     listing.set_defaults(run=_reports)
+
+    # Commands whose work lives in their own module register themselves here, one line each.
     return parser
 
 
