@@ -24,7 +24,8 @@ FORMAT_VERSION = 1
 RowPolicy = Literal["equal", "no_shrink", "any"]
 MetricRule = Literal["equal", "no_decrease", "no_increase", "any"]
 JUDGED_ELSEWHERE = {"row_count_changed", "metric_changed"}  # by `rows` and `metrics`, not by patterns
-_TOP_KEYS = {"format_version", "name", "description", "metrics", "required", "allowed", "rows"}
+# `rollback:` holds the rollback-trigger settings, read by dbaudit.rollback.
+_TOP_KEYS = {"format_version", "name", "description", "metrics", "required", "allowed", "rows", "rollback"}
 
 
 @dataclass
