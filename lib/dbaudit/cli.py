@@ -16,9 +16,10 @@ EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
+        # One line, like every other error: the usage text is one `--help` away.
         command = self.prog.removeprefix("dbaudit").strip()
-        raise SystemExit(_fail(f"{command}: {message}" if command else message))
+        hint = f"see `{self.prog} --help`"
+        raise SystemExit(_fail(f"{command}: {message} ({hint})" if command else f"{message} ({hint})"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,7 +102,8 @@ def _diff(args: argparse.Namespace) -> int:
 
     for path in (args.before, args.after):
         if not str(path).endswith(".json"):
-            raise DbauditError(f"diff compares snapshot files (*.json), not {mask_url(path)}")
+            shown = mask_url(path) if "://" in str(path) else path
+            raise DbauditError(f"diff compares snapshot files (*.json), not {shown}")
     audit = run_audit(args.before, args.after, args.expect)
     result = audit.result
     if args.json_out:

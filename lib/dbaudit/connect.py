@@ -41,7 +41,7 @@ def mask_url(url: str | URL) -> str:
     """The URL as it may be printed, logged or archived: never with its password."""
     try:
         parsed = make_url(url) if isinstance(url, str) else url
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return "<unparseable URL>"
     return parsed.render_as_string(hide_password=True)
 
@@ -50,8 +50,10 @@ def parse_url(url: str) -> URL:
     """Parse a SQLAlchemy URL and fill in the password from the environment when it has none."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
-        raise DbauditError(f"not a database URL: {url!r} (expected e.g. mysql+pymysql://user@host/db)") from None
+    except (ArgumentError, ValueError) as exc:
+        # The text may hold a password, so it is not echoed back.
+        detail = f" ({first_line(exc)})" if isinstance(exc, ValueError) else ""
+        raise DbauditError(f"not a database URL{detail}; expected e.g. mysql+pymysql://user@host/db") from None
     if parsed.password is None and os.environ.get(PASSWORD_ENV) and parsed.get_backend_name() != "sqlite":
         parsed = parsed.set(password=os.environ[PASSWORD_ENV])
     option_file = parsed.query.get("read_default_file")
@@ -73,9 +75,10 @@ def create_audit_engine(url: URL) -> sa.Engine:
 def _sqlite_read_only(url: URL) -> URL:
     """Open SQLite files with mode=ro: an audit must not create or change the file."""
     database = url.database or ""
-    if database in ("", ":memory:") or database.startswith("file:"):
+    if database in ("", ":memory:"):
         return url
-    path = Path(database).expanduser()
+    # A file: URI names a path too; it is reopened our way (mode=ro) like a plain path.
+    path = Path(database.removeprefix("file:").split("?", 1)[0]).expanduser()
     if not path.is_file():
         raise DbauditError(f"no such SQLite database file: {path}")
     return url.set(database=f"file:{path.resolve()}?mode=ro").update_query_dict({"uri": "true"})

@@ -8,7 +8,9 @@ The README documents the format; `expectations/blazz-webjs.yml` is a worked exam
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +20,7 @@ import yaml
 
 from dbaudit.diff import CHANGE_KINDS, Change
 from dbaudit.errors import DbauditError
-from dbaudit.snapshot import Snapshot
+from dbaudit.snapshot import Column, Definition, ForeignKey, Index, Snapshot, Table
 
 FORMAT_VERSION = 1
 RowPolicy = Literal["equal", "no_shrink", "any"]
@@ -126,7 +128,32 @@ def _pattern(entry: Any, where: str) -> ChangePattern:
         names = [k for k in entry if k.endswith(("_added", "_removed", "_changed"))] or list(entry)
         raise DbauditError(f"{where}: needs exactly one change kind (got {names}); kinds: {', '.join(CHANGE_KINDS)}")
     kind = kinds[0]
-    return ChangePattern(kind, str(entry[kind]), {k: v for k, v in entry.items() if k != kind})
+    if not isinstance(entry[kind], str) or not entry[kind].strip():
+        raise DbauditError(f"{where}: {kind} needs a target such as `table` or `table.name`")
+    attributes = {k: v for k, v in entry.items() if k != kind}
+    known = _ATTRIBUTES[kind.rsplit("_", 1)[0]]
+    unknown = sorted(set(attributes) - known)
+    if unknown:
+        raise DbauditError(f"{where}: unknown attribute(s) {unknown} for {kind}; known: {sorted(known)}")
+    return ChangePattern(kind, entry[kind].strip(), attributes)
+
+
+def _field_names(cls: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+# The attributes an expectation may demand of the object a change adds (or, when removed, had).
+_ATTRIBUTES: dict[str, set[str]] = {
+    "table": _field_names(Table) - {"columns", "indexes", "foreign_keys"},
+    "column": _field_names(Column),
+    "index": _field_names(Index),
+    "fk": _field_names(ForeignKey),
+    "view": _field_names(Definition),
+    "trigger": _field_names(Definition),
+    "routine": _field_names(Definition),
+    "row_count": set(),
+    "metric": set(),
+}
 
 
 def _rows(data: Any, source: str) -> RowRules:
@@ -198,8 +225,10 @@ def judge(expectations: Expectations, changes: list[Change], before: Snapshot, a
 
 
 def is_declared(expectations: Expectations, change: Change) -> bool:
-    if change.kind in JUDGED_ELSEWHERE:
-        return True
+    if change.kind == "metric_changed":
+        return change.name in expectations.metrics  # a metric nobody set a rule for may not move
+    if change.kind == "row_count_changed":
+        return True  # every table has a row rule (rows.default)
     return any(p.matches(change) for p in (*expectations.required, *expectations.allowed))
 
 
@@ -254,6 +283,9 @@ def _metric_check(rule: MetricExpectation, before: Snapshot, after: Snapshot) ->
             problems.append(f"no before value to compare ({old.error if old else 'not in the before snapshot'})")
         elif not _holds(rule.expect, was, new.value):
             problems.append(_RULE_WORDS[rule.expect])
+    limited = rule.max is not None or rule.min is not None
+    if limited and math.isnan(_number(new.value)):
+        problems.append(f"{new.value!r} is not a number, so the limits cannot hold")
     if rule.max is not None and _number(new.value) > rule.max:
         problems.append(f"above the limit {rule.max:,}")
     if rule.min is not None and _number(new.value) < rule.min:
