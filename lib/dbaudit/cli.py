@@ -10,6 +10,7 @@ from pathlib import Path
 
 from dbaudit.connect import mask_url
 from dbaudit.errors import DbauditError, first_line
+from dbaudit.junit import write_junit
 
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("after")
     diff.add_argument("--expect", help="expectations YAML; without it any difference fails")
     diff.add_argument("--json", dest="json_out", help="write the result JSON here")
+    diff.add_argument("--junit", help="write the checks as JUnit XML here (one testcase per check)")
     diff.set_defaults(run=_diff)
 
     report = sub.add_parser("report", help="render the HTML audit report through the notebook")
@@ -47,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--expect")
     report.add_argument("--out-dir", default="reports")
     report.add_argument("--name", help="report name (default: the expectations file's name)")
+    report.add_argument("--junit", help="write the checks as JUnit XML here (one testcase per check)")
     report.set_defaults(run=_report)
 
     demo = sub.add_parser("demo", help="audit the built-in blazz demo database (SQLite) and render reports")
@@ -108,6 +111,8 @@ def _diff(args: argparse.Namespace) -> int:
     result = audit.result
     if args.json_out:
         result.save(args.json_out)
+    if args.junit:
+        write_junit(args.junit, f"dbaudit diff {result.title}", result.checks)
     for change in result.changes:
         mark = " " if change.declared and args.expect else "!"
         print(f"{mark} {change.message}")
@@ -126,7 +131,12 @@ def _report(args: argparse.Namespace) -> int:
 
     report = render_audit(args.before, args.after, args.expect, args.out_dir, args.name,
                           progress=sys.stderr.isatty())
-    print(f"verdict: {(report.verdict or 'unknown').upper()}  report: {report.html}")
+    if args.junit and report.result:
+        from dbaudit.result import load_result
+
+        result = load_result(report.result)
+        write_junit(args.junit, f"dbaudit report {result.title}", result.checks)
+    print(f"verdict: {(report.verdict or 'unknown').upper()}  report: {_shown(report.html)}")
     return EXIT_PASS if report.verdict == "pass" else EXIT_FAIL
 
 
@@ -135,9 +145,17 @@ def _demo(args: argparse.Namespace) -> int:
 
     reports = demo.run(Path(args.out_dir), progress=sys.stderr.isatty())
     for scenario, report in reports:
-        print(f"{scenario:<44} {str(report.verdict).upper():<5} {report.html}")
+        print(f"{scenario:<44} {str(report.verdict).upper():<5} {_shown(report.html)}")
     print(f"index of all reports: {Path(args.out_dir) / 'index.html'}")
     return EXIT_PASS
+
+
+def _shown(path: Path) -> str:
+    """Paths under the current folder print relative, as the user typed them."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _reports(args: argparse.Namespace) -> int:

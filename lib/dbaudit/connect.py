@@ -85,8 +85,12 @@ def _sqlite_read_only(url: URL) -> URL:
 
 
 @contextmanager
-def audit_session(url: str | URL, schema: str | None = None) -> Iterator[AuditSession]:
-    """Yield a read-only, consistent session; always rolls back and closes."""
+def audit_session(url: str | URL, schema: str | None = None,
+                  statement_timeout: float | None = None) -> Iterator[AuditSession]:
+    """Yield a read-only, consistent session; always rolls back and closes.
+
+    With `statement_timeout` (seconds) the server abandons any one statement that runs longer, so an
+    audit cannot hold a production server hostage."""
     parsed = parse_url(url) if isinstance(url, str) else url
     dialect = dialect_for(parsed.get_backend_name())
     engine = create_audit_engine(parsed)
@@ -96,6 +100,8 @@ def audit_session(url: str | URL, schema: str | None = None) -> Iterator[AuditSe
         except DBAPIError as exc:
             raise DbauditError(f"cannot connect to {mask_url(parsed)}: {describe_db_error(exc)}") from None
         try:
+            if statement_timeout:
+                dialect.set_statement_timeout(connection, statement_timeout)
             dialect.begin_read_only(connection)
             database = dialect.current_database(connection, parsed)
             yield AuditSession(connection, dialect, parsed, database, dialect.default_schema(schema))

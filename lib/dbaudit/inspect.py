@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
@@ -27,11 +28,12 @@ def take_snapshot(
     schema: str | None = None,
     count_rows: bool = True,
     progress: bool = False,
+    statement_timeout: float | None = None,
 ) -> Snapshot:
     """Snapshot the database at `url`. `metrics` maps a name to a scalar SELECT."""
     _check_metric_sql(metrics or {})
     started = time.monotonic()
-    with audit_session(url, schema) as session:
+    with audit_session(url, schema, statement_timeout) as session:
         conn, dialect, schema = session.connection, session.dialect, session.schema
         snapshot = Snapshot(
             format_version=FORMAT_VERSION,
@@ -84,12 +86,32 @@ def _metric(session: AuditSession, name: str, sql: str) -> Metric:
             row = cursor.fetchone()
             cursor.execute("RELEASE SAVEPOINT dbaudit_metric")
         except Exception as exc:  # noqa: BLE001 - any driver error becomes the metric's error
-            cursor.execute("ROLLBACK TO SAVEPOINT dbaudit_metric")
+            _rollback_to_savepoint(cursor, name, exc)
             return Metric(name, sql, None, error=_driver_message(exc))
+    except DbauditError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the connection itself failed
+        raise DbauditError(f"metric {name!r}: {_driver_message(exc)}") from None
     finally:
-        cursor.close()
+        _close_quietly(cursor)
     value = None if row is None else row[0]
     return Metric(name, sql, _plain(value))
+
+
+def _rollback_to_savepoint(cursor: Any, name: str, cause: Exception) -> None:
+    """A metric's own failure is data; a connection that is gone ends the snapshot."""
+    try:
+        cursor.execute("ROLLBACK TO SAVEPOINT dbaudit_metric")
+    except Exception:  # noqa: BLE001
+        raise DbauditError(f"lost the database connection during metric {name!r}: "
+                           f"{_driver_message(cause)}") from None
+
+
+def _close_quietly(cursor: Any) -> None:
+    try:
+        cursor.close()
+    except Exception:  # noqa: BLE001, S110 - closing a cursor on a dead connection has nothing to report
+        pass
 
 
 def _plain(value: object) -> float | int | str | None:

@@ -33,6 +33,10 @@ class Dialect(ABC):
         return schema
 
     @abstractmethod
+    def set_statement_timeout(self, conn: Connection, seconds: float) -> None:
+        """Make the server abandon any single statement that runs longer than `seconds`."""
+
+    @abstractmethod
     def server(self, conn: Connection) -> Server: ...
 
     @abstractmethod

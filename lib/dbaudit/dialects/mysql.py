@@ -25,6 +25,13 @@ class MySQLDialect(Dialect):
         conn.exec_driver_sql("SET SESSION TRANSACTION READ ONLY")
         conn.exec_driver_sql("START TRANSACTION READ ONLY, WITH CONSISTENT SNAPSHOT")
 
+    def set_statement_timeout(self, conn: Connection, seconds: float) -> None:
+        version = str(conn.exec_driver_sql("SELECT VERSION()").scalar_one()).lower()
+        if "mariadb" in version:
+            conn.exec_driver_sql(f"SET SESSION max_statement_time = {float(seconds)}")
+        else:  # MySQL: milliseconds, and it applies to SELECT only, which is all an audit runs
+            conn.exec_driver_sql(f"SET SESSION MAX_EXECUTION_TIME = {int(seconds * 1000)}")
+
     def current_database(self, conn: Connection, url: URL) -> str:
         database = conn.exec_driver_sql("SELECT DATABASE()").scalar()
         if not database:

@@ -77,6 +77,9 @@ class PostgreSQLDialect(Dialect):
     def begin_read_only(self, conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
 
+    def set_statement_timeout(self, conn: Connection, seconds: float) -> None:
+        conn.exec_driver_sql(f"SET statement_timeout = {int(seconds * 1000)}")
+
     def current_database(self, conn: Connection, url: URL) -> str:
         return str(conn.exec_driver_sql("SELECT current_database()").scalar_one())
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import time
 from collections import defaultdict
 
 from sqlalchemy.engine import URL, Connection
@@ -24,6 +25,22 @@ class SQLiteDialect(Dialect):
         # query_only makes even a metric query that tries to write fail, on top of the read-only open.
         conn.exec_driver_sql("PRAGMA query_only = ON")
         conn.exec_driver_sql("BEGIN")
+
+    def set_statement_timeout(self, conn: Connection, seconds: float) -> None:
+        # SQLite has no server-side timeout; its progress handler can interrupt a long statement.
+        deadline: list[float] = [0.0]
+        raw = conn.connection.driver_connection
+
+        def started() -> None:
+            deadline[0] = time.monotonic() + seconds
+
+        def check() -> int:
+            if not deadline[0]:
+                started()
+            return 1 if time.monotonic() > deadline[0] else 0
+
+        raw.set_trace_callback(lambda _sql: started())  # type: ignore[union-attr]
+        raw.set_progress_handler(check, 10_000)  # type: ignore[union-attr]
 
     def current_database(self, conn: Connection, url: URL) -> str:
         path = conn.exec_driver_sql("SELECT file FROM pragma_database_list WHERE name = 'main'").scalar()

@@ -1,0 +1,290 @@
+"""What makes an audit trustworthy: no secrets in artifacts, no writes, hostile names, dying servers,
+timeouts, and documents that match their published JSON Schemas."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import jsonschema
+import pytest
+import sqlalchemy as sa
+
+from conftest import MARIADB_URL, POSTGRES_URL, ROOT, ScratchDB
+from dbaudit.demo import EXPECTATIONS
+from dbaudit.diff import diff_snapshots
+from dbaudit.errors import DbauditError
+from dbaudit.expectations import parse_expectations
+from dbaudit.inspect import take_snapshot
+from dbaudit.report import execute_notebook
+from dbaudit.result import audit
+
+SCHEMAS = ROOT / "lib" / "dbaudit" / "schemas"
+HOSTILE = ["we`ird", 'quo"te', "sp ace", "ünïcødé", "per%cent", "co:lon", "semi;colon --"]
+
+
+def dbaudit(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "dbaudit", *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})}, cwd=cwd)
+
+
+def _contacts(db: ScratchDB) -> None:
+    meta = sa.MetaData()
+    sa.Table("contacts", meta, sa.Column("id", sa.Integer, primary_key=True),
+             sa.Column("status", sa.String(20), nullable=False))
+    meta.create_all(db.engine)
+    with db.engine.begin() as conn:
+        conn.execute(sa.table("contacts", sa.column("id"), sa.column("status")).insert(),
+                     [{"id": i, "status": "connected" if i % 2 else "gone"} for i in range(1, 21)])
+
+
+@pytest.fixture
+def mariadb_user(mariadb_server: sa.Engine) -> Iterator[Callable[[str, str], tuple[str, str]]]:
+    """Create MariaDB users with a password and only the grants given; drop them afterwards."""
+    users: list[str] = []
+
+    def make(database: str, grants: str) -> tuple[str, str]:
+        user, password = f"dbaudit_u_{uuid.uuid4().hex[:8]}", f"Pw-{uuid.uuid4().hex}"
+        with mariadb_server.connect() as conn:
+            conn.execute(sa.text(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'"))
+            conn.execute(sa.text(f"GRANT {grants} ON `{database}`.* TO '{user}'@'%'"))
+        users.append(user)
+        return user, password
+
+    yield make
+    with mariadb_server.connect() as conn:
+        for user in users:
+            conn.execute(sa.text(f"DROP USER IF EXISTS '{user}'@'%'"))
+
+
+def _host_url(base: str, user: str, database: str) -> str:
+    return base.replace("root@", f"{user}@").replace("postgres@", f"{user}@") + f"/{database}"
+
+
+# --- secrets ------------------------------------------------------------------------------------
+
+
+def test_a_full_audit_never_writes_the_password_into_any_file(
+    make_mariadb: Callable[[], ScratchDB], mariadb_user: Callable[[str, str], tuple[str, str]], tmp_path: Path
+) -> None:
+    db = make_mariadb()
+    _contacts(db)
+    name = db.url.rsplit("/", 1)[1]
+    user, password = mariadb_user(name, "SELECT, SHOW VIEW")
+    url = _host_url(MARIADB_URL, user, name)
+    expect = tmp_path / "expect.yml"
+    expect.write_text("metrics:\n  connected: SELECT COUNT(*) FROM contacts WHERE status = 'connected'\n"
+                      "rows: {default: no_shrink}\n")
+    env = {"DBAUDIT_PASSWORD": password}
+    outputs = [
+        dbaudit("snapshot", url, "-o", str(tmp_path / "before.json"), "--expect", str(expect), env=env),
+        # A password inside the URL (discouraged, but people do it) must be masked as well.
+        dbaudit("snapshot", url.replace(f"{user}@", f"{user}:{password}@"), "-o", str(tmp_path / "after.json"),
+                "--expect", str(expect)),
+        dbaudit("diff", str(tmp_path / "before.json"), str(tmp_path / "after.json"), "--expect", str(expect),
+                "--json", str(tmp_path / "result.json"), "--junit", str(tmp_path / "junit.xml")),
+        dbaudit("report", "--before", str(tmp_path / "before.json"), "--after", str(tmp_path / "after.json"),
+                "--expect", str(expect), "--out-dir", str(tmp_path / "reports"), env=env),
+    ]
+    # The notebook path a DBA would take in JupyterLab: URLs as parameters, password from the environment.
+    os.environ["DBAUDIT_PASSWORD"] = password
+    try:
+        execute_notebook(ROOT / "notebooks" / "audit.ipynb", tmp_path / "live.ipynb",
+                         {"before": url, "after": url, "expectations": str(expect)}, progress=False)
+    finally:
+        del os.environ["DBAUDIT_PASSWORD"]
+
+    assert [o.returncode for o in outputs] == [0, 0, 0, 0], [o.stderr for o in outputs]
+    produced = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(produced) >= 10
+    leaks = [str(p) for p in produced if password.encode() in p.read_bytes()]
+    leaks += [o.args[3] for o in outputs if password in o.stdout + o.stderr]
+    assert leaks == []
+    assert json.loads((tmp_path / "after.json").read_text())["source"].startswith(f"mysql+pymysql://{user}:***@")
+
+
+# --- nothing is written ---------------------------------------------------------------------------
+
+
+def test_every_read_command_works_for_a_select_only_mariadb_user(
+    make_mariadb: Callable[[], ScratchDB], mariadb_user: Callable[[str, str], tuple[str, str]], tmp_path: Path
+) -> None:
+    db = make_mariadb()
+    _contacts(db)
+    db.run_sql("CREATE VIEW connected AS SELECT id FROM contacts WHERE status = 'connected'")
+    name = db.url.rsplit("/", 1)[1]
+    user, password = mariadb_user(name, "SELECT, SHOW VIEW")
+    url = _host_url(MARIADB_URL, user, name)
+    env = {"DBAUDIT_PASSWORD": password}
+
+    first = dbaudit("snapshot", url, "-o", str(tmp_path / "a.json"), env=env)
+    second = dbaudit("snapshot", url, "-o", str(tmp_path / "b.json"), env=env)
+    same = dbaudit("diff", str(tmp_path / "a.json"), str(tmp_path / "b.json"))
+
+    assert (first.returncode, second.returncode, same.returncode) == (0, 0, 0), first.stderr
+    snap = json.loads((tmp_path / "a.json").read_text())
+    assert snap["tables"]["contacts"]["row_count"] == 20 and "connected" in snap["views"]
+
+
+@pytest.fixture
+def postgres_reader(make_postgres: Callable[[], ScratchDB], postgres_server: sa.Engine) -> Iterator[tuple[ScratchDB, str]]:
+    db = make_postgres()
+    _contacts(db)
+    role = f"dbaudit_r_{uuid.uuid4().hex[:8]}"
+    name = db.url.rsplit("/", 1)[1]
+    db.run_sql(f'CREATE ROLE "{role}" LOGIN', f'GRANT USAGE ON SCHEMA public TO "{role}"',
+               f'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{role}"',
+               f'ALTER ROLE "{role}" SET default_transaction_read_only = on')
+    yield db, _host_url(POSTGRES_URL, role, name)
+    db.engine.dispose()
+    with postgres_server.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.exec_driver_sql(f'DROP ROLE IF EXISTS "{role}"')
+
+
+def test_snapshot_works_for_a_read_only_postgres_role(postgres_reader: tuple[ScratchDB, str], tmp_path: Path) -> None:
+    _, url = postgres_reader
+    run = dbaudit("snapshot", url, "-o", str(tmp_path / "s.json"))
+    assert run.returncode == 0, run.stderr
+    assert json.loads((tmp_path / "s.json").read_text())["tables"]["contacts"]["row_count"] == 20
+
+
+# --- hostile identifiers --------------------------------------------------------------------------
+
+
+def test_hostile_table_and_column_names_are_quoted_by_the_dialect(make_db: Callable[[], ScratchDB]) -> None:
+    db = make_db()
+    meta = sa.MetaData()
+    for i, name in enumerate(HOSTILE):
+        sa.Table(name, meta, sa.Column("id", sa.Integer, primary_key=True), sa.Column(f"{name} col", sa.String(10)),
+                 sa.Index(f"ix {name}"[:60], f"{name} col"))
+    meta.create_all(db.engine)
+    with db.engine.begin() as conn:
+        for i, name in enumerate(HOSTILE):
+            conn.execute(sa.table(name, sa.column("id")).insert(), [{"id": n} for n in range(1, i + 2)])
+    before = take_snapshot(db.url)
+
+    assert {n: before.tables[n].row_count for n in HOSTILE} == {n: i + 1 for i, n in enumerate(HOSTILE)}
+    with db.engine.begin() as conn:
+        conn.execute(sa.table(HOSTILE[0], sa.column("id")).delete())
+    after = take_snapshot(db.url)
+    result = audit(before, after, parse_expectations({"rows": {"default": "equal", "any": [HOSTILE[1]]}}))
+    assert [(c.kind, c.target) for c in diff_snapshots(before, after)] == [("row_count_changed", HOSTILE[0])]
+    assert [(c.category, c.name) for c in result.failed_checks] == [("rows", HOSTILE[0])]
+
+
+# --- a server that dies, a query that never ends -------------------------------------------------
+
+
+def test_a_connection_killed_mid_snapshot_is_a_one_line_error_and_leaves_no_file(
+    make_mariadb: Callable[[], ScratchDB], mariadb_server: sa.Engine, tmp_path: Path
+) -> None:
+    db = make_mariadb()
+    _contacts(db)
+    expect = tmp_path / "slow.yml"
+    expect.write_text("metrics:\n  slow: SELECT SLEEP(20)\n")
+    target = tmp_path / "snap.json"
+    killer = threading.Thread(target=_kill_when_sleeping, args=(mariadb_server, "SELECT SLEEP(20)"))
+    killer.start()
+    run = dbaudit("snapshot", db.url, "-o", str(target), "--expect", str(expect))
+    killer.join()
+
+    assert run.returncode == 2
+    assert run.stderr.count("\n") == 1 and run.stderr.startswith("dbaudit: error:") and "Traceback" not in run.stderr
+    assert "slow" in run.stderr
+    assert list(tmp_path.iterdir()) == [expect]
+
+
+def _kill_when_sleeping(server: sa.Engine, statement: str) -> None:
+    deadline = time.monotonic() + 15
+    with server.connect() as conn:
+        while time.monotonic() < deadline:
+            found = conn.exec_driver_sql(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO = %s", (statement,)).scalar()
+            if found:
+                conn.exec_driver_sql(f"KILL CONNECTION {int(found)}")
+                return
+            time.sleep(0.1)
+
+
+SLOW = {
+    "sqlite": "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT COUNT(*) FROM n",
+    "mariadb": "SELECT SLEEP(10)",
+    "postgresql": "SELECT pg_sleep(10)",
+}
+
+
+def test_a_statement_timeout_stops_a_slow_query_without_stopping_the_snapshot(make_db: Callable[[], ScratchDB]) -> None:
+    db = make_db()
+    _contacts(db)
+    started = time.monotonic()
+    snap = take_snapshot(db.url, {"slow": SLOW[db.backend], "fast": "SELECT COUNT(*) FROM contacts"},
+                         statement_timeout=0.5)
+    assert time.monotonic() - started < 8
+    assert snap.metrics["slow"].value in (None, 1) and snap.metrics["fast"].value == 20
+    if db.backend != "mariadb":  # MariaDB's SLEEP returns 1 when interrupted instead of failing
+        assert snap.metrics["slow"].error
+
+
+# --- machine-readable outputs ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_results(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    out = tmp_path_factory.mktemp("reports")
+    run = dbaudit("demo", "--out-dir", str(out))
+    assert run.returncode == 0, run.stderr
+    return sorted(out.glob("*/result.json"))
+
+
+def test_result_documents_match_the_published_schema(demo_results: list[Path]) -> None:
+    schema = json.loads((SCHEMAS / "result.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    verdicts = set()
+    for path in demo_results:
+        document = json.loads(path.read_text())
+        jsonschema.validate(document, schema)
+        verdicts.add(document["verdict"])
+    assert verdicts == {"pass", "fail"}
+    broken = json.loads(demo_results[0].read_text()) | {"verdict": "maybe"}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, schema)
+
+
+def test_snapshot_documents_match_the_published_schema(demo_results: list[Path], make_mariadb) -> None:
+    schema = json.loads((SCHEMAS / "snapshot.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    for path in demo_results:
+        jsonschema.validate(json.loads((path.parent / "before.json").read_text()), schema)
+    db = make_mariadb()
+    _contacts(db)
+    snap = json.loads(json.dumps(take_snapshot(db.url, {"n": "SELECT 1"}), default=vars))
+    jsonschema.validate(snap, schema)
+
+
+def test_junit_output_has_one_testcase_per_check_and_marks_failures(demo_results: list[Path], tmp_path: Path) -> None:
+    failing = next(p for p in demo_results if json.loads(p.read_text())["verdict"] == "fail").parent
+    run = dbaudit("diff", str(failing / "before.json"), str(failing / "after.json"), "--expect", str(EXPECTATIONS),
+                  "--junit", str(tmp_path / "junit.xml"))
+    result = json.loads((failing / "result.json").read_text())
+
+    assert run.returncode == 1
+    suite = ET.parse(tmp_path / "junit.xml").getroot().find("testsuite")
+    cases = suite.findall("testcase")
+    assert len(cases) == len(result["checks"]) == int(suite.get("tests"))
+    failed = [c.get("name") for c in cases if c.find("failure") is not None]
+    assert failed == [c["name"] for c in result["checks"] if c["status"] == "fail"]
+    assert int(suite.get("failures")) == len(failed) > 0
+
+
+def test_bad_expectations_never_reach_the_snapshot_step(tmp_path: Path) -> None:
+    with pytest.raises(DbauditError):
+        parse_expectations({"rows": {"sometimes": ["x"]}})
