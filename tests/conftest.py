@@ -68,44 +68,36 @@ def _scratch_name() -> str:
     return f"dbaudit_t_{uuid.uuid4().hex[:10]}"
 
 
-@pytest.fixture
-def make_mariadb(mariadb_server: sa.Engine) -> Iterator[Callable[[], ScratchDB]]:
+def _scratch_databases(server: sa.Engine, base_url: str, backend: str, quote: str,
+                       drop_options: str = "") -> Iterator[Callable[[], ScratchDB]]:
     created: list[ScratchDB] = []
 
     def make() -> ScratchDB:
         name = _scratch_name()
-        with mariadb_server.connect() as conn:
-            conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-        url = f"{MARIADB_URL}/{name}"
-        db = ScratchDB("mariadb", url, sa.create_engine(url, poolclass=sa.pool.NullPool))
+        with server.connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE {quote}{name}{quote}")
+        url = f"{base_url}/{name}"
+        db = ScratchDB(backend, url, sa.create_engine(url, poolclass=sa.pool.NullPool))
         created.append(db)
         return db
 
     yield make
-    with mariadb_server.connect() as conn:
+    with server.connect() as conn:
         for db in created:
             db.engine.dispose()
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{db.url.rsplit('/', 1)[1]}`")
+            name = db.url.rsplit("/", 1)[1]
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quote}{name}{quote}{drop_options}")
+
+
+@pytest.fixture
+def make_mariadb(mariadb_server: sa.Engine) -> Iterator[Callable[[], ScratchDB]]:
+    yield from _scratch_databases(mariadb_server, MARIADB_URL, "mariadb", "`")
 
 
 @pytest.fixture
 def make_postgres(postgres_server: sa.Engine) -> Iterator[Callable[[], ScratchDB]]:
-    created: list[ScratchDB] = []
-
-    def make() -> ScratchDB:
-        name = _scratch_name()
-        with postgres_server.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        url = f"{POSTGRES_URL}/{name}"
-        db = ScratchDB("postgresql", url, sa.create_engine(url, poolclass=sa.pool.NullPool))
-        created.append(db)
-        return db
-
-    yield make
-    with postgres_server.connect() as conn:
-        for db in created:
-            db.engine.dispose()
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{db.url.rsplit("/", 1)[1]}" WITH (FORCE)')
+    # FORCE: a test that failed mid-way may leave a session open on its database.
+    yield from _scratch_databases(postgres_server, POSTGRES_URL, "postgresql", '"', " WITH (FORCE)")
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from dbaudit import serde
-from dbaudit.snapshot import Column, Definition, Snapshot, Table
+from dbaudit.snapshot import Column, Snapshot, Table
 
 ChangeKind = Literal[
     "table_added", "table_removed", "table_changed",
@@ -92,7 +92,7 @@ def diff_snapshots(before: Snapshot, after: Snapshot) -> list[Change]:
         else:
             changes.extend(_table_changes(old, new))
     for singular, attr in SCHEMA_OBJECTS.items():
-        changes.extend(_definition_changes(singular, getattr(before, attr), getattr(after, attr)))
+        changes.extend(_named_changes(singular, None, getattr(before, attr), getattr(after, attr)))
     changes.extend(_metric_changes(before, after))
     return changes
 
@@ -101,8 +101,8 @@ def _table_changes(old: Table, new: Table) -> list[Change]:
     changes = _compare("table", old.name, None, old, new, ignore={"columns", "indexes", "foreign_keys",
                                                                   "row_count", "primary_key", "name"})
     changes.extend(_column_changes(old, new))
-    changes.extend(_keyed_changes("index", old.name, old.indexes, new.indexes))
-    changes.extend(_keyed_changes("fk", old.name, old.foreign_keys, new.foreign_keys))
+    changes.extend(_named_changes("index", old.name, _by_name(old.indexes), _by_name(new.indexes)))
+    changes.extend(_named_changes("fk", old.name, _by_name(old.foreign_keys), _by_name(new.foreign_keys)))
     if old.row_count is not None and new.row_count is not None and old.row_count != new.row_count:
         changes.append(Change("row_count_changed", old.name, None, old.row_count, new.row_count))
     return changes
@@ -136,30 +136,21 @@ def _moved_columns(old: list[Column], new: list[Column]) -> set[str]:
     return set(order_old) - kept
 
 
-def _keyed_changes(kind: str, table: str, old: list[Any], new: list[Any]) -> list[Change]:
-    before = {o.name: o for o in old}
-    after = {o.name: o for o in new}
-    changes = []
-    for name in _union(before, after):
-        if name not in after:
-            changes.append(Change(f"{kind}_removed", table, name, before=_plain(before[name])))  # type: ignore[arg-type]
-        elif name not in before:
-            changes.append(Change(f"{kind}_added", table, name, after=_plain(after[name])))  # type: ignore[arg-type]
-        else:
-            changes.extend(_compare(kind, table, name, before[name], after[name]))
-    return changes
-
-
-def _definition_changes(kind: str, old: dict[str, Definition], new: dict[str, Definition]) -> list[Change]:
+def _named_changes(kind: str, table: str | None, old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
+    """Added, removed and changed objects of one kind, matched by name."""
     changes = []
     for name in _union(old, new):
         if name not in new:
-            changes.append(Change(f"{kind}_removed", None, name, before=_plain(old[name])))  # type: ignore[arg-type]
+            changes.append(Change(f"{kind}_removed", table, name, before=_plain(old[name])))  # type: ignore[arg-type]
         elif name not in old:
-            changes.append(Change(f"{kind}_added", None, name, after=_plain(new[name])))  # type: ignore[arg-type]
+            changes.append(Change(f"{kind}_added", table, name, after=_plain(new[name])))  # type: ignore[arg-type]
         else:
-            changes.extend(_compare(kind, None, name, old[name], new[name], ignore={"name"}))
+            changes.extend(_compare(kind, table, name, old[name], new[name]))
     return changes
+
+
+def _by_name(objects: list[Any]) -> dict[str, Any]:
+    return {o.name: o for o in objects}
 
 
 def _metric_changes(before: Snapshot, after: Snapshot) -> list[Change]:
