@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from dbaudit import dumpfile
 from dbaudit.connect import mask_url
 from dbaudit.errors import DbauditError, first_line
 from dbaudit.junit import write_junit
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.set_defaults(run=_reports)
 
     # Commands whose work lives in their own module register themselves here, one line each.
+    dumpfile.add_commands(sub)
     return parser
 
 
@@ -143,9 +145,15 @@ def _report(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from dbaudit import demo
 
-    reports = demo.run(Path(args.out_dir), progress=sys.stderr.isatty())
+    reports = demo.run(Path(args.out_dir), progress=sys.stderr.isatty(),
+                       log=lambda step: print(f"… {step}", file=sys.stderr, flush=True))
     for scenario, report in reports:
-        print(f"{scenario:<44} {str(report.verdict).upper():<5} {_shown(report.html)}")
+        print(f"{scenario:<52} {str(report.verdict).upper():<5} {_shown(report.html)}")
+        if report.result and report.verdict == "fail":
+            from dbaudit.result import load_result
+
+            for check in load_result(report.result).failed_checks:
+                print(f"    failed [{check.category}] {check.name}: {check.message}")
     print(f"index of all reports: {Path(args.out_dir) / 'index.html'}")
     return EXIT_PASS
 

@@ -7,6 +7,7 @@ faulty way that loses rows and adds a stray column), snapshot again and render b
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -53,7 +54,7 @@ def prepare(workdir: Path | None = None) -> tuple[str, str]:
     return f"sqlite:///{before}", f"sqlite:///{after}"
 
 
-def run(out_dir: Path, progress: bool = False) -> list[tuple[str, Report]]:
+def run(out_dir: Path, progress: bool = False, log: Callable[[str], None] = lambda _: None) -> list[tuple[str, Report]]:
     """The main job: audit the migration done right and done wrong; return both reports."""
     from dbaudit.expectations import load_expectations
     from dbaudit.inspect import take_snapshot
@@ -61,14 +62,16 @@ def run(out_dir: Path, progress: bool = False) -> list[tuple[str, Report]]:
     metrics = load_expectations(EXPECTATIONS).metric_queries
     scenarios = [
         ("blazz Web.js migration, as planned", "webjs", "blazz-webjs"),
-        ("blazz Web.js migration, done wrong", "faulty", "blazz-webjs-faulty"),
+        ("blazz Web.js migration, done wrong (FAIL intended)", "faulty", "blazz-webjs-faulty"),
     ]
     reports = []
     with tempfile.TemporaryDirectory(prefix="dbaudit-demo-") as tmp:
         work = Path(tmp)
+        log("building the blazz demo database (SQLite) and taking the before snapshot")
         before = build_database(work / "blazz-before.sqlite")
         take_snapshot(f"sqlite:///{before}", metrics).save(work / "before.json")
         for label, migration, name in scenarios:
+            log(f"{label}: migrating a copy, taking the after snapshot, rendering the report")
             after = build_database(work / f"blazz-{migration}.sqlite", migration)
             take_snapshot(f"sqlite:///{after}", metrics).save(work / f"{migration}.json")
             report = render_audit(work / "before.json", work / f"{migration}.json", EXPECTATIONS, out_dir, name,
