@@ -22,6 +22,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
+	$(BIN)/pip install --quiet -r bench/requirements.txt
 	$(BIN)/python bench/fingerprint.py
 
 clean-venv:

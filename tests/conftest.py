@@ -8,6 +8,7 @@ instead of skipping it.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import uuid
@@ -138,9 +139,39 @@ def mariadb_client() -> str:
 
 
 def load_sql(client: str, database: str, sql: str | Path, cwd: Path | None = None) -> None:
-    """Feed SQL to the mariadb client, as a DBA restoring a dump would."""
-    text = sql.read_text(encoding="utf-8") if isinstance(sql, Path) else sql
+    """Feed SQL to the mariadb client, as a DBA restoring a dump would (as bytes: dumps need not be UTF-8)."""
+    data = sql.read_bytes() if isinstance(sql, Path) else sql.encode("utf-8")
     subprocess.run(
         [client, "--protocol=tcp", "-h", "127.0.0.1", "-u", "root", database],
-        input=text, text=True, check=True, capture_output=True, cwd=cwd,
+        input=data, check=True, capture_output=True, cwd=cwd,
     )
+
+
+_EMPLOYEE_DATABASE = re.compile(r"^(DROP DATABASE IF EXISTS|CREATE DATABASE IF NOT EXISTS|USE) employee;\s*$", re.M)
+
+
+@pytest.fixture(scope="session")
+def employees(mariadb_server: sa.Engine, mariadb_client: str,
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """../shared/data/employees loaded into a scratch database and dumped with mariadb-dump: (database, dump)."""
+    folder = SHARED_DATA / "employees"
+    if not folder.is_dir():
+        unavailable(f"{folder} is absent")
+    dumper = shutil.which("mariadb-dump") or shutil.which("mysqldump")
+    if dumper is None:
+        unavailable("mariadb-dump is not installed")
+    name = f"dbaudit_t_emp_{uuid.uuid4().hex[:8]}"
+    dump = tmp_path_factory.mktemp("employees") / f"{name}.sql"
+    with mariadb_server.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE `{name}`")
+    try:
+        # employee.sql creates a database called employee; load it into ours instead.
+        script = _EMPLOYEE_DATABASE.sub("", (folder / "employee.sql").read_text(encoding="utf-8"))
+        load_sql(mariadb_client, name, script, cwd=folder)
+        with dump.open("wb") as out:
+            subprocess.run([str(dumper), "--protocol=tcp", "-h", "127.0.0.1", "-u", "root", "--single-transaction",
+                            "--routines", "--triggers", name], stdout=out, check=True)
+        yield name, dump
+    finally:
+        with mariadb_server.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import shutil
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,41 +9,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from conftest import MARIADB_URL, load_sql, unavailable
+from conftest import MARIADB_URL, load_sql
 from dbaudit.diff import diff_snapshots
 from dbaudit.inspect import take_snapshot
 
 FACTS = {"employee": 10000, "department": 9, "dept_manager": 24, "dept_emp": 11051, "title": 14782, "salary": 94917}
-_OWN_DATABASE = re.compile(r"^(DROP DATABASE IF EXISTS|CREATE DATABASE IF NOT EXISTS|USE) employee;\s*$", re.M)
-
-
-@pytest.fixture(scope="module")
-def employees(mariadb_server: sa.Engine, mariadb_client: str) -> Iterator[tuple[str, Path]]:
-    """Load employee.sql into a scratch database and dump it; yield the database and the dump."""
-    from conftest import SHARED_DATA
-
-    folder = SHARED_DATA / "employees"
-    if not folder.is_dir():
-        unavailable(f"{folder} is absent")
-    dumper = shutil.which("mariadb-dump") or shutil.which("mysqldump")
-    if dumper is None:
-        unavailable("mariadb-dump is not installed")
-    name = f"dbaudit_t_emp_{uuid.uuid4().hex[:8]}"
-    dump = Path(f"/tmp/{name}.sql")
-    with mariadb_server.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE `{name}`")
-    try:
-        # employee.sql creates a database called employee; load it into ours instead.
-        script = _OWN_DATABASE.sub("", (folder / "employee.sql").read_text(encoding="utf-8"))
-        load_sql(mariadb_client, name, script, cwd=folder)
-        with dump.open("w") as out:
-            subprocess.run([str(dumper), "--protocol=tcp", "-h", "127.0.0.1", "-u", "root", "--single-transaction",
-                            "--routines", "--triggers", name], stdout=out, check=True)
-        yield name, dump
-    finally:
-        dump.unlink(missing_ok=True)
-        with mariadb_server.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
 
 
 @pytest.fixture

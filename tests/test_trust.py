@@ -19,6 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import MARIADB_URL, POSTGRES_URL, ROOT, ScratchDB
+from dbaudit import serde
 from dbaudit.demo import EXPECTATIONS
 from dbaudit.diff import diff_snapshots
 from dbaudit.errors import DbauditError
@@ -266,7 +267,11 @@ def test_snapshot_documents_match_the_published_schema(demo_results: list[Path],
         jsonschema.validate(json.loads((path.parent / "before.json").read_text()), schema)
     db = make_mariadb()
     _contacts(db)
-    snap = json.loads(json.dumps(take_snapshot(db.url, {"n": "SELECT 1"}), default=vars))
+    with db.engine.begin() as conn:  # enough rows for the snapshot to cut chunks
+        conn.execute(sa.table("contacts", sa.column("id"), sa.column("status")).insert(),
+                     [{"id": i, "status": "new"} for i in range(100, 1200)])
+    snap = json.loads(serde.dumps(take_snapshot(db.url, {"n": "SELECT 1"}, fingerprint="chunks")))
+    assert snap["tables"]["contacts"]["fingerprint"] and snap["tables"]["contacts"]["chunks"]
     jsonschema.validate(snap, schema)
 
 

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from dbaudit import dumpfile
+from dbaudit import compare, dumpfile, restore, rollback
 from dbaudit.connect import mask_url
 from dbaudit.errors import DbauditError, first_line
 from dbaudit.junit import write_junit
@@ -34,6 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     snap.add_argument("--expect", help="expectations YAML whose metrics: to record")
     snap.add_argument("--schema", help="PostgreSQL schema to audit (default public)")
     snap.add_argument("--no-counts", action="store_true", help="skip exact row counts")
+    snap.add_argument("--fingerprint", choices=["none", "table", "chunks"], default="none",
+                      help="content fingerprints: per table, or per table and key-range chunk")
+    snap.add_argument("--counts-only", action="store_true", help="counts, no fingerprints (same as --fingerprint none)")
+    snap.add_argument("--tables", nargs="+", action="extend", metavar="PATTERN", help="count/fingerprint only these")
+    snap.add_argument("--exclude", nargs="+", action="extend", metavar="PATTERN", help="do not count/fingerprint these")
+    snap.add_argument("--statement-timeout", type=float, metavar="SECONDS", help="abandon any statement running longer")
     snap.set_defaults(run=_snapshot)
 
     diff = sub.add_parser("diff", help="compare two snapshots, optionally against expectations")
@@ -63,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     # Commands whose work lives in their own module register themselves here, one line each.
     dumpfile.add_commands(sub)
+    restore.add_commands(sub)
+    rollback.add_commands(sub)
+    compare.add_commands(sub)
     return parser
 
 
@@ -90,8 +99,11 @@ def _snapshot(args: argparse.Namespace) -> int:
     from dbaudit.inspect import take_snapshot
 
     metrics = load_expectations(args.expect).metric_queries if args.expect else None
+    if args.counts_only and args.fingerprint != "none":
+        raise DbauditError("--counts-only and --fingerprint exclude each other")
     snapshot = take_snapshot(args.url, metrics, schema=args.schema, count_rows=not args.no_counts,
-                             progress=sys.stderr.isatty())
+                             progress=sys.stderr.isatty(), fingerprint=args.fingerprint, tables=args.tables,
+                             exclude=args.exclude, statement_timeout=args.statement_timeout)
     snapshot.save(args.output)
     failed = [m.name for m in snapshot.metrics.values() if m.error]
     print(f"snapshot of {snapshot.database} ({snapshot.server.product} {snapshot.server.version}) from "

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from dbaudit import serde
+from dbaudit.fingerprint import differing_chunks
 from dbaudit.snapshot import Column, Snapshot, Table
 
 ChangeKind = Literal[
@@ -22,10 +23,11 @@ ChangeKind = Literal[
     "view_added", "view_removed", "view_changed",
     "trigger_added", "trigger_removed", "trigger_changed",
     "routine_added", "routine_removed", "routine_changed",
-    "row_count_changed", "metric_changed",
+    "row_count_changed", "metric_changed", "content_changed",
 ]  # fmt: skip
 
 CHANGE_KINDS: tuple[str, ...] = ChangeKind.__args__  # type: ignore[attr-defined]
+CHUNKS_SHOWN = 10  # differing chunks named in a content_changed message; Change.fields lists them all
 SCHEMA_OBJECTS = {"view": "views", "trigger": "triggers", "routine": "routines"}
 
 
@@ -56,6 +58,8 @@ class Change:
             return f"rows of {self.table}: {self.before:,} → {self.after:,} ({self.after - self.before:+,})"
         if self.kind == "metric_changed":
             return f"metric {self.name}: {self.before} → {self.after}"
+        if self.kind == "content_changed":
+            return _content_text(self)
         head = f"{self.object_type.replace('fk', 'foreign key')} {self.target} {action}"
         if action == "changed":
             parts = [f"{f}: {_value(self.before, f)} → {_value(self.after, f)}" for f in self.fields]
@@ -72,6 +76,16 @@ def _value(obj: Any, name: str) -> str:
     if name == "sha256" and isinstance(value, str):
         return value[:12]
     return "∅" if value is None else repr(value) if isinstance(value, str) else str(value)
+
+
+def _content_text(change: Change) -> str:
+    """Rows are named by chunk (key range or hash bucket), never by their values."""
+    text = f"content of {change.table} changed"
+    if change.fields:
+        shown = ", ".join(change.fields[:CHUNKS_SHOWN])
+        more = f" and {len(change.fields) - CHUNKS_SHOWN} more" if len(change.fields) > CHUNKS_SHOWN else ""
+        text += f" in {len(change.fields)} chunk(s): {shown}{more}"
+    return text
 
 
 def _column_text(column: dict[str, Any]) -> str:
@@ -99,13 +113,29 @@ def diff_snapshots(before: Snapshot, after: Snapshot) -> list[Change]:
 
 def _table_changes(old: Table, new: Table) -> list[Change]:
     changes = _compare("table", old.name, None, old, new, ignore={"columns", "indexes", "foreign_keys",
-                                                                  "row_count", "primary_key", "name"})
+                                                                  "row_count", "primary_key", "name",
+                                                                  "fingerprint", "chunking", "chunks"})
     changes.extend(_column_changes(old, new))
     changes.extend(_named_changes("index", old.name, _by_name(old.indexes), _by_name(new.indexes)))
     changes.extend(_named_changes("fk", old.name, _by_name(old.foreign_keys), _by_name(new.foreign_keys)))
     if old.row_count is not None and new.row_count is not None and old.row_count != new.row_count:
         changes.append(Change("row_count_changed", old.name, None, old.row_count, new.row_count))
+    changes.extend(_content_changes(old, new))
     return changes
+
+
+def _content_changes(old: Table, new: Table) -> list[Change]:
+    """Fingerprints of the same scheme (canonical form and hash) that differ; with chunks, where."""
+    if not old.fingerprint or not new.fingerprint or old.fingerprint == new.fingerprint:
+        return []
+    if _scheme(old.fingerprint) != _scheme(new.fingerprint):
+        return []  # md5 and sha256 sums (or two canonical versions) say nothing about each other
+    chunks = differing_chunks(old, new) or []
+    return [Change("content_changed", old.name, None, old.fingerprint, new.fingerprint, chunks)]
+
+
+def _scheme(fingerprint: str) -> str:
+    return fingerprint.split(":", 1)[0]
 
 
 def _column_changes(old: Table, new: Table) -> list[Change]:

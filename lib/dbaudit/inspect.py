@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
@@ -16,6 +16,7 @@ from tqdm import tqdm  # the plain bar: notebook widgets need ipywidgets, which 
 
 from dbaudit.connect import AuditSession, audit_session, describe_db_error
 from dbaudit.errors import DbauditError
+from dbaudit.fingerprint import FingerprintMode, fingerprint_tables, select_tables
 from dbaudit.snapshot import FORMAT_VERSION, KIND, Metric, Snapshot, load_snapshot
 
 _READ_QUERY = re.compile(r"^\s*(\(\s*)*(SELECT|WITH|VALUES|SHOW|TABLE)\b", re.IGNORECASE)
@@ -29,9 +30,17 @@ def take_snapshot(
     count_rows: bool = True,
     progress: bool = False,
     statement_timeout: float | None = None,
+    fingerprint: FingerprintMode = "none",
+    tables: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
 ) -> Snapshot:
-    """Snapshot the database at `url`. `metrics` maps a name to a scalar SELECT."""
+    """Snapshot the database at `url`. `metrics` maps a name to a scalar SELECT.
+
+    `fingerprint` adds content fingerprints ("table") and per-chunk ones ("chunks"); `tables` and
+    `exclude` (fnmatch patterns) limit which tables are counted and fingerprinted."""
     _check_metric_sql(metrics or {})
+    if fingerprint not in ("none", "table", "chunks"):
+        raise DbauditError(f"fingerprint must be none, table or chunks, not {fingerprint!r}")
     started = time.monotonic()
     with audit_session(url, schema, statement_timeout) as session:
         conn, dialect, schema = session.connection, session.dialect, session.schema
@@ -48,9 +57,12 @@ def take_snapshot(
             routines=dialect.routines(conn, schema),
             schema=schema,
         )
+        selected = select_tables(snapshot.tables, tables, exclude)
         if count_rows:
-            _count_rows(session, snapshot, progress)
+            _count_rows(session, snapshot, progress, selected)
         snapshot.metrics = {name: _metric(session, name, sql) for name, sql in (metrics or {}).items()}
+        # After the metrics: fingerprinting sets the session's time zone to UTC, which metrics must not see.
+        fingerprint_tables(session, [snapshot.tables[n] for n in selected], fingerprint, progress)
     snapshot.duration_seconds = round(time.monotonic() - started, 3)
     return snapshot
 
@@ -63,8 +75,7 @@ def load_or_take(source: str | os.PathLike[str], metrics: Mapping[str, str] | No
     return take_snapshot(text, metrics, progress=True)
 
 
-def _count_rows(session: AuditSession, snapshot: Snapshot, progress: bool) -> None:
-    names: Iterable[str] = sorted(snapshot.tables)
+def _count_rows(session: AuditSession, snapshot: Snapshot, progress: bool, names: Iterable[str]) -> None:
     bar = tqdm(names, desc="counting rows", unit="table", disable=not progress, leave=False)
     for name in bar:
         bar.set_postfix_str(name)

@@ -198,9 +198,19 @@ def _result_summary(path: Path) -> dict[str, str]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    after = data.get("after") or {}
     return {"generated_at": data.get("generated_at", ""), "title": data.get("title", ""),
-            "database": f"{after.get('database', '')} ({after.get('product', '')})", "verdict": data.get("verdict", "")}
+            "database": _subject(data), "verdict": data.get("verdict", "")}
+
+
+def _subject(data: dict[str, Any]) -> str:
+    """What a result document is about: a database (audits, restores, triggers) or a dump file."""
+    side = data.get("after") if isinstance(data.get("after"), dict) else data
+    if side.get("database"):
+        product = f" ({side['product']})" if side.get("product") else ""
+        return f"{side['database']}{product}"
+    dump = data.get("dump") or {}
+    header, file = dump.get("header") or {}, dump.get("file") or dump
+    return header.get("database") or Path(str(file.get("path", ""))).name
 
 
 def write_index(out_dir: str | os.PathLike[str] = "reports") -> Path:

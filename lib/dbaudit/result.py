@@ -10,7 +10,7 @@ from typing import Any, Literal
 from dbaudit import serde
 from dbaudit.diff import Change, diff_snapshots
 from dbaudit.errors import DbauditError
-from dbaudit.expectations import JUDGED_ELSEWHERE, Check, Expectations, is_declared, judge
+from dbaudit.expectations import DATA_CHANGES, Check, Expectations, is_declared, judge
 from dbaudit.snapshot import Snapshot
 
 FORMAT_VERSION = 1
@@ -103,7 +103,7 @@ def audit(before: Snapshot, after: Snapshot, expectations: Expectations | None =
             "checks": len(checks),
             "checks_failed": failed,
             "changes": len(changes),
-            "schema_changes": sum(1 for c in changes if c.kind not in JUDGED_ELSEWHERE),
+            "schema_changes": sum(1 for c in changes if c.kind not in DATA_CHANGES),
             "unexpected_changes": sum(1 for r in records if not r.declared),
         },
     )

@@ -50,6 +50,17 @@ class ForeignKey:
 
 
 @dataclass
+class Chunk:
+    """One bucket of a table's rows (dbaudit.fingerprint): how many, and the hex sum of their values."""
+
+    bucket: int
+    rows: int
+    sum: str  # hex of the exact sum of the rows' 64-bit values
+    lo: int | None = None  # the key range of a `range(...)` chunk, inclusive
+    hi: int | None = None
+
+
+@dataclass
 class Table:
     name: str
     columns: list[Column]
@@ -59,6 +70,9 @@ class Table:
     engine: str | None = None
     collation: str | None = None
     row_count: int | None = None  # exact COUNT(*) inside the snapshot transaction; None = not counted
+    fingerprint: str | None = None  # content fingerprint, e.g. c1/md5:<rows>:<hex sum>; None = not taken
+    chunking: str | None = None  # how chunks were cut: range(<column>)/<width>, hash/<n>, rowhash/<n>
+    chunks: list[Chunk] = field(default_factory=list)  # per-chunk fingerprints, by bucket
 
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)

@@ -1,0 +1,504 @@
+"""Live compare of two databases: which tables hold different rows, and under which keys (issue #3).
+
+Each table is fingerprinted by chunk on both sides at once (one scan each, inside the servers); equal
+chunk sums prove equal rows. A chunk that differs is split and fingerprinted again (a range chunk is
+read through the primary-key index), until it holds at most `leaf_rows` rows; then both sides list
+that chunk's keys with a digest per row, and the keys that were added, removed or changed fall out.
+Tables without a primary key are compared as multisets of rows, and the result says so.
+
+Reports name keys only. Row values appear only with `show_values` (CLI `--show-values`), and then only
+the columns that differ. The result is a versioned document (`kind: dbaudit.compare`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any, Literal, TypeVar
+
+from tqdm import tqdm
+
+from dbaudit import serde
+from dbaudit.canonical import Algorithm, available_algorithms
+from dbaudit.connect import AuditSession, audit_session, mask_url
+from dbaudit.errors import DbauditError
+from dbaudit.fingerprint import (TARGET_CHUNKS, Digest, Fingerprinter, LeafRow, Plan, integer_lead, key_columns,
+                                 next_power_of_two, select_tables)
+from dbaudit.snapshot import Column, Table
+
+FORMAT_VERSION = 1
+KIND = "dbaudit.compare"
+LEAF_ROWS = 4096  # a differing chunk this small is listed key by key instead of split again
+SPLIT = 16  # a differing range chunk is split into this many sub-ranges per round
+MAX_KEYS = 20  # differing keys listed per table by default; the totals are always complete
+RANGES_PER_QUERY = 200  # leaf key ranges read in one statement
+Status = Literal["same", "different", "only_in_a", "only_in_b", "error"]
+T = TypeVar("T")
+
+
+@dataclass
+class KeyDiff:
+    change: Literal["added", "removed", "changed"]  # added: only in B; removed: only in A
+    key: dict[str, str]  # key column -> canonical text ({} for a table without a primary key)
+    a: dict[str, str | None] | None = None  # with show_values only: the differing columns in A
+    b: dict[str, str | None] | None = None
+
+
+@dataclass
+class TableComparison:
+    name: str
+    status: Status
+    method: str  # counts, range, hash (non-integer key), rowhash (no primary key: a multiset of rows)
+    rows_a: int | None = None
+    rows_b: int | None = None
+    fingerprint_a: str | None = None
+    fingerprint_b: str | None = None
+    added: int = 0
+    removed: int = 0
+    changed: int = 0
+    keys: list[KeyDiff] = field(default_factory=list)  # at most max_keys of them
+    note: str = ""
+    seconds: float = 0.0
+
+    @property
+    def keys_total(self) -> int:
+        return self.added + self.removed + self.changed
+
+
+@dataclass
+class Source:
+    source: str  # the URL, password masked
+    database: str
+    product: str
+    version: str
+
+
+@dataclass
+class CompareResult:
+    format_version: int
+    kind: str
+    generated_at: str
+    a: Source
+    b: Source
+    algorithm: str | None  # row digest both sides computed; None with counts_only
+    counts_only: bool
+    show_values: bool
+    max_keys: int
+    tables: list[TableComparison]
+    summary: dict[str, int]
+    duration_seconds: float = 0.0
+
+    @property
+    def identical(self) -> bool:
+        return all(t.status == "same" for t in self.tables)
+
+    @property
+    def errors(self) -> list[TableComparison]:
+        return [t for t in self.tables if t.status == "error"]
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        serde.write_atomic(path, serde.dumps(self))
+
+
+def load_compare_result(path: str | os.PathLike[str]) -> CompareResult:
+    data = serde.read_json(path, "compare result")
+    if data.get("kind") != KIND or data.get("format_version") != FORMAT_VERSION:
+        raise DbauditError(f"{path} is not a dbaudit compare result of format_version {FORMAT_VERSION}")
+    return serde.from_dict(CompareResult, data, where=str(path))
+
+
+# --- sessions -------------------------------------------------------------------------------------
+
+
+class _Side:
+    """One database: up to `size` read-only sessions, opened on demand and shared by the workers."""
+
+    def __init__(self, url: str, schema: str | None, size: int, timeout: float | None, stack: ExitStack) -> None:
+        self.url, self.schema, self.size, self.timeout, self.stack = url, schema, size, timeout, stack
+        self.idle: queue.Queue[Fingerprinter] = queue.Queue()
+        self.opened = 1
+        self.lock = threading.Lock()
+        self.algorithm: Algorithm | None = None
+        self.first: AuditSession = self._open()
+        self.tables: dict[str, Table] = self.first.dialect.tables(self.first.connection, self.first.schema)
+        self.server = self.first.dialect.server(self.first.connection)
+        self.algorithms = available_algorithms(self.first.connection, self.first.dialect.name)
+
+    def _open(self) -> AuditSession:
+        session = audit_session(self.url, self.schema, self.timeout)
+        with self.lock:  # the stack closes every session when the compare ends, whichever thread opened it
+            return self.stack.enter_context(session)
+
+    def start(self, algorithm: Algorithm) -> None:
+        self.algorithm = algorithm
+        self.idle.put(Fingerprinter(self.first, algorithm))
+
+    @contextmanager
+    def borrow(self) -> Iterator[Fingerprinter]:
+        try:
+            fp = self.idle.get_nowait()
+        except queue.Empty:
+            with self.lock:
+                room = self.opened < self.size
+                self.opened += room
+            fp = Fingerprinter(self._open(), self.algorithm) if room else self.idle.get()
+        try:
+            yield fp
+        finally:
+            self.idle.put(fp)
+
+    def run(self, work: Callable[[Fingerprinter], T]) -> T:
+        with self.borrow() as fp:
+            return work(fp)
+
+    def source(self) -> Source:
+        return Source(mask_url(self.first.url), self.first.database, self.server.product, self.server.version)
+
+
+@dataclass(frozen=True)
+class _Target:
+    """A table as one side sees it: its own column types decide its canonical SQL."""
+
+    name: str
+    columns: list[Column]
+    plan: Plan
+
+
+@dataclass
+class _Options:
+    counts_only: bool
+    show_values: bool
+    max_keys: int
+    leaf_rows: int
+
+
+# --- comparing one table --------------------------------------------------------------------------
+
+
+class _TableCompare:
+    def __init__(self, name: str, a: _Side, b: _Side, pool: ThreadPoolExecutor, options: _Options) -> None:
+        self.name, self.a, self.b, self.pool, self.options = name, a, b, pool, options
+
+    def both(self, work: Callable[[Fingerprinter, _Target], T], targets: tuple[_Target, _Target]) -> tuple[T, T]:
+        """Run the same work on both sides at once."""
+        futures: list[Future[T]] = [self.pool.submit(side.run, lambda fp, t=target: work(fp, t))
+                                    for side, target in zip((self.a, self.b), targets)]
+        return futures[0].result(), futures[1].result()
+
+    def run(self) -> TableComparison:
+        started = time.monotonic()
+        try:
+            result = self._compare()
+        except DbauditError as exc:
+            result = TableComparison(self.name, "error", "", note=str(exc))
+        result.seconds = round(time.monotonic() - started, 3)
+        return result
+
+    def _compare(self) -> TableComparison:
+        ta, tb = self.a.tables.get(self.name), self.b.tables.get(self.name)
+        if ta is None or tb is None:
+            return TableComparison(self.name, "only_in_b" if ta is None else "only_in_a", "")
+        names = [c.name for c in ta.columns if tb.column(c.name)]
+        note = _column_note(ta, tb)
+        if self.options.counts_only:
+            rows = self.both(lambda fp, t: fp.session.dialect.count_rows(fp.session.connection, t.name,
+                                                                        fp.session.schema),
+                             (_Target(self.name, [], Plan("rowhash", (), 1)),) * 2)
+            status: Status = "same" if rows[0] == rows[1] else "different"
+            return TableComparison(self.name, status, "counts", rows[0], rows[1], note=note)
+        targets = self._targets(ta, tb, names)
+        plan = targets[0].plan
+        if plan.method == "rowhash" and ta.primary_key:
+            note = "; ".join(filter(None, [note, "primary keys differ: compared as a multiset of rows"]))
+        elif plan.method == "rowhash":
+            note = "; ".join(filter(None, [note, "no primary key: compared as a multiset of rows"]))
+        level0 = self.both(lambda fp, t: fp.buckets(t.name, t.columns, t.plan), targets)
+        totals = [sum(side.values(), Digest()) for side in level0]
+        result = TableComparison(
+            self.name, "same" if level0[0] == level0[1] else "different", plan.method,
+            totals[0].rows, totals[1].rows,
+            totals[0].token(str(self.a.algorithm)), totals[1].token(str(self.b.algorithm)), note=note,
+        )
+        if result.status == "different":
+            self._locate(result, targets, level0)
+        return result
+
+    def _targets(self, ta: Table, tb: Table, names: list[str]) -> tuple[_Target, _Target]:
+        cols_a = [c for n in names if (c := ta.column(n))]
+        cols_b = [c for n in names if (c := tb.column(n))]
+        same_key = ta.primary_key and ta.primary_key == tb.primary_key and all(n in names for n in ta.primary_key)
+        if not same_key:
+            plan_a = plan_b = Plan("rowhash", (), TARGET_CHUNKS)
+        elif integer_lead(ta) and integer_lead(tb):
+            key_a, key_b = key_columns(ta), key_columns(tb)
+            spans = self.both(lambda fp, t: fp.key_span(t.name, t.plan.key[0]),
+                              (_Target(self.name, [], Plan("range", key_a, 1)),
+                               _Target(self.name, [], Plan("range", key_b, 1))))
+            known = [s for s in spans if s]
+            low = min((s[0] for s in known), default=0)
+            high = max((s[1] for s in known), default=0)
+            width = next_power_of_two((high - low + 1) / TARGET_CHUNKS)
+            plan_a, plan_b = Plan("range", key_a, width), Plan("range", key_b, width)
+        else:
+            plan_a, plan_b = Plan("hash", key_columns(ta), TARGET_CHUNKS), Plan("hash", key_columns(tb), TARGET_CHUNKS)
+        return _Target(self.name, cols_a, plan_a), _Target(self.name, cols_b, plan_b)
+
+    def _locate(self, result: TableComparison, targets: tuple[_Target, _Target],
+                level0: tuple[dict[int, Digest], dict[int, Digest]]) -> None:
+        plan = targets[0].plan
+        differing = _differing(*level0)
+        if plan.method == "range":
+            ranges = self._narrow(targets, plan.width, differing, level0)
+            leaves = self._leaf_ranges(targets, ranges)
+        else:
+            leaves = self.both(lambda fp, t: fp.leaf_rows(t.name, t.columns, t.plan, buckets=differing,
+                                                          values=self.options.show_values), targets)
+        if plan.method == "rowhash":
+            _multiset_diff(result, *leaves, self.options)
+        else:
+            _keyed_diff(result, [c.name for c in plan.key], *leaves, self.options)
+
+    def _narrow(self, targets: tuple[_Target, _Target], width: int, buckets: list[int],
+                digests: tuple[dict[int, Digest], dict[int, Digest]]) -> list[tuple[int, int]]:
+        """Split differing range chunks until each holds at most leaf_rows rows (bisection, SPLIT-way)."""
+        leaves: list[tuple[int, int]] = []
+        plan = replace(targets[0].plan, width=width)
+        for bucket in buckets:
+            rows = max(digests[0].get(bucket, Digest()).rows, digests[1].get(bucket, Digest()).rows)
+            bounds = plan.bounds(bucket)
+            if rows <= self.options.leaf_rows or width == 1:
+                leaves.append(bounds)
+                continue
+            sub = max(1, width // SPLIT)
+            inner = self.both(lambda fp, t: fp.buckets(t.name, t.columns, t.plan, width=sub, ranges=[bounds]),
+                              targets)
+            leaves.extend(self._narrow(targets, sub, _differing(*inner), inner))
+        return leaves
+
+    def _leaf_ranges(self, targets: tuple[_Target, _Target],
+                     ranges: list[tuple[int, int]]) -> tuple[list[LeafRow], list[LeafRow]]:
+        rows_a: list[LeafRow] = []
+        rows_b: list[LeafRow] = []
+        for start in range(0, len(ranges), RANGES_PER_QUERY):
+            batch = ranges[start:start + RANGES_PER_QUERY]
+            found = self.both(lambda fp, t: fp.leaf_rows(t.name, t.columns, t.plan, ranges=batch,
+                                                         values=self.options.show_values), targets)
+            rows_a.extend(found[0])
+            rows_b.extend(found[1])
+        return rows_a, rows_b
+
+
+def _differing(a: dict[int, Digest], b: dict[int, Digest]) -> list[int]:
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+
+
+def _column_note(ta: Table, tb: Table) -> str:
+    only_a = [c.name for c in ta.columns if not tb.column(c.name)]
+    only_b = [c.name for c in tb.columns if not ta.column(c.name)]
+    parts = [f"columns only in A: {', '.join(only_a)}" if only_a else "",
+             f"columns only in B: {', '.join(only_b)}" if only_b else ""]
+    text = "; ".join(p for p in parts if p)
+    return f"{text} (rows compared on the shared columns)" if text else ""
+
+
+def _sort_key(key: tuple[str, ...]) -> tuple[tuple[int, int, str], ...]:
+    """Numbers in numeric order, so id 9 lists before id 10."""
+    return tuple((0, int(k), "") if k.lstrip("-").isdigit() else (1, 0, k) for k in key)
+
+
+def _differing_values(a: LeafRow | None, b: LeafRow | None) -> tuple[dict[str, str | None] | None, ...]:
+    if a is None or b is None or a.values is None or b.values is None:
+        return (a.values if a else None), (b.values if b else None)
+    names = [n for n in a.values if a.values.get(n) != b.values.get(n)]
+    return {n: a.values[n] for n in names}, {n: b.values.get(n) for n in names}
+
+
+def _keyed_diff(result: TableComparison, key_names: list[str], rows_a: list[LeafRow], rows_b: list[LeafRow],
+                options: _Options) -> None:
+    by_a = {r.key: r for r in rows_a}
+    by_b = {r.key: r for r in rows_b}
+    found: list[KeyDiff] = []
+    for key in sorted(set(by_a) | set(by_b), key=_sort_key):
+        a, b = by_a.get(key), by_b.get(key)
+        if a is not None and b is not None and a.digest == b.digest:
+            continue
+        change: Literal["added", "removed", "changed"] = "added" if a is None else "removed" if b is None else "changed"
+        setattr(result, change, getattr(result, change) + 1)
+        if len(found) < options.max_keys:
+            values_a, values_b = _differing_values(a, b) if options.show_values else (None, None)
+            found.append(KeyDiff(change, dict(zip(key_names, key)), values_a, values_b))
+    result.keys = found
+
+
+def _multiset_diff(result: TableComparison, rows_a: list[LeafRow], rows_b: list[LeafRow], options: _Options) -> None:
+    """Without a key a changed row is one row removed plus one added; rows are named only with show_values."""
+    count_a, count_b = Counter(r.digest for r in rows_a), Counter(r.digest for r in rows_b)
+    only_a, only_b = count_a - count_b, count_b - count_a
+    result.removed, result.added = sum(only_a.values()), sum(only_b.values())
+    if options.show_values:
+        sample = {r.digest: r for r in [*rows_a, *rows_b]}
+        listed = [KeyDiff("removed", {}, a=sample[d].values) for d in sorted(only_a)]
+        listed += [KeyDiff("added", {}, b=sample[d].values) for d in sorted(only_b)]
+        result.keys = listed[: options.max_keys]
+
+
+# --- the whole compare ----------------------------------------------------------------------------
+
+
+def compare(
+    url_a: str,
+    url_b: str,
+    *,
+    tables: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
+    schema: str | None = None,
+    workers: int = 4,
+    counts_only: bool = False,
+    show_values: bool = False,
+    max_keys: int = MAX_KEYS,
+    statement_timeout: float | None = None,
+    leaf_rows: int = LEAF_ROWS,
+    progress: bool = False,
+) -> CompareResult:
+    """Compare every table the two databases share (or the ones `tables`/`exclude` pick).
+
+    At most `workers` tables are compared at once, over at most `workers` sessions per database."""
+    if workers < 1 or max_keys < 0 or leaf_rows < 1:
+        raise DbauditError("workers and leaf_rows must be at least 1, max_keys at least 0")
+    started = time.monotonic()
+    options = _Options(counts_only, show_values, max_keys, leaf_rows)
+    with ExitStack() as stack:
+        a = _Side(url_a, schema, workers, statement_timeout, stack)
+        b = _Side(url_b, schema, workers, statement_timeout, stack)
+        algorithm = _common_algorithm(a, b)
+        a.start(algorithm)
+        b.start(algorithm)
+        names = select_tables(set(a.tables) | set(b.tables), tables, exclude)
+        if tables and not names:
+            raise DbauditError(f"no table matches --tables {' '.join(tables)}")
+        results = _run_tables(names, a, b, options, workers, progress)
+        sources = a.source(), b.source()
+    return CompareResult(
+        format_version=FORMAT_VERSION,
+        kind=KIND,
+        generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        a=sources[0],
+        b=sources[1],
+        algorithm=None if counts_only else algorithm,
+        counts_only=counts_only,
+        show_values=show_values,
+        max_keys=max_keys,
+        tables=results,
+        summary=_summary(results),
+        duration_seconds=round(time.monotonic() - started, 3),
+    )
+
+
+def _common_algorithm(a: _Side, b: _Side) -> Algorithm:
+    for algorithm in a.algorithms:
+        if algorithm in b.algorithms:
+            return algorithm
+    raise DbauditError(f"the two servers share no row digest ({a.algorithms} vs {b.algorithms})")
+
+
+def _run_tables(names: list[str], a: _Side, b: _Side, options: _Options, workers: int,
+                progress: bool) -> list[TableComparison]:
+    # Queries run in their own pool so a table's two sides scan at the same time, while the table pool
+    # bounds how many tables (and so sessions per database) are busy at once.
+    with ThreadPoolExecutor(workers, thread_name_prefix="dbaudit-table") as table_pool, \
+            ThreadPoolExecutor(2 * workers, thread_name_prefix="dbaudit-query") as query_pool, \
+            tqdm(total=None, desc="comparing", unit="row", unit_scale=True, disable=not progress,
+                 leave=False, file=sys.stderr) as bar:
+        futures = {name: table_pool.submit(_TableCompare(name, a, b, query_pool, options).run) for name in names}
+        results = []
+        for name, future in futures.items():
+            bar.set_postfix_str(name)
+            result = future.result()
+            bar.update(max(result.rows_a or 0, result.rows_b or 0))
+            results.append(result)
+    return results
+
+
+def _summary(results: list[TableComparison]) -> dict[str, int]:
+    summary = {status: 0 for status in ("same", "different", "only_in_a", "only_in_b", "error")}
+    for result in results:
+        summary[result.status] += 1
+    summary["tables"] = len(results)
+    summary["keys"] = sum(r.keys_total for r in results)
+    return summary
+
+
+# --- command line ---------------------------------------------------------------------------------
+
+
+def add_commands(sub: Any) -> None:
+    """Register `dbaudit compare` on the CLI's subparsers."""
+    cmd = sub.add_parser("compare", help="compare the rows of two live databases; name differing keys")
+    cmd.add_argument("url_a", help="the reference database (SQLAlchemy URL; password: DBAUDIT_PASSWORD)")
+    cmd.add_argument("url_b", help="the database to check against it")
+    cmd.add_argument("--tables", nargs="+", action="extend", metavar="PATTERN", help="only these tables (fnmatch)")
+    cmd.add_argument("--exclude", nargs="+", action="extend", metavar="PATTERN", help="skip these tables (fnmatch)")
+    cmd.add_argument("--schema", help="PostgreSQL schema on both sides (default public)")
+    cmd.add_argument("--json", dest="json_out", help="write the compare result JSON here")
+    cmd.add_argument("--counts-only", action="store_true", help="compare exact row counts only (fast)")
+    cmd.add_argument("--show-values", action="store_true", help="also print the differing column values")
+    cmd.add_argument("--max-keys", type=int, default=MAX_KEYS, help=f"keys listed per table (default {MAX_KEYS})")
+    cmd.add_argument("--workers", type=int, default=4, help="tables compared at once = sessions per database")
+    cmd.add_argument("--statement-timeout", type=float, metavar="SECONDS", help="abandon any statement running longer")
+    cmd.set_defaults(run=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    result = compare(args.url_a, args.url_b, tables=args.tables, exclude=args.exclude, schema=args.schema,
+                     workers=args.workers, counts_only=args.counts_only, show_values=args.show_values,
+                     max_keys=args.max_keys, statement_timeout=args.statement_timeout,
+                     progress=sys.stderr.isatty())
+    if args.json_out:
+        result.save(args.json_out)
+    for line in describe(result):
+        print(line)
+    if result.errors:
+        return 2
+    return 0 if result.identical else 1
+
+
+def describe(result: CompareResult) -> list[str]:
+    """The result as terminal lines: one per table, then its listed keys."""
+    lines = [f"A: {result.a.source} ({result.a.product} {result.a.version})",
+             f"B: {result.b.source} ({result.b.product} {result.b.version})"]
+    for table in result.tables:
+        lines.append(_table_line(table))
+        for diff in table.keys:
+            key = ", ".join(f"{k}={v}" for k, v in diff.key.items()) or "(row)"
+            values = f"  A: {diff.a}  B: {diff.b}" if result.show_values else ""
+            lines.append(f"    {diff.change:<8} {key}{values}")
+        if table.keys_total > len(table.keys) and (table.keys or table.method != "rowhash"):
+            lines.append(f"    … {table.keys_total - len(table.keys)} more (--max-keys)")
+    s = result.summary
+    lines.append(f"{s['tables']} tables: {s['same']} same, {s['different']} different, "
+                 f"{s['only_in_a']} only in A, {s['only_in_b']} only in B, {s['error']} errors "
+                 f"({result.duration_seconds:.1f} s)")
+    return lines
+
+
+def _table_line(t: TableComparison) -> str:
+    mark = {"same": "same", "different": "DIFF", "only_in_a": "ONLY A", "only_in_b": "ONLY B", "error": "ERROR"}
+    text = f"{mark[t.status]:<6} {t.name}"
+    if t.rows_a is not None or t.rows_b is not None:
+        rows = f"{t.rows_a:,} rows" if t.rows_a == t.rows_b else f"{t.rows_a:,} → {t.rows_b:,} rows"
+        text += f"  {rows}"
+    if t.status == "different" and t.method != "counts":
+        text += f"  ({t.changed} changed, {t.removed} removed, {t.added} added)"
+    if t.note:
+        text += f"  [{t.note}]"
+    return text

@@ -1,0 +1,323 @@
+"""Content fingerprints: a table's rows summarised inside the server in one scan (issue #3).
+
+A fingerprint is the row count plus the exact sum of every row's 64-bit value (see dbaudit.canonical),
+written `c1/md5:<rows>:<sum in hex>`. It does not depend on row order, storage format, server version
+or a dump/restore, and the same rows give the same value on MySQL/MariaDB, PostgreSQL and SQLite.
+
+Chunk fingerprints split a table into buckets whose sums add up to the table's:
+
+- `range`: the leading primary-key column is an integer; bucket = key DIV width (width a power of two),
+  so a bucket is a key range the primary-key index can read;
+- `hash`: any other primary key; bucket = low bits of the digest of the key's canonical text;
+- `rowhash`: no primary key; bucket = low bits of the row's own digest (a multiset of rows).
+
+Widths and bucket counts are powers of two, so buckets nest: two snapshots chunked at different widths
+are compared after merging the finer buckets into the coarser ones.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from tqdm import tqdm  # the plain bar: notebook widgets need ipywidgets, which reports do not
+
+from dbaudit.canonical import INTEGER_TYPES, Algorithm, Canon, available_algorithms, base_type, canon_for
+from dbaudit.connect import AuditSession, describe_db_error
+from dbaudit.errors import DbauditError
+from dbaudit.snapshot import Chunk, Column, Table
+
+CANON_VERSION = "c1"  # bump when the canonical row text changes: older fingerprints then do not compare
+TARGET_CHUNKS = 1024  # chunks per table at most (about)
+MIN_CHUNK_ROWS = 256  # snapshot chunks hold this many rows on average, so one chunk is never one row
+Method = Literal["range", "hash", "rowhash"]
+FingerprintMode = Literal["none", "table", "chunks"]
+
+
+@dataclass(frozen=True)
+class Digest:
+    """A multiset of rows: how many, and the exact sum of their 64-bit values."""
+
+    rows: int = 0
+    total: int = 0
+
+    def __add__(self, other: Digest) -> Digest:
+        return Digest(self.rows + other.rows, self.total + other.total)
+
+    def token(self, algorithm: str) -> str:
+        return f"{CANON_VERSION}/{algorithm}:{self.rows}:{self.total:x}"
+
+
+def parse_token(token: str) -> tuple[str, Digest]:
+    """`c1/md5:<rows>:<hex>` -> ("c1/md5", Digest)."""
+    try:
+        scheme, rows, total = token.rsplit(":", 2)
+        return scheme, Digest(int(rows), int(total, 16))
+    except ValueError:
+        raise DbauditError(f"not a dbaudit fingerprint: {token!r}") from None
+
+
+def next_power_of_two(n: float) -> int:
+    return 1 if n <= 1 else 1 << math.ceil(math.log2(n))
+
+
+def truncating_division(a: int, b: int) -> int:
+    """Integer division toward zero, as MySQL's DIV and PostgreSQL's and SQLite's `/` do."""
+    return a // b if a >= 0 else -((-a) // b)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a table is cut into buckets: by key range, by key hash, or by row hash."""
+
+    method: Method
+    key: tuple[Column, ...]  # primary-key columns (empty for rowhash)
+    width: int  # range: keys per bucket; hash/rowhash: number of buckets
+
+    @property
+    def label(self) -> str:
+        """Recorded as Table.chunking: `range(emp_no)/2048`, `hash/1024`, `rowhash/64`."""
+        return f"range({self.key[0].name})/{self.width}" if self.method == "range" else f"{self.method}/{self.width}"
+
+    def bounds(self, bucket: int) -> tuple[int, int]:
+        """The key range of a range bucket (bucket 0 spans -(width-1)..width-1: truncating division)."""
+        w = self.width
+        if bucket > 0:
+            return bucket * w, bucket * w + w - 1
+        if bucket < 0:
+            return bucket * w - w + 1, bucket * w
+        return -(w - 1), w - 1
+
+    def describe(self, bucket: int) -> str:
+        if self.method == "range":
+            lo, hi = self.bounds(bucket)
+            return f"{self.key[0].name} {lo}..{hi}"
+        what = "key" if self.method == "hash" else "row"
+        return f"{what}-hash bucket {bucket} of {self.width}"
+
+    def chunk(self, bucket: int, digest: Digest) -> Chunk:
+        lo, hi = self.bounds(bucket) if self.method == "range" else (None, None)
+        return Chunk(bucket=bucket, rows=digest.rows, sum=f"{digest.total:x}", lo=lo, hi=hi)
+
+
+def parse_label(label: str, table: Table) -> Plan | None:
+    """Table.chunking back into a Plan; None when the key it names is no longer there."""
+    head, _, width = label.rpartition("/")
+    if head.startswith("range(") and head.endswith(")"):
+        column = table.column(head[6:-1])
+        return Plan("range", (column,), int(width)) if column else None
+    if head in ("hash", "rowhash"):
+        return Plan(head, (), int(width))  # type: ignore[arg-type]
+    return None
+
+
+def coarsen(plan: Plan, buckets: Mapping[int, Digest], width: int) -> dict[int, Digest]:
+    """Merge buckets into a coarser plan's: ranges `width` keys wide, or `width` hash buckets."""
+    merged: dict[int, Digest] = {}
+    for bucket, digest in buckets.items():
+        if plan.method == "range":
+            target = truncating_division(bucket, width // plan.width)
+        else:
+            target = bucket & (width - 1)
+        merged[target] = merged.get(target, Digest()) + digest
+    return merged
+
+
+def key_columns(table: Table) -> tuple[Column, ...]:
+    columns = tuple(table.column(name) for name in table.primary_key)
+    return columns if columns and all(columns) else ()  # type: ignore[return-value]
+
+
+def integer_lead(table: Table) -> bool:
+    key = key_columns(table)
+    return bool(key) and base_type(key[0].type).split(" ")[0].split("(")[0] in INTEGER_TYPES
+
+
+@dataclass(frozen=True)
+class LeafRow:
+    key: tuple[str, ...]  # canonical text of each key column; for rowhash tables, the row digest
+    digest: str
+    values: dict[str, str | None] | None = None  # canonical text of every column, only when asked
+
+
+class Fingerprinter:
+    """Fingerprint queries on one open audit session: nothing here writes."""
+
+    def __init__(self, session: AuditSession, algorithm: Algorithm | None = None) -> None:
+        self.session = session
+        conn = session.connection
+        supported = available_algorithms(conn, session.dialect.name)
+        if algorithm is not None and algorithm not in supported:
+            raise DbauditError(f"{session.masked_url} cannot compute {algorithm} (it can: {', '.join(supported)})")
+        self.algorithm: Algorithm = algorithm or supported[0]
+        self.canon: Canon = canon_for(conn, session.dialect.name, self.algorithm)
+        self.canon.prepare(conn)
+
+    # --- SQL pieces -------------------------------------------------------------------------------
+
+    def _table(self, name: str) -> str:
+        quote = self.canon.quote
+        schema = self.session.schema
+        return f"{quote(schema)}.{quote(name)}" if schema else quote(name)
+
+    def _run(self, what: str, sql: str, **params: Any) -> list[Any]:
+        try:
+            return list(self.session.connection.execute(text(sql), params).all())
+        except DBAPIError as exc:
+            raise DbauditError(f"{what}: {describe_db_error(exc)}") from None
+
+    def _bucket_sql(self, plan: Plan, columns: Sequence[Column], width: int) -> str:
+        canon = self.canon
+        if plan.method == "range":
+            return canon.integer_division(canon.column(plan.key[0]), width)
+        if plan.method == "hash":
+            return canon.low_bits(canon.digest(canon.row_text(plan.key)), width)
+        return canon.low_bits(canon.row_hash(columns), width)
+
+    @staticmethod
+    def _ranges(plan: Plan, ranges: Sequence[tuple[int, int]], column_sql: str) -> tuple[str, dict[str, int]]:
+        if not ranges:
+            return "", {}
+        clauses = " OR ".join(f"{column_sql} BETWEEN :lo{i} AND :hi{i}" for i in range(len(ranges)))
+        params = {f"{edge}{i}": value for i, r in enumerate(ranges) for edge, value in zip(("lo", "hi"), r)}
+        return f" WHERE {clauses}", params
+
+    # --- queries ----------------------------------------------------------------------------------
+
+    def digest(self, table: str, columns: Sequence[Column]) -> Digest:
+        """The whole table in one scan."""
+        canon = self.canon
+        value = canon.row_value(canon.row_hash(columns))
+        inner = f"SELECT {value} AS v FROM {self._table(table)}{canon.fence}"
+        aggregates = ", ".join(canon.aggregates("d.v"))
+        (row,) = self._run(f"fingerprinting {table!r}", f"SELECT COUNT(*), {aggregates} FROM ({inner}) d")
+        return Digest(int(row[0]), canon.total(row[1:]))
+
+    def buckets(self, table: str, columns: Sequence[Column], plan: Plan, width: int | None = None,
+                ranges: Sequence[tuple[int, int]] = ()) -> dict[int, Digest]:
+        """Bucket digests in one scan (of the given key ranges only, for a range plan)."""
+        canon = self.canon
+        width = width or plan.width
+        where, params = self._ranges(plan, ranges, canon.column(plan.key[0])) if plan.method == "range" else ("", {})
+        value = canon.row_value(canon.row_hash(columns))
+        inner = (f"SELECT {self._bucket_sql(plan, columns, width)} AS b, {value} AS v "
+                 f"FROM {self._table(table)}{where}{canon.fence}")
+        aggregates = ", ".join(canon.aggregates("d.v"))
+        found = self._run(f"fingerprinting {table!r} by chunk",
+                          f"SELECT d.b, COUNT(*), {aggregates} FROM ({inner}) d GROUP BY d.b", **params)
+        return {int(r[0]): Digest(int(r[1]), canon.total(r[2:])) for r in found}
+
+    def key_span(self, table: str, column: Column) -> tuple[int, int] | None:
+        quoted = self.canon.column(column)
+        (row,) = self._run(f"reading the key range of {table!r}",
+                           f"SELECT MIN({quoted}), MAX({quoted}) FROM {self._table(table)}")
+        return None if row[0] is None else (int(row[0]), int(row[1]))
+
+    def leaf_rows(self, table: str, columns: Sequence[Column], plan: Plan, *, width: int | None = None,
+                  ranges: Sequence[tuple[int, int]] = (), buckets: Iterable[int] = (),
+                  values: bool = False) -> list[LeafRow]:
+        """Each row's key and digest, for the given key ranges (range plan) or buckets (others)."""
+        canon = self.canon
+        digest = canon.row_hash(columns)
+        keys = [canon.key_text(c) for c in plan.key]
+        shown = [canon.key_text(c) for c in columns] if values else []
+        # Aliased: MySQL refuses a derived table with two unnamed columns of the same text.
+        select = ", ".join(f"{sql} AS c{i}" for i, sql in enumerate([digest, *keys, *shown]))
+        if plan.method == "range":
+            where, params = self._ranges(plan, ranges, canon.column(plan.key[0]))
+            sql = f"SELECT {select} FROM {self._table(table)}{where}"
+        else:
+            wanted = ", ".join(str(int(b)) for b in buckets) or "NULL"
+            inner = (f"SELECT {self._bucket_sql(plan, columns, width or plan.width)} AS b, {select} "
+                     f"FROM {self._table(table)}")
+            sql, params = f"SELECT * FROM ({inner}) d WHERE d.b IN ({wanted})", {}
+        found = self._run(f"reading keys of {table!r}", sql, **params)
+        if plan.method != "range":
+            found = [r[1:] for r in found]
+        rows = []
+        for r in found:
+            key = tuple(str(v) for v in r[1:1 + len(keys)]) or (str(r[0]),)
+            shown_values = dict(zip((c.name for c in columns), r[1 + len(keys):])) if values else None
+            rows.append(LeafRow(key, str(r[0]), shown_values))
+        return rows
+
+
+# --- choosing a plan ------------------------------------------------------------------------------
+
+
+def snapshot_plan(fp: Fingerprinter, table: Table) -> Plan:
+    """Chunks of about max(MIN_CHUNK_ROWS, rows / TARGET_CHUNKS) rows: small tables get few chunks."""
+    rows = table.row_count
+    chunks = TARGET_CHUNKS if rows is None else max(1, min(TARGET_CHUNKS, rows // MIN_CHUNK_ROWS))
+    key = key_columns(table)
+    if not key:
+        return Plan("rowhash", (), next_power_of_two(chunks))
+    if integer_lead(table):
+        span = fp.key_span(table.name, key[0])
+        size = 1 if span is None else span[1] - span[0] + 1
+        return Plan("range", key, next_power_of_two(size / chunks))
+    return Plan("hash", key, next_power_of_two(chunks))
+
+
+def fingerprint_table(fp: Fingerprinter, table: Table, mode: FingerprintMode) -> None:
+    """Fill table.fingerprint (and, for mode "chunks", table.chunking and table.chunks).
+
+    A table of fewer than 2 * MIN_CHUNK_ROWS rows gets no chunks: they would locate nothing a key
+    compare cannot, and a one-row chunk's sum is that row's hash."""
+    if mode == "none":
+        return
+    if mode == "table" or (table.row_count is not None and table.row_count < 2 * MIN_CHUNK_ROWS):
+        table.fingerprint = fp.digest(table.name, table.columns).token(fp.algorithm)
+        return
+    plan = snapshot_plan(fp, table)
+    buckets = fp.buckets(table.name, table.columns, plan)
+    total = sum(buckets.values(), Digest())
+    table.fingerprint = total.token(fp.algorithm)
+    table.chunking = plan.label
+    table.chunks = [plan.chunk(b, buckets[b]) for b in sorted(buckets)]
+
+
+def chunk_digests(table: Table) -> dict[int, Digest]:
+    return {c.bucket: Digest(c.rows, int(c.sum, 16)) for c in table.chunks}
+
+
+def differing_chunks(old: Table, new: Table) -> list[str] | None:
+    """The chunks whose rows differ between two snapshots of a table; None when they cannot be compared."""
+    if not (old.chunking and new.chunking):
+        return None
+    plan_old, plan_new = parse_label(old.chunking, old), parse_label(new.chunking, new)
+    if plan_old is None or plan_new is None or plan_old.label.split("/")[0] != plan_new.label.split("/")[0]:
+        return None  # chunked by another key or method: the buckets do not correspond
+    width = max(plan_old.width, plan_new.width) if plan_old.method == "range" else min(plan_old.width, plan_new.width)
+    coarse = Plan(plan_old.method, plan_old.key, width)
+    before = coarsen(plan_old, chunk_digests(old), width)
+    after = coarsen(plan_new, chunk_digests(new), width)
+    return [coarse.describe(b) for b in sorted(set(before) | set(after)) if before.get(b) != after.get(b)]
+
+
+def select_tables(names: Iterable[str], include: Sequence[str] | None = None,
+                  exclude: Sequence[str] | None = None) -> list[str]:
+    """Table names matching any `include` fnmatch pattern (all when none) and no `exclude` pattern."""
+    chosen = [n for n in sorted(names) if not include or any(fnmatch.fnmatchcase(n, p) for p in include)]
+    return [n for n in chosen if not any(fnmatch.fnmatchcase(n, p) for p in exclude or ())]
+
+
+def fingerprint_tables(session: AuditSession, tables: Sequence[Table], mode: FingerprintMode,
+                       progress: bool = False) -> None:
+    """Fingerprint tables inside the snapshot's own transaction, so they match its counts and schema."""
+    if mode == "none" or not tables:
+        return
+    fp = Fingerprinter(session)
+    total = sum(t.row_count or 0 for t in tables) or None
+    with tqdm(total=total, desc="fingerprinting", unit="row", unit_scale=True, disable=not progress,
+              leave=False, file=sys.stderr) as bar:
+        for table in tables:
+            bar.set_postfix_str(table.name)
+            fingerprint_table(fp, table, mode)
+            bar.update(table.row_count or 0)

@@ -1,0 +1,420 @@
+"""restore-check: restore a dump into a new scratch database, prove it matches, and drop it again.
+
+The dump is first read with `dumpfile.read_dump` (checksums, truncation, the statements' byte ranges).
+Statements that would reach beyond the scratch database, `USE`, `CREATE/DROP DATABASE` (world.sql
+drops and recreates `world`!), `SET GLOBAL` and replication commands, are cut out of the stream fed
+to the `mariadb`/`mysql` client, and a dump that names other databases is refused. The scratch
+database must not exist yet; it is dropped after a failure, an error or Ctrl-C, and after the check
+unless `keep` is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
+from tqdm import tqdm
+
+from dbaudit import serde
+from dbaudit.connect import describe_db_error, mask_url, parse_url
+from dbaudit.diff import diff_snapshots
+from dbaudit.dumpfile import CHUNK, DumpContents, DumpFile, load_manifest, manifest_path, read_dump, sql_chunks
+from dbaudit.errors import DbauditError, first_line
+from dbaudit.expectations import Check
+from dbaudit.inspect import take_snapshot
+from dbaudit.snapshot import Snapshot, load_snapshot
+
+FORMAT_VERSION = 1
+KIND = "dbaudit.restore-check"
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+_SYSTEM = {"mysql", "information_schema", "performance_schema", "sys"}
+
+
+@dataclass
+class RestoreCheck:
+    format_version: int
+    kind: str
+    verdict: str  # pass / fail
+    title: str
+    generated_at: str
+    dump: DumpFile
+    server: str  # masked URL
+    product: str
+    version: str
+    database: str  # the source database the dump was taken from
+    scratch: str
+    kept: bool
+    client: str
+    skipped_statements: list[str]  # kinds of the statements cut out of the stream (use, create_database …)
+    restore_seconds: float
+    checks: list[Check]
+    restored: Snapshot | None  # the scratch database after the restore; None when it was not restored
+    summary: dict[str, Any]
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "pass"
+
+    @property
+    def failed_checks(self) -> list[Check]:
+        return [c for c in self.checks if c.status == "fail"]
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        serde.write_atomic(path, serde.dumps(self))
+
+
+def load_restore_check(path: str | os.PathLike[str]) -> RestoreCheck:
+    data = serde.read_json(path, "restore-check result")
+    if data.get("kind") != KIND or data.get("format_version") != FORMAT_VERSION:
+        raise DbauditError(f"{path} is not a dbaudit restore-check result of format_version {FORMAT_VERSION}")
+    return serde.from_dict(RestoreCheck, data, where=str(path))
+
+
+@dataclass
+class _Plan:
+    url: URL  # the server, without a database
+    source: str
+    scratch: str
+    client: str
+    contents: DumpContents
+    against: Snapshot | None
+
+
+def restore_check(
+    dump: str | os.PathLike[str],
+    server: str,
+    *,
+    scratch: str | None = None,
+    against: str | os.PathLike[str] | Snapshot | None = None,
+    keep: bool = False,
+    title: str | None = None,
+    progress: bool = False,
+) -> RestoreCheck:
+    """Restore `dump` into a new scratch database on `server` and compare it with the dump, its manifest
+    and (optionally) a snapshot of the source database."""
+    snapshot = load_snapshot(against) if isinstance(against, (str, os.PathLike)) else against
+    url = parse_url(server)
+    if url.get_backend_name() not in ("mysql", "mariadb"):
+        raise DbauditError(f"restore-check restores MySQL/MariaDB dumps; {mask_url(url)} is not such a server")
+    contents = read_dump(dump, progress)
+    plan = _plan(url, contents, scratch, snapshot)
+    engine = sa.create_engine(plan.url, poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        product, version = _refuse_unsafe(engine, plan)
+        if not contents.complete:
+            checks = [Check("dump", "complete", "fail", f"not restored: the dump is truncated ({contents.truncation})")]
+            return _result(plan, product, version, checks, None, 0.0, kept=False, title=title)
+        return _restore_and_compare(engine, plan, product, version, keep, title, progress)
+    finally:
+        engine.dispose()
+
+
+def _plan(url: URL, contents: DumpContents, scratch: str | None, snapshot: Snapshot | None) -> _Plan:
+    if len(contents.databases) > 1:
+        raise DbauditError(f"the dump holds {len(contents.databases)} databases ({', '.join(contents.databases)}); "
+                           "restore-check restores one database")
+    source = url.database or contents.header.database or (contents.databases or [None])[0] \
+        or Path(contents.file.path).name.split(".")[0]
+    own = {source.lower(), *(d.lower() for d in contents.databases)}
+    foreign = [d for d in contents.qualified_databases if d.lower() not in own]
+    if foreign:
+        raise DbauditError(f"the dump names other database(s) {', '.join(foreign)}; restore-check would not "
+                           "restore it into the scratch database alone")
+    name = scratch or f"{source}_restore_test"
+    if not _SAFE_NAME.match(name):
+        raise DbauditError(f"scratch database name {name!r}: use letters, digits and _ only (at most 64)")
+    if name.lower() in own or name.lower() in _SYSTEM:
+        raise DbauditError(f"refusing scratch database {name!r}: it is the source database (or a system one)")
+    client = shutil.which("mariadb") or shutil.which("mysql")
+    if client is None:
+        raise DbauditError("restore-check needs the mariadb (or mysql) command-line client on PATH")
+    return _Plan(url.set(database=None), source, name, client, contents, snapshot)
+
+
+def _refuse_unsafe(engine: sa.Engine, plan: _Plan) -> tuple[str, str]:
+    try:
+        with engine.connect() as conn:
+            version = str(conn.exec_driver_sql("SELECT VERSION()").scalar_one())
+            exists = conn.execute(sa.text("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = :n"),
+                                  {"n": plan.scratch}).scalar_one()
+    except DBAPIError as exc:
+        raise DbauditError(f"cannot connect to {mask_url(plan.url)}: {describe_db_error(exc)}") from None
+    if exists:
+        raise DbauditError(f"refusing scratch database {plan.scratch!r}: it already exists on {mask_url(plan.url)} "
+                           "(drop it or pick another with --scratch)")
+    return ("MariaDB" if "mariadb" in version.lower() else "MySQL"), version
+
+
+def _restore_and_compare(engine: sa.Engine, plan: _Plan, product: str, version: str, keep: bool,
+                         title: str | None, progress: bool) -> RestoreCheck:
+    completed = False
+    _execute(engine, "CREATE DATABASE {} CHARACTER SET utf8mb4", plan.scratch)
+    try:
+        with _terminate_as_interrupt():
+            started = time.monotonic()
+            error = _load(plan, progress)
+            seconds = round(time.monotonic() - started, 3)
+            if error:
+                checks = [Check("restore", "load", "fail", f"the client stopped: {error}")]
+                return _result(plan, product, version, checks, None, seconds, kept=False, title=title)
+            metrics = {m.name: m.sql for m in plan.against.metrics.values()} if plan.against else None
+            restored = take_snapshot(plan.url.set(database=plan.scratch), metrics, progress=progress)
+            checks = [Check("restore", "load", "pass", f"restored in {seconds:.1f} s with {Path(plan.client).name}"),
+                      *compare_restored(plan, restored)]
+            completed = True
+            return _result(plan, product, version, checks, restored, seconds, kept=keep, title=title)
+    finally:
+        if not (keep and completed):
+            _execute(engine, "DROP DATABASE IF EXISTS {}", plan.scratch)
+
+
+def _execute(engine: sa.Engine, template: str, database: str) -> None:
+    quoted = engine.dialect.identifier_preparer.quote_identifier(database)
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(template.format(quoted))
+    except DBAPIError as exc:
+        raise DbauditError(f"{template.split(' {')[0].lower()} {database}: {describe_db_error(exc)}") from None
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """A SIGTERM (a CI job cancelled) cleans up like Ctrl-C instead of leaving the scratch database."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+# --- feeding the client ----------------------------------------------------------------------------
+
+
+def _client_args(plan: _Plan, options_file: str | None) -> list[str]:
+    url = plan.url
+    args = [plan.client]
+    if options_file:
+        args.append(f"--defaults-extra-file={options_file}")  # must come first
+    args += ["--protocol=tcp", "-h", url.host or "127.0.0.1", "-P", str(url.port or 3306),
+             "--default-character-set=utf8mb4", "--batch"]
+    if url.username:
+        args += ["-u", url.username]
+    return [*args, plan.scratch]
+
+
+@contextmanager
+def _options_file(url: URL) -> Iterator[str | None]:
+    """The password goes to the client in a 0600 option file, never on its command line (ps shows that)."""
+    configured = url.query.get("read_default_file")
+    if isinstance(configured, str):
+        yield os.path.expanduser(configured)
+        return
+    if not url.password:
+        yield None
+        return
+    fd, path = tempfile.mkstemp(prefix="dbaudit-client-", suffix=".cnf")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            escaped = str(url.password).replace("\\", "\\\\").replace('"', '\\"')
+            handle.write(f'[client]\npassword="{escaped}"\n')
+        yield path
+    finally:
+        Path(path).unlink(missing_ok=True)
+
+
+def _load(plan: _Plan, progress: bool) -> str | None:
+    """Stream the dump to the client; None when it succeeded, else the client's first error line."""
+    with _options_file(plan.url) as options, tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(_client_args(plan, options), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                stderr=errors)
+        try:
+            _feed(proc.stdin, plan.contents, progress)
+            code = proc.wait()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        if code == 0:
+            return None
+        errors.seek(0)
+        text = errors.read().decode("utf-8", "replace").strip()
+        return first_line(text or f"exit status {code}")
+
+
+def _feed(stdin: IO[bytes] | None, contents: DumpContents, progress: bool) -> None:
+    assert stdin is not None
+    path = Path(contents.file.path)
+    with path.open("rb") as handle, tqdm(total=contents.file.size, unit="B", unit_scale=True, file=sys.stderr,
+                                         desc=f"restoring {path.name}", disable=not progress, leave=False) as bar:
+        reader = _ProgressReader(handle, bar)
+        try:
+            for piece in without_spans(sql_chunks(reader, contents.file.compressed),
+                                       [(s, e) for s, e, _ in contents.unsafe_spans]):
+                stdin.write(piece)
+        except BrokenPipeError:
+            pass  # the client stopped early; its exit status and stderr say why
+        finally:
+            with suppress(BrokenPipeError):
+                stdin.close()
+
+
+class _ProgressReader:
+    def __init__(self, handle: IO[bytes], bar: tqdm) -> None:
+        self.handle, self.bar = handle, bar
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.handle.read(size if size > 0 else CHUNK)
+        self.bar.update(len(data))
+        return data
+
+
+def without_spans(chunks: Iterator[bytes], spans: list[tuple[int, int]]) -> Iterator[bytes]:
+    """The byte stream with the half-open [start, end) ranges cut out; ranges may cross chunk borders."""
+    pending = deque(sorted(spans))
+    offset = 0
+    for data in chunks:
+        end = offset + len(data)
+        cursor = offset
+        while pending and pending[0][0] < end:
+            start, stop = pending[0]
+            if start > cursor:
+                yield data[cursor - offset : start - offset]
+            cursor = max(cursor, min(stop, end))
+            if stop > end:
+                break
+            pending.popleft()
+        if cursor < end:
+            yield data[cursor - offset :]
+        offset = end
+
+
+# --- comparing -------------------------------------------------------------------------------------
+
+
+def compare_restored(plan: _Plan, restored: Snapshot) -> list[Check]:
+    contents = plan.contents
+    counts = {name: t.row_count or 0 for name, t in restored.tables.items()}
+    checks = compare_counts("dump", {n: t.rows for n, t in contents.tables.items()}, counts, "the dump")
+    checks += [_names("dump", kind, set(getattr(contents, kind)), set(getattr(restored, kind)))
+               for kind in ("views", "triggers", "routines")]
+    manifest_file = manifest_path(contents.file.path)
+    if manifest_file.is_file():
+        manifest = load_manifest(manifest_file)
+        checks += compare_counts("manifest", manifest.tables, counts, "the manifest")
+    if plan.against is not None:
+        checks += _against_source(plan.against, restored)
+    return checks
+
+
+def compare_counts(category: str, want: dict[str, int], got: dict[str, int], what: str) -> list[Check]:
+    """Row counts of the restored database against what `what` says they must be."""
+    checks = [Check(category, f"table {n}", "fail", f"table {n} is in {what} but was not restored")
+              for n in sorted(set(want) - set(got))]
+    checks += [Check(category, f"table {n}", "fail", f"table {n} was restored but is not in {what}")
+               for n in sorted(set(got) - set(want))]
+    checks += [Check(category, f"rows {n}", "fail", f"{n}: {want[n]:,} rows in {what}, {got[n]:,} restored "
+                     f"({got[n] - want[n]:+,})") for n in sorted(set(want) & set(got)) if want[n] != got[n]]
+    if not checks:
+        checks.append(Check(category, "tables and rows", "pass",
+                            f"all {len(want)} tables restored with the row counts of {what}"))
+    return checks
+
+
+def _names(category: str, kind: str, want: set[str], got: set[str]) -> Check:
+    missing, extra = sorted(want - got), sorted(got - want)
+    if not missing and not extra:
+        return Check(category, kind, "pass", f"{len(want)} {kind} restored")
+    detail = "; ".join(([f"not restored: {', '.join(missing)}"] if missing else [])
+                       + ([f"not in the dump: {', '.join(extra)}"] if extra else []))
+    return Check(category, kind, "fail", f"{kind}: {detail}")
+
+
+def _against_source(source: Snapshot, restored: Snapshot) -> list[Check]:
+    changes = diff_snapshots(source, restored)
+    if not changes:
+        return [Check("source", "identical", "pass",
+                      f"schema, {len(source.tables)} tables' row counts and metrics equal the source snapshot")]
+    return [Check("source", f"{c.kind} {c.target}", "fail", c.describe()) for c in changes]
+
+
+def _result(plan: _Plan, product: str, version: str, checks: list[Check], restored: Snapshot | None,
+            seconds: float, kept: bool, title: str | None) -> RestoreCheck:
+    failed = sum(1 for c in checks if c.status == "fail")
+    return RestoreCheck(
+        format_version=FORMAT_VERSION, kind=KIND, verdict="fail" if failed else "pass",
+        title=title or f"restore of {Path(plan.contents.file.path).name}",
+        generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), dump=plan.contents.file,
+        server=mask_url(plan.url), product=product, version=version, database=plan.source, scratch=plan.scratch,
+        kept=kept, client=plan.client, skipped_statements=[k for _, _, k in plan.contents.unsafe_spans],
+        restore_seconds=seconds, checks=checks, restored=restored,
+        summary={"checks": len(checks), "checks_failed": failed,
+                 "tables": len(restored.tables) if restored else 0,
+                 "rows": restored.total_rows if restored else 0},
+    )
+
+
+# --- the command -----------------------------------------------------------------------------------
+
+
+def add_commands(sub: Any) -> None:
+    cmd = sub.add_parser("restore-check", help="restore a dump into a scratch database, verify it, drop it")
+    cmd.add_argument("dump", help="the dump file (plain or .gz)")
+    cmd.add_argument("--server", required=True,
+                     help="MySQL/MariaDB URL (password: DBAUDIT_PASSWORD); its database, if any, is the source")
+    cmd.add_argument("--scratch", help="scratch database to create (default <source>_restore_test); must not exist")
+    cmd.add_argument("--against", help="snapshot JSON of the source database: the restore must diff empty")
+    cmd.add_argument("--keep", action="store_true", help="keep the scratch database after the check")
+    cmd.add_argument("--json", dest="json_out", help="write the result JSON here")
+    cmd.add_argument("--report", action="store_true", help="also render the HTML report (notebooks/restore_check)")
+    cmd.add_argument("--out-dir", default="reports", help="report archive (with --report)")
+    cmd.set_defaults(run=_restore_check_command)
+
+
+def _restore_check_command(args: argparse.Namespace) -> int:
+    result = restore_check(args.dump, args.server, scratch=args.scratch, against=args.against, keep=args.keep,
+                           progress=sys.stderr.isatty())
+    if args.json_out:
+        result.save(args.json_out)
+    print(f"restore of {result.dump.path} into {result.scratch} on {result.server} ({result.product} "
+          f"{result.version}): {result.summary['tables']} tables, {result.summary['rows']:,} rows, "
+          f"{result.restore_seconds:.1f} s")
+    if result.skipped_statements:
+        print(f"  not sent to the server: {', '.join(result.skipped_statements)}")
+    for check in result.checks:
+        print(f"{check.status.upper():<4} [{check.category}] {check.name}: {check.message}")
+    state = "kept" if result.kept else "dropped" if result.restore_seconds else "not created"
+    print(f"scratch database {result.scratch} {state}")
+    if args.report:
+        from dbaudit.backup_report import render_restore_check
+
+        with tempfile.TemporaryDirectory() as work:
+            saved = Path(work) / "result.json"
+            result.save(saved)
+            print(f"report: {render_restore_check(saved, args.out_dir, progress=sys.stderr.isatty()).html}")
+    print(f"verdict: {result.verdict.upper()}")
+    return 0 if result.passed else 1

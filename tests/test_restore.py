@@ -1,0 +1,191 @@
+"""restore-check on MariaDB: the employees sample restored through its own mysqldump, and the safety rules."""
+
+from __future__ import annotations
+
+import gzip
+import re
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from conftest import MARIADB_URL, ROOT, SHARED_DATA
+from dbaudit.dumpfile import check_dump, write_manifest
+from dbaudit.errors import DbauditError
+from dbaudit.inspect import take_snapshot
+from dbaudit.restore import load_restore_check, restore_check, without_spans
+
+def _new_name(tag: str) -> str:
+    return f"dbaudit_t_{tag}_{uuid.uuid4().hex[:8]}"
+
+
+def _databases(server: sa.Engine) -> set[str]:
+    with server.connect() as conn:
+        return {r[0] for r in conn.exec_driver_sql("SHOW DATABASES")}
+
+
+def _drop(server: sa.Engine, *names: str) -> None:
+    with server.connect() as conn:
+        for name in names:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+@pytest.mark.slow
+def test_restore_of_employees_passes_and_its_golden_md5_values_hold_in_the_scratch_database(
+    employees: tuple[str, Path], mariadb_server: sa.Engine, mariadb_client: str, tmp_path: Path
+) -> None:
+    source, dump = employees
+    snapshot = tmp_path / "source.json"
+    take_snapshot(f"{MARIADB_URL}/{source}").save(snapshot)
+    write_manifest(check_dump(dump))
+    scratch = _new_name("rst")
+    try:
+        result = restore_check(dump, f"{MARIADB_URL}/{source}", scratch=scratch, against=snapshot, keep=True)
+
+        assert result.verdict == "pass", [c.message for c in result.failed_checks]
+        assert {c.category for c in result.checks} == {"restore", "dump", "manifest", "source"}
+        assert result.summary == {"checks": 7, "checks_failed": 0, "tables": 6, "rows": 130783}
+        golden = (SHARED_DATA / "employees" / "test_employee_md5.sql").read_text().replace("USE employee;", "")
+        out = subprocess.run([mariadb_client, "--protocol=tcp", "-h", "127.0.0.1", "-u", "root", scratch],
+                             input=golden, text=True, capture_output=True, check=True).stdout
+        assert re.search(r"^CRC\s+OK$", out, re.M) and re.search(r"^count\s+OK$", out, re.M), out
+    finally:
+        _drop(mariadb_server, scratch)
+
+
+@pytest.mark.slow
+def test_restore_of_a_gzip_dump_drops_its_scratch_database_and_fails_when_the_source_moved_on(
+    employees: tuple[str, Path], mariadb_server: sa.Engine, tmp_path: Path
+) -> None:
+    source, dump = employees
+    later = take_snapshot(f"{MARIADB_URL}/{source}")
+    later.tables["salary"].row_count = 94918  # the source gained a row after the dump was taken
+    packed = tmp_path / "employees.sql.gz"
+    packed.write_bytes(gzip.compress(dump.read_bytes(), compresslevel=1))
+    scratch = _new_name("rst")
+
+    result = restore_check(packed, f"{MARIADB_URL}/{source}", scratch=scratch, against=later)
+
+    assert scratch not in _databases(mariadb_server) and not result.kept
+    assert [c.message for c in result.failed_checks] == ["rows of salary: 94,918 → 94,917 (-1)"]
+
+
+def test_refuses_a_scratch_database_that_exists_and_leaves_it_untouched(
+    mariadb_server: sa.Engine, shared_data: Path
+) -> None:
+    existing = _new_name("keep")
+    with mariadb_server.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE `{existing}`")
+        conn.exec_driver_sql(f"CREATE TABLE `{existing}`.sentinel (id int)")
+    try:
+        with pytest.raises(DbauditError, match="already exists"):
+            restore_check(shared_data / "world" / "world.sql", MARIADB_URL, scratch=existing)
+        with mariadb_server.connect() as conn:
+            assert conn.exec_driver_sql(f"SHOW TABLES FROM `{existing}`").scalars().all() == ["sentinel"]
+    finally:
+        _drop(mariadb_server, existing)
+
+
+def test_refuses_the_source_database_and_unsafe_names(shared_data: Path, mariadb_server: sa.Engine) -> None:
+    world = shared_data / "world" / "world.sql"
+    with pytest.raises(DbauditError, match="is the source database"):
+        restore_check(world, MARIADB_URL, scratch="world")  # the dump's own CREATE DATABASE names it
+    with pytest.raises(DbauditError, match="is the source database"):
+        restore_check(world, f"{MARIADB_URL}/blazz", scratch="BLAZZ")
+    with pytest.raises(DbauditError, match="letters, digits"):
+        restore_check(world, MARIADB_URL, scratch="x`; DROP DATABASE mysql; --")
+    with pytest.raises(DbauditError, match="MySQL/MariaDB"):
+        restore_check(world, "postgresql+psycopg://postgres@127.0.0.1/postgres")
+
+
+def test_a_dump_naming_another_database_is_refused(tmp_path: Path, mariadb_server: sa.Engine) -> None:
+    dump = tmp_path / "other.sql"
+    dump.write_text("CREATE TABLE t (id int);\nINSERT INTO mysql.t VALUES (1);\n")
+
+    with pytest.raises(DbauditError, match="names other database"):
+        restore_check(dump, MARIADB_URL, scratch=_new_name("rst"))
+
+
+def test_use_and_drop_database_in_the_dump_never_reach_the_database_they_name(
+    tmp_path: Path, mariadb_server: sa.Engine
+) -> None:
+    victim, scratch = _new_name("victim"), _new_name("rst")
+    with mariadb_server.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE `{victim}`")
+        conn.exec_driver_sql(f"CREATE TABLE `{victim}`.sentinel (id int)")
+    dump = tmp_path / "hostile.sql"
+    dump.write_text(f"/*!40000 DROP DATABASE IF EXISTS `{victim}`*/;\nCREATE DATABASE `{victim}`;\nUSE `{victim}`;\n"
+                    "SET GLOBAL max_connections = 7;\nCREATE TABLE t (id int);\nINSERT INTO t VALUES (1),(2);\n")
+    try:
+        result = restore_check(dump, MARIADB_URL, scratch=scratch, keep=True)
+
+        assert result.verdict == "pass", [c.message for c in result.failed_checks]
+        assert result.skipped_statements == ["drop_database", "create_database", "use", "server_state"]
+        with mariadb_server.connect() as conn:
+            assert conn.exec_driver_sql(f"SHOW TABLES FROM `{victim}`").scalars().all() == ["sentinel"]
+            assert conn.exec_driver_sql(f"SELECT COUNT(*) FROM `{scratch}`.t").scalar() == 2
+            assert conn.exec_driver_sql("SELECT @@GLOBAL.max_connections").scalar() != 7
+    finally:
+        _drop(mariadb_server, victim, scratch)
+
+
+def test_a_dump_the_client_rejects_fails_and_its_scratch_database_is_dropped(
+    tmp_path: Path, mariadb_server: sa.Engine
+) -> None:
+    dump = tmp_path / "broken.sql"
+    dump.write_text("CREATE TABLE t (id int);\nINSERT INTO t VALUES (1);\nINSERT INTO missing VALUES (2);\n")
+    scratch = _new_name("rst")
+
+    result = restore_check(dump, MARIADB_URL, scratch=scratch, keep=True)
+
+    assert result.verdict == "fail" and "doesn't exist" in result.failed_checks[0].message
+    assert scratch not in _databases(mariadb_server)
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_the_restore_drops_the_scratch_database(
+    employees: tuple[str, Path], mariadb_server: sa.Engine
+) -> None:
+    scratch = _new_name("rst")
+    proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "dbaudit"), "restore-check", str(employees[1]),
+                             "--server", MARIADB_URL, "--scratch", scratch],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while scratch not in _databases(mariadb_server) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert scratch in _databases(mariadb_server)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+
+        assert proc.returncode == 2 and err.strip() == "dbaudit: error: interrupted"
+        assert scratch not in _databases(mariadb_server)
+    finally:
+        proc.kill()
+        _drop(mariadb_server, scratch)
+
+
+def test_cli_restore_check_writes_a_result_that_reads_back(shared_data: Path, tmp_path: Path,
+                                                          mariadb_server: sa.Engine) -> None:
+    scratch = _new_name("rst")
+    out = subprocess.run([str(ROOT / ".venv" / "bin" / "dbaudit"), "restore-check",
+                          str(shared_data / "world" / "world.sql"), "--server", MARIADB_URL, "--scratch", scratch,
+                          "--json", str(tmp_path / "r.json")], capture_output=True, text=True)
+
+    assert out.returncode == 0, out.stdout + out.stderr
+    result = load_restore_check(tmp_path / "r.json")
+    assert result.verdict == "pass" and result.database == "world" and result.summary["rows"] == 5302
+    assert scratch not in _databases(mariadb_server)
+
+
+def test_cutting_spans_out_of_a_stream_works_across_chunk_borders() -> None:
+    data = b"0123456789abcdefghij"
+    spans = [(2, 5), (7, 13), (19, 20)]
+    expected = b"01" + b"56" + b"defghi"
+    for size in (1, 3, 4, 20):
+        chunks = (data[i : i + size] for i in range(0, len(data), size))
+        assert b"".join(without_spans(chunks, spans)) == expected, size
