@@ -293,3 +293,32 @@ def test_junit_output_has_one_testcase_per_check_and_marks_failures(demo_results
 def test_bad_expectations_never_reach_the_snapshot_step(tmp_path: Path) -> None:
     with pytest.raises(DbauditError):
         parse_expectations({"rows": {"sometimes": ["x"]}})
+
+
+def _junit_matches_json(junit: Path, document: Path, checks_key: str = "checks") -> tuple[int, int]:
+    suite = ET.parse(junit).getroot().find("testsuite")
+    cases = suite.findall("testcase")
+    data = json.loads(document.read_text())
+    expected = data[checks_key]
+    assert [c.get("name") for c in cases] == [c["name"] for c in expected]
+    failed = sum(1 for c in cases if c.find("failure") is not None)
+    assert failed == int(suite.get("failures"))
+    return len(cases), failed
+
+
+def test_every_checking_command_writes_junit_matching_its_json(shared_data: Path, tmp_path: Path,
+                                                               make_sqlite: Callable[[], ScratchDB]) -> None:
+    dump = dbaudit("dump-check", str(shared_data / "world" / "world.sql"), "--json", str(tmp_path / "d.json"),
+                   "--junit", str(tmp_path / "d.xml"))
+    a, b = make_sqlite(), make_sqlite()
+    _contacts(a)
+    _contacts(b)
+    b.run_sql("UPDATE contacts SET status = 'moved' WHERE id = 3")
+    compare = dbaudit("compare", a.url, b.url, "--json", str(tmp_path / "c.json"), "--junit", str(tmp_path / "c.xml"))
+    triggers = dbaudit("triggers", a.url, "--json", str(tmp_path / "t.json"), "--junit", str(tmp_path / "t.xml"))
+
+    assert (dump.returncode, compare.returncode, triggers.returncode) == (0, 1, 0), dump.stderr + compare.stderr
+    assert _junit_matches_json(tmp_path / "d.xml", tmp_path / "d.json")[1] == 0
+    assert _junit_matches_json(tmp_path / "t.xml", tmp_path / "t.json")[1] == 0
+    cases = ET.parse(tmp_path / "c.xml").getroot().find("testsuite").findall("testcase")
+    assert [(c.get("name"), c.find("failure") is not None) for c in cases] == [("contacts", True)]

@@ -11,7 +11,7 @@ from pathlib import Path
 from dbaudit import compare, dumpfile, restore, rollback
 from dbaudit.connect import mask_url
 from dbaudit.errors import DbauditError, first_line
-from dbaudit.junit import write_junit
+from dbaudit.ci import add_output_options, write_outputs
 
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 
@@ -46,8 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("before")
     diff.add_argument("after")
     diff.add_argument("--expect", help="expectations YAML; without it any difference fails")
-    diff.add_argument("--json", dest="json_out", help="write the result JSON here")
-    diff.add_argument("--junit", help="write the checks as JUnit XML here (one testcase per check)")
+    add_output_options(diff)
     diff.set_defaults(run=_diff)
 
     report = sub.add_parser("report", help="render the HTML audit report through the notebook")
@@ -56,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--expect")
     report.add_argument("--out-dir", default="reports")
     report.add_argument("--name", help="report name (default: the expectations file's name)")
-    report.add_argument("--junit", help="write the checks as JUnit XML here (one testcase per check)")
+    add_output_options(report)
     report.set_defaults(run=_report)
 
     demo = sub.add_parser("demo", help="audit the built-in blazz demo database (SQLite) and render reports")
@@ -123,10 +122,7 @@ def _diff(args: argparse.Namespace) -> int:
             raise DbauditError(f"diff compares snapshot files (*.json), not {shown}")
     audit = run_audit(args.before, args.after, args.expect)
     result = audit.result
-    if args.json_out:
-        result.save(args.json_out)
-    if args.junit:
-        write_junit(args.junit, f"dbaudit diff {result.title}", result.checks)
+    write_outputs(args, result, f"dbaudit diff {result.title}", result.checks)
     for change in result.changes:
         mark = " " if change.declared and args.expect else "!"
         print(f"{mark} {change.message}")
@@ -145,11 +141,11 @@ def _report(args: argparse.Namespace) -> int:
 
     report = render_audit(args.before, args.after, args.expect, args.out_dir, args.name,
                           progress=sys.stderr.isatty())
-    if args.junit and report.result:
+    if report.result:
         from dbaudit.result import load_result
 
         result = load_result(report.result)
-        write_junit(args.junit, f"dbaudit report {result.title}", result.checks)
+        write_outputs(args, result, f"dbaudit report {result.title}", result.checks)
     print(f"verdict: {(report.verdict or 'unknown').upper()}  report: {_shown(report.html)}")
     return EXIT_PASS if report.verdict == "pass" else EXIT_FAIL
 

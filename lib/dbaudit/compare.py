@@ -31,6 +31,8 @@ from tqdm import tqdm
 from dbaudit import serde
 from dbaudit.canonical import Algorithm, available_algorithms
 from dbaudit.connect import AuditSession, audit_session, mask_url
+from dbaudit.ci import add_output_options, write_outputs
+from dbaudit.expectations import Check
 from dbaudit.errors import DbauditError
 from dbaudit.fingerprint import (TARGET_CHUNKS, Digest, Fingerprinter, LeafRow, Plan, integer_lead, key_columns,
                                  next_power_of_two, select_tables)
@@ -84,7 +86,7 @@ class Source:
 
 
 @dataclass
-class CompareResult:
+class CompareResult(serde.Document):
     format_version: int
     kind: str
     generated_at: str
@@ -106,15 +108,9 @@ class CompareResult:
     def errors(self) -> list[TableComparison]:
         return [t for t in self.tables if t.status == "error"]
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        serde.write_atomic(path, serde.dumps(self))
-
 
 def load_compare_result(path: str | os.PathLike[str]) -> CompareResult:
-    data = serde.read_json(path, "compare result")
-    if data.get("kind") != KIND or data.get("format_version") != FORMAT_VERSION:
-        raise DbauditError(f"{path} is not a dbaudit compare result of format_version {FORMAT_VERSION}")
-    return serde.from_dict(CompareResult, data, where=str(path))
+    return serde.load_document(CompareResult, path, KIND, FORMAT_VERSION, "compare result")
 
 
 # --- sessions -------------------------------------------------------------------------------------
@@ -449,7 +445,7 @@ def add_commands(sub: Any) -> None:
     cmd.add_argument("--tables", nargs="+", action="extend", metavar="PATTERN", help="only these tables (fnmatch)")
     cmd.add_argument("--exclude", nargs="+", action="extend", metavar="PATTERN", help="skip these tables (fnmatch)")
     cmd.add_argument("--schema", help="PostgreSQL schema on both sides (default public)")
-    cmd.add_argument("--json", dest="json_out", help="write the compare result JSON here")
+    add_output_options(cmd)
     cmd.add_argument("--counts-only", action="store_true", help="compare exact row counts only (fast)")
     cmd.add_argument("--show-values", action="store_true", help="also print the differing column values")
     cmd.add_argument("--max-keys", type=int, default=MAX_KEYS, help=f"keys listed per table (default {MAX_KEYS})")
@@ -463,13 +459,18 @@ def _run(args: argparse.Namespace) -> int:
                      workers=args.workers, counts_only=args.counts_only, show_values=args.show_values,
                      max_keys=args.max_keys, statement_timeout=args.statement_timeout,
                      progress=sys.stderr.isatty())
-    if args.json_out:
-        result.save(args.json_out)
+    write_outputs(args, result, f"dbaudit compare {result.a.database} {result.b.database}", compare_checks(result))
     for line in describe(result):
         print(line)
     if result.errors:
         return 2
     return 0 if result.identical else 1
+
+
+def compare_checks(result: CompareResult) -> list[Check]:
+    """One check per table, for JUnit: a table passes when both sides hold the same rows."""
+    return [Check("compare", t.name, "pass" if t.status == "same" else "fail", _table_line(t).strip())
+            for t in result.tables]
 
 
 def describe(result: CompareResult) -> list[str]:

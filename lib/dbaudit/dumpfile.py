@@ -24,8 +24,10 @@ from typing import Any, BinaryIO
 from tqdm import tqdm
 
 from dbaudit import serde
+from dbaudit.ci import add_output_options, write_outputs
 from dbaudit.errors import DbauditError
 from dbaudit.expectations import Check
+from dbaudit.result import Judged
 from dbaudit.snapshot import Snapshot, load_snapshot
 from dbaudit.sqlscan import ScanEnd, SqlScanner, Statement
 
@@ -153,7 +155,7 @@ class DumpManifest:
 
 
 @dataclass
-class DumpCheck:
+class DumpCheck(Judged):
     format_version: int
     kind: str
     verdict: str  # pass / fail
@@ -164,17 +166,6 @@ class DumpCheck:
     manifest: str | None  # the manifest compared against (or written)
     against: str | None  # the snapshot compared against
     summary: dict[str, Any]
-
-    @property
-    def passed(self) -> bool:
-        return self.verdict == "pass"
-
-    @property
-    def failed_checks(self) -> list[Check]:
-        return [c for c in self.checks if c.status == "fail"]
-
-    def save(self, path: str | os.PathLike[str]) -> None:
-        serde.write_atomic(path, serde.dumps(self))
 
 
 # --- reading ---------------------------------------------------------------------------------------
@@ -591,17 +582,11 @@ def write_manifest(check: DumpCheck) -> Path:
 
 
 def load_manifest(path: str | os.PathLike[str]) -> DumpManifest:
-    data = serde.read_json(path, "dump manifest")
-    if data.get("kind") != MANIFEST_KIND or data.get("format_version") != FORMAT_VERSION:
-        raise DbauditError(f"{path} is not a dbaudit dump manifest of format_version {FORMAT_VERSION}")
-    return serde.from_dict(DumpManifest, data, where=str(path))
+    return serde.load_document(DumpManifest, path, MANIFEST_KIND, FORMAT_VERSION, "dump manifest")
 
 
 def load_dump_check(path: str | os.PathLike[str]) -> DumpCheck:
-    data = serde.read_json(path, "dump-check result")
-    if data.get("kind") != KIND or data.get("format_version") != FORMAT_VERSION:
-        raise DbauditError(f"{path} is not a dbaudit dump-check result of format_version {FORMAT_VERSION}")
-    return serde.from_dict(DumpCheck, data, where=str(path))
+    return serde.load_document(DumpCheck, path, KIND, FORMAT_VERSION, "dump-check result")
 
 
 # --- the command -----------------------------------------------------------------------------------
@@ -614,7 +599,7 @@ def add_commands(sub: Any) -> None:
     digest.add_argument("--md5", help="expected MD5 of the file (hex)")
     digest.add_argument("--sha256", help="expected SHA-256 of the file (hex)")
     cmd.add_argument("--against", help="snapshot JSON of the dumped database: compare tables and row counts")
-    cmd.add_argument("--json", dest="json_out", help="write the result JSON here")
+    add_output_options(cmd)
     cmd.add_argument("--write-manifest", action="store_true",
                      help=f"after a passing check, write DUMP{MANIFEST_SUFFIX} for later checks")
     cmd.add_argument("--report", action="store_true", help="also render the HTML report (notebooks/backup_check)")
@@ -625,8 +610,7 @@ def add_commands(sub: Any) -> None:
 def _dump_check_command(args: argparse.Namespace) -> int:
     check = check_dump(args.dump, md5=args.md5, sha256=args.sha256, against=args.against,
                        progress=sys.stderr.isatty())
-    if args.json_out:
-        check.save(args.json_out)
+    write_outputs(args, check, f"dbaudit dump-check {Path(args.dump).name}", check.checks)
     _print(check)
     if args.write_manifest:
         if check.manifest and check.passed:

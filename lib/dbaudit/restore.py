@@ -37,9 +37,11 @@ from dbaudit import serde
 from dbaudit.connect import describe_db_error, mask_url, parse_url
 from dbaudit.diff import diff_snapshots
 from dbaudit.dumpfile import CHUNK, DumpContents, DumpFile, load_manifest, manifest_path, read_dump, sql_chunks
+from dbaudit.ci import add_output_options, write_outputs
 from dbaudit.errors import DbauditError, first_line
 from dbaudit.expectations import Check
 from dbaudit.inspect import take_snapshot
+from dbaudit.result import Judged
 from dbaudit.snapshot import Snapshot, load_snapshot
 
 FORMAT_VERSION = 1
@@ -49,7 +51,7 @@ _SYSTEM = {"mysql", "information_schema", "performance_schema", "sys"}
 
 
 @dataclass
-class RestoreCheck:
+class RestoreCheck(Judged):
     format_version: int
     kind: str
     verdict: str  # pass / fail
@@ -69,23 +71,9 @@ class RestoreCheck:
     restored: Snapshot | None  # the scratch database after the restore; None when it was not restored
     summary: dict[str, Any]
 
-    @property
-    def passed(self) -> bool:
-        return self.verdict == "pass"
-
-    @property
-    def failed_checks(self) -> list[Check]:
-        return [c for c in self.checks if c.status == "fail"]
-
-    def save(self, path: str | os.PathLike[str]) -> None:
-        serde.write_atomic(path, serde.dumps(self))
-
 
 def load_restore_check(path: str | os.PathLike[str]) -> RestoreCheck:
-    data = serde.read_json(path, "restore-check result")
-    if data.get("kind") != KIND or data.get("format_version") != FORMAT_VERSION:
-        raise DbauditError(f"{path} is not a dbaudit restore-check result of format_version {FORMAT_VERSION}")
-    return serde.from_dict(RestoreCheck, data, where=str(path))
+    return serde.load_document(RestoreCheck, path, KIND, FORMAT_VERSION, "restore-check result")
 
 
 @dataclass
@@ -389,7 +377,7 @@ def add_commands(sub: Any) -> None:
     cmd.add_argument("--scratch", help="scratch database to create (default <source>_restore_test); must not exist")
     cmd.add_argument("--against", help="snapshot JSON of the source database: the restore must diff empty")
     cmd.add_argument("--keep", action="store_true", help="keep the scratch database after the check")
-    cmd.add_argument("--json", dest="json_out", help="write the result JSON here")
+    add_output_options(cmd)
     cmd.add_argument("--report", action="store_true", help="also render the HTML report (notebooks/restore_check)")
     cmd.add_argument("--out-dir", default="reports", help="report archive (with --report)")
     cmd.set_defaults(run=_restore_check_command)
@@ -398,8 +386,7 @@ def add_commands(sub: Any) -> None:
 def _restore_check_command(args: argparse.Namespace) -> int:
     result = restore_check(args.dump, args.server, scratch=args.scratch, against=args.against, keep=args.keep,
                            progress=sys.stderr.isatty())
-    if args.json_out:
-        result.save(args.json_out)
+    write_outputs(args, result, f"dbaudit restore-check {result.scratch}", result.checks)
     print(f"restore of {result.dump.path} into {result.scratch} on {result.server} ({result.product} "
           f"{result.version}): {result.summary['tables']} tables, {result.summary['rows']:,} rows, "
           f"{result.restore_seconds:.1f} s")

@@ -9,13 +9,27 @@ from typing import Any, Literal
 
 from dbaudit import serde
 from dbaudit.diff import Change, diff_snapshots
-from dbaudit.errors import DbauditError
 from dbaudit.expectations import DATA_CHANGES, Check, Expectations, is_declared, judge
 from dbaudit.snapshot import Snapshot
 
 FORMAT_VERSION = 1
 KIND = "dbaudit.result"
 Verdict = Literal["pass", "fail"]
+
+
+class Judged(serde.Document):
+    """A result document with a verdict and the checks behind it (audit, dump-check, restore-check, triggers)."""
+
+    verdict: str
+    checks: list[Any]
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "pass"
+
+    @property
+    def failed_checks(self) -> list[Any]:
+        return [c for c in self.checks if c.status == "fail"]
 
 
 @dataclass
@@ -55,7 +69,7 @@ class ChangeRecord:
 
 
 @dataclass
-class AuditResult:
+class AuditResult(Judged):
     format_version: int
     kind: str
     verdict: Verdict
@@ -67,17 +81,6 @@ class AuditResult:
     checks: list[Check]
     changes: list[ChangeRecord]
     summary: dict[str, int]
-
-    @property
-    def passed(self) -> bool:
-        return self.verdict == "pass"
-
-    @property
-    def failed_checks(self) -> list[Check]:
-        return [c for c in self.checks if c.status == "fail"]
-
-    def save(self, path: str | os.PathLike[str]) -> None:
-        serde.write_atomic(path, serde.dumps(self))
 
 
 def audit(before: Snapshot, after: Snapshot, expectations: Expectations | None = None,
@@ -110,7 +113,4 @@ def audit(before: Snapshot, after: Snapshot, expectations: Expectations | None =
 
 
 def load_result(path: str | os.PathLike[str]) -> AuditResult:
-    data = serde.read_json(path, "result")
-    if data.get("kind") != KIND or data.get("format_version") != FORMAT_VERSION:
-        raise DbauditError(f"{path} is not a dbaudit result of format_version {FORMAT_VERSION}")
-    return serde.from_dict(AuditResult, data, where=str(path))
+    return serde.load_document(AuditResult, path, KIND, FORMAT_VERSION, "result")

@@ -25,8 +25,10 @@ from sqlalchemy.sql import quoted_name
 
 from dbaudit import serde
 from dbaudit.connect import AuditSession, audit_session
+from dbaudit.ci import add_output_options, write_outputs
 from dbaudit.errors import DbauditError
 from dbaudit.expectations import parse_expectations
+from dbaudit.result import Judged
 from dbaudit.snapshot import Snapshot, Table, load_snapshot
 
 FORMAT_VERSION = 1
@@ -79,7 +81,7 @@ class External:
 
 
 @dataclass
-class RollbackResult:
+class RollbackResult(Judged):
     format_version: int
     kind: str
     verdict: str  # pass: no trigger fired; fail: roll back
@@ -94,15 +96,9 @@ class RollbackResult:
     summary: dict[str, int]
 
     @property
-    def passed(self) -> bool:
-        return self.verdict == "pass"
-
-    @property
     def fired(self) -> list[TriggerCheck]:
-        return [c for c in self.checks if c.status == "fail"]
-
-    def save(self, path: str | os.PathLike[str]) -> None:
-        serde.write_atomic(path, serde.dumps(self))
+        """The triggers that call for a rollback."""
+        return self.failed_checks
 
 
 # --- the rules ---------------------------------------------------------------------------------------
@@ -429,10 +425,7 @@ def external_checks(figures: External, rules: RollbackRules) -> list[TriggerChec
 
 
 def load_rollback_result(path: str | os.PathLike[str]) -> RollbackResult:
-    data = serde.read_json(path, "rollback result")
-    if data.get("kind") != KIND or data.get("format_version") != FORMAT_VERSION:
-        raise DbauditError(f"{path} is not a dbaudit rollback result of format_version {FORMAT_VERSION}")
-    return serde.from_dict(RollbackResult, data, where=str(path))
+    return serde.load_document(RollbackResult, path, KIND, FORMAT_VERSION, "rollback result")
 
 
 # --- the command -------------------------------------------------------------------------------------
@@ -446,7 +439,7 @@ def add_commands(sub: Any) -> None:
     cmd.add_argument("--cpu-percent", type=float, help="database CPU percent observed by monitoring")
     cmd.add_argument("--cpu-minutes", type=float, help="for how many minutes it stayed at that level")
     cmd.add_argument("--webhook-error-rate", type=float, help="webhook endpoint error rate, percent")
-    cmd.add_argument("--json", dest="json_out", help="write the result JSON here")
+    add_output_options(cmd)
     cmd.set_defaults(run=_triggers_command)
 
 
@@ -455,8 +448,7 @@ def _triggers_command(args: argparse.Namespace) -> int:
         raise DbauditError("--cpu-percent and --cpu-minutes go together")
     result = evaluate_triggers(args.url, args.expect, baseline=args.baseline,
                                external=External(args.cpu_percent, args.cpu_minutes, args.webhook_error_rate))
-    if args.json_out:
-        result.save(args.json_out)
+    write_outputs(args, result, f"dbaudit triggers {result.database}", result.checks)
     for check in result.checks:
         print(f"{check.status.upper():<7} [{check.trigger}] {check.name}: {check.message}")
     if result.passed:

@@ -72,6 +72,28 @@ def read_json(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
     return data
 
 
+class Document:
+    """A dataclass written as one JSON document (snapshot, result, manifest)."""
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        write_atomic(path, dumps(self))
+
+
+def load_document(cls: type[T], path: str | os.PathLike[str], kind: str, version: int, what: str) -> T:
+    """Read a document back, refusing another kind or format_version by name rather than misreading it."""
+    data = read_json(path, what)
+    if data.get("kind") != kind:
+        raise DbauditError(f"{path} is not a dbaudit {what} (kind={data.get('kind')!r})")
+    if data.get("format_version") != version:
+        raise DbauditError(
+            f"{path} has {what} format_version {data.get('format_version')!r}; this dbaudit reads version {version}"
+        )
+    try:
+        return from_dict(cls, data, where=str(path))
+    except (TypeError, ValueError) as exc:
+        raise DbauditError(f"{path} is not a valid {what}: {exc}") from None
+
+
 def from_dict(cls: type[T], data: Any, where: str = "") -> T:
     """Build a (nested) dataclass from parsed JSON, naming the path of the first bad field."""
     return typing.cast(T, _convert(cls, data, where or cls.__name__))

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dbaudit import serde
-from dbaudit.errors import DbauditError
 
 FORMAT_VERSION = 1
 KIND = "dbaudit.snapshot"
@@ -105,7 +104,7 @@ class Server:
 
 
 @dataclass
-class Snapshot:
+class Snapshot(serde.Document):
     format_version: int
     kind: str
     taken_at: str  # ISO 8601, UTC
@@ -120,27 +119,13 @@ class Snapshot:
     schema: str | None = None  # PostgreSQL schema audited
     duration_seconds: float = 0.0
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        serde.write_atomic(path, serde.dumps(self))
-
     @property
     def total_rows(self) -> int:
         return sum(t.row_count or 0 for t in self.tables.values())
 
 
 def load_snapshot(path: str | os.PathLike[str]) -> Snapshot:
-    data = serde.read_json(path, "snapshot")
-    if data.get("kind") != KIND:
-        raise DbauditError(f"{path} is not a dbaudit snapshot (kind={data.get('kind')!r})")
-    version = data.get("format_version")
-    if version != FORMAT_VERSION:
-        raise DbauditError(
-            f"{path} has snapshot format_version {version!r}; this dbaudit reads version {FORMAT_VERSION}"
-        )
-    try:
-        return serde.from_dict(Snapshot, data, where=str(path))
-    except (TypeError, ValueError) as exc:
-        raise DbauditError(f"{path} is not a valid snapshot: {exc}") from None
+    return serde.load_document(Snapshot, path, KIND, FORMAT_VERSION, "snapshot")
 
 
 def snapshot_to_dict(snapshot: Snapshot) -> dict[str, Any]:
