@@ -495,7 +495,7 @@ def compare_with_manifest(c: DumpContents, m: DumpManifest) -> list[Check]:
     else:
         checks.append(Check("manifest", "file", "pass", f"size and sha256 as recorded on {m.written_at}"))
     counts = {name: t.rows for name, t in c.tables.items()}
-    checks += _count_checks("manifest", m.tables, counts, "the manifest")
+    checks += count_checks("manifest", m.tables, counts, "the manifest")
     return checks
 
 
@@ -504,8 +504,8 @@ def compare_with_snapshot(c: DumpContents, snap: Snapshot) -> list[Check]:
     tables = _tables_of(c, snap.database)
     want = {name: t.row_count for name, t in snap.tables.items() if t.row_count is not None}
     counts = {name: t.rows for name, t in tables.items()}
-    checks = _count_checks("snapshot", want, counts, "the snapshot")
-    checks += [_names_check("snapshot", kind, set(getattr(snap, kind)), set(getattr(c, kind)))
+    checks = count_checks("snapshot", want, counts, "the snapshot")
+    checks += [names_check("snapshot", kind, set(getattr(snap, kind)), set(getattr(c, kind)))
                for kind in ("views", "triggers", "routines")]
     return checks
 
@@ -519,26 +519,30 @@ def _tables_of(c: DumpContents, database: str) -> dict[str, DumpTable]:
     return found
 
 
-def _count_checks(category: str, want: dict[str, int], got: dict[str, int], what: str) -> list[Check]:
-    checks = [Check(category, f"table {name}", "fail", f"table {name} is in {what} but not in the dump")
+def count_checks(category: str, want: dict[str, int], got: dict[str, int], what: str,
+                 place: str = "the dump") -> list[Check]:
+    """Tables and row counts found in `place` against what `what` (manifest, snapshot) says."""
+    checks = [Check(category, f"table {name}", "fail", f"table {name} is in {what} but not in {place}")
               for name in sorted(set(want) - set(got))]
-    checks += [Check(category, f"table {name}", "fail", f"table {name} is in the dump but not in {what}")
+    checks += [Check(category, f"table {name}", "fail", f"table {name} is in {place} but not in {what}")
                for name in sorted(set(got) - set(want))]
     differ = [(n, want[n], got[n]) for n in sorted(set(want) & set(got)) if want[n] != got[n]]
-    checks += [Check(category, f"rows {n}", "fail", f"{n}: {w:,} rows in {what}, {g:,} in the dump ({g - w:+,})")
+    checks += [Check(category, f"rows {n}", "fail", f"{n}: {w:,} rows in {what}, {g:,} in {place} ({g - w:+,})")
                for n, w, g in differ]
     if not checks:
         checks.append(Check(category, "tables and rows", "pass",
-                            f"all {len(want)} tables with the same row counts as {what}"))
+                            f"all {len(want)} tables in {place} with the same row counts as {what}"))
     return checks
 
 
-def _names_check(category: str, kind: str, want: set[str], got: set[str]) -> Check:
+def names_check(category: str, kind: str, want: set[str], got: set[str], what: str = "the snapshot",
+                place: str = "the dump") -> Check:
+    """Views, triggers or routines found in `place` against those `what` has."""
     missing, extra = sorted(want - got), sorted(got - want)
     if not missing and not extra:
-        return Check(category, kind, "pass", f"{len(want)} {kind} as in the snapshot")
-    parts = ([f"missing from the dump: {', '.join(missing)}"] if missing else []) + (
-        [f"not in the snapshot: {', '.join(extra)}"] if extra else [])
+        return Check(category, kind, "pass", f"{len(want)} {kind} in {place} as in {what}")
+    parts = ([f"missing from {place}: {', '.join(missing)}"] if missing else []) + (
+        [f"not in {what}: {', '.join(extra)}"] if extra else [])
     return Check(category, kind, "fail", f"{kind}: {'; '.join(parts)}")
 
 

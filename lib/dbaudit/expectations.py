@@ -85,14 +85,18 @@ class Expectations:
 
 
 def load_expectations(path: str | os.PathLike[str]) -> Expectations:
+    return parse_expectations(read_yaml(path), str(path))
+
+
+def read_yaml(path: str | os.PathLike[str]) -> Any:
+    """The parsed YAML of an expectations file (its sections are read by several modules)."""
     source = Path(path)
     try:
-        data = yaml.safe_load(source.read_text(encoding="utf-8"))
+        return yaml.safe_load(source.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DbauditError(f"expectations file not found: {source}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise DbauditError(f"expectations file {source} is not valid YAML: {exc}") from None
-    return parse_expectations(data, str(source))
 
 
 def parse_expectations(data: Any, source: str = "<expectations>") -> Expectations:

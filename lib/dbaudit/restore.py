@@ -36,7 +36,8 @@ from tqdm import tqdm
 from dbaudit import serde
 from dbaudit.connect import describe_db_error, mask_url, parse_url
 from dbaudit.diff import diff_snapshots
-from dbaudit.dumpfile import CHUNK, DumpContents, DumpFile, load_manifest, manifest_path, read_dump, sql_chunks
+from dbaudit.dumpfile import (CHUNK, DumpContents, DumpFile, count_checks, load_manifest, manifest_path, names_check,
+                              read_dump, sql_chunks)
 from dbaudit.ci import add_output_options, write_outputs
 from dbaudit.errors import DbauditError, first_line
 from dbaudit.expectations import Check
@@ -46,6 +47,7 @@ from dbaudit.snapshot import Snapshot, load_snapshot
 
 FORMAT_VERSION = 1
 KIND = "dbaudit.restore-check"
+RESTORED = "the restored database"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 _SYSTEM = {"mysql", "information_schema", "performance_schema", "sys"}
 
@@ -307,39 +309,16 @@ def without_spans(chunks: Iterator[bytes], spans: list[tuple[int, int]]) -> Iter
 def compare_restored(plan: _Plan, restored: Snapshot) -> list[Check]:
     contents = plan.contents
     counts = {name: t.row_count or 0 for name, t in restored.tables.items()}
-    checks = compare_counts("dump", {n: t.rows for n, t in contents.tables.items()}, counts, "the dump")
-    checks += [_names("dump", kind, set(getattr(contents, kind)), set(getattr(restored, kind)))
-               for kind in ("views", "triggers", "routines")]
+    checks = count_checks("dump", {n: t.rows for n, t in contents.tables.items()}, counts, "the dump", RESTORED)
+    checks += [names_check("dump", kind, set(getattr(contents, kind)), set(getattr(restored, kind)), "the dump",
+                           RESTORED) for kind in ("views", "triggers", "routines")]
     manifest_file = manifest_path(contents.file.path)
     if manifest_file.is_file():
         manifest = load_manifest(manifest_file)
-        checks += compare_counts("manifest", manifest.tables, counts, "the manifest")
+        checks += count_checks("manifest", manifest.tables, counts, "the manifest", RESTORED)
     if plan.against is not None:
         checks += _against_source(plan.against, restored)
     return checks
-
-
-def compare_counts(category: str, want: dict[str, int], got: dict[str, int], what: str) -> list[Check]:
-    """Row counts of the restored database against what `what` says they must be."""
-    checks = [Check(category, f"table {n}", "fail", f"table {n} is in {what} but was not restored")
-              for n in sorted(set(want) - set(got))]
-    checks += [Check(category, f"table {n}", "fail", f"table {n} was restored but is not in {what}")
-               for n in sorted(set(got) - set(want))]
-    checks += [Check(category, f"rows {n}", "fail", f"{n}: {want[n]:,} rows in {what}, {got[n]:,} restored "
-                     f"({got[n] - want[n]:+,})") for n in sorted(set(want) & set(got)) if want[n] != got[n]]
-    if not checks:
-        checks.append(Check(category, "tables and rows", "pass",
-                            f"all {len(want)} tables restored with the row counts of {what}"))
-    return checks
-
-
-def _names(category: str, kind: str, want: set[str], got: set[str]) -> Check:
-    missing, extra = sorted(want - got), sorted(got - want)
-    if not missing and not extra:
-        return Check(category, kind, "pass", f"{len(want)} {kind} restored")
-    detail = "; ".join(([f"not restored: {', '.join(missing)}"] if missing else [])
-                       + ([f"not in the dump: {', '.join(extra)}"] if extra else []))
-    return Check(category, kind, "fail", f"{kind}: {detail}")
 
 
 def _against_source(source: Snapshot, restored: Snapshot) -> list[Check]:

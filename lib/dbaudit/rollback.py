@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import sqlalchemy as sa
-import yaml
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import quoted_name
 
@@ -27,7 +26,7 @@ from dbaudit import serde
 from dbaudit.connect import AuditSession, audit_session
 from dbaudit.ci import add_output_options, write_outputs
 from dbaudit.errors import DbauditError
-from dbaudit.expectations import parse_expectations
+from dbaudit.expectations import parse_expectations, read_yaml
 from dbaudit.result import Judged
 from dbaudit.snapshot import Snapshot, Table, load_snapshot
 
@@ -109,12 +108,7 @@ def load_rules(path: str | os.PathLike[str] | None) -> RollbackRules:
     if path is None:
         return RollbackRules()
     source = Path(path)
-    try:
-        data = yaml.safe_load(source.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DbauditError(f"expectations file not found: {source}") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise DbauditError(f"expectations file {source} is not valid YAML: {exc}") from None
+    data = read_yaml(source)
     expectations = parse_expectations(data, str(source))  # the rest of the file must be valid too
     rules = parse_rules((data or {}).get("rollback") or {}, str(source))
     rules.unprotected = [t for t, policy in expectations.rows.tables.items() if policy == "any"]
