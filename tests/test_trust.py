@@ -94,6 +94,8 @@ def test_a_full_audit_never_writes_the_password_into_any_file(
                 "--json", str(tmp_path / "result.json"), "--junit", str(tmp_path / "junit.xml")),
         dbaudit("report", "--before", str(tmp_path / "before.json"), "--after", str(tmp_path / "after.json"),
                 "--expect", str(expect), "--out-dir", str(tmp_path / "reports"), env=env),
+        dbaudit("compare", url, url, "--json", str(tmp_path / "compare.json"), env=env),
+        dbaudit("triggers", url, "--json", str(tmp_path / "triggers.json"), env=env),
     ]
     # The notebook path a DBA would take in JupyterLab: URLs as parameters, password from the environment.
     os.environ["DBAUDIT_PASSWORD"] = password
@@ -103,7 +105,7 @@ def test_a_full_audit_never_writes_the_password_into_any_file(
     finally:
         del os.environ["DBAUDIT_PASSWORD"]
 
-    assert [o.returncode for o in outputs] == [0, 0, 0, 0], [o.stderr for o in outputs]
+    assert [o.returncode for o in outputs] == [0, 0, 0, 0, 0, 0], [o.stderr for o in outputs]
     produced = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert len(produced) >= 10
     leaks = [str(p) for p in produced if password.encode() in p.read_bytes()]
@@ -126,13 +128,18 @@ def test_every_read_command_works_for_a_select_only_mariadb_user(
     url = _host_url(MARIADB_URL, user, name)
     env = {"DBAUDIT_PASSWORD": password}
 
-    first = dbaudit("snapshot", url, "-o", str(tmp_path / "a.json"), env=env)
-    second = dbaudit("snapshot", url, "-o", str(tmp_path / "b.json"), env=env)
-    same = dbaudit("diff", str(tmp_path / "a.json"), str(tmp_path / "b.json"))
+    runs = [
+        dbaudit("snapshot", url, "-o", str(tmp_path / "a.json"), "--fingerprint", "chunks", env=env),
+        dbaudit("snapshot", url, "-o", str(tmp_path / "b.json"), "--fingerprint", "chunks", env=env),
+        dbaudit("diff", str(tmp_path / "a.json"), str(tmp_path / "b.json")),
+        dbaudit("compare", url, url, env=env),
+        dbaudit("triggers", url, "--baseline", str(tmp_path / "a.json"), env=env),
+    ]
 
-    assert (first.returncode, second.returncode, same.returncode) == (0, 0, 0), first.stderr
+    assert [r.returncode for r in runs] == [0, 0, 0, 0, 0], [r.stderr for r in runs]
     snap = json.loads((tmp_path / "a.json").read_text())
     assert snap["tables"]["contacts"]["row_count"] == 20 and "connected" in snap["views"]
+    assert snap["tables"]["contacts"]["fingerprint"]
 
 
 @pytest.fixture
@@ -151,10 +158,14 @@ def postgres_reader(make_postgres: Callable[[], ScratchDB], postgres_server: sa.
         conn.exec_driver_sql(f'DROP ROLE IF EXISTS "{role}"')
 
 
-def test_snapshot_works_for_a_read_only_postgres_role(postgres_reader: tuple[ScratchDB, str], tmp_path: Path) -> None:
+def test_every_read_command_works_for_a_read_only_postgres_role(postgres_reader: tuple[ScratchDB, str], tmp_path: Path) -> None:
     _, url = postgres_reader
-    run = dbaudit("snapshot", url, "-o", str(tmp_path / "s.json"))
-    assert run.returncode == 0, run.stderr
+    runs = [
+        dbaudit("snapshot", url, "-o", str(tmp_path / "s.json"), "--fingerprint", "table"),
+        dbaudit("compare", url, url),
+        dbaudit("triggers", url, "--baseline", str(tmp_path / "s.json")),
+    ]
+    assert [r.returncode for r in runs] == [0, 0, 0], [r.stderr for r in runs]
     assert json.loads((tmp_path / "s.json").read_text())["tables"]["contacts"]["row_count"] == 20
 
 
