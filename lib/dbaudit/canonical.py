@@ -12,7 +12,9 @@ A row's canonical text is its fields joined by `|`, in column order. Each field 
   followed by `c` cannot be confused with `a` followed by `b|c`, and trailing spaces count.
 
 The row digest is the hex digest (MD5, or SHA-256 where a server has no MD5) of the UTF-8 bytes of that
-text; the row's *value* is its first 16 hex digits read as an unsigned 64-bit integer. A set of rows is
+text; the row's *value* is its first 16 hex digits read as an unsigned 64-bit integer. The opt-in `crc32`
+digest (MySQL/MariaDB and SQLite only) is faster: the value is CRC32(text) << 32 | CRC32(reversed text),
+see `crc64_hex`. A set of rows is
 summarised by its row count and the exact (unbounded) sum of the values: order-independent, and a
 multiset hash (a duplicated row counts twice, where XOR would cancel it). Everything is computed inside
 the server; SQLite gets the same text and digests from Python functions registered on the connection.
@@ -23,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import re
 import sqlite3
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from decimal import Decimal
@@ -34,7 +37,8 @@ from sqlalchemy.exc import DBAPIError
 from dbaudit.errors import DbauditError
 from dbaudit.snapshot import Column
 
-Algorithm = Literal["md5", "sha256"]
+Algorithm = Literal["md5", "sha256", "crc32"]
+DigestChoice = Literal["md5", "crc32"]  # what a user picks; md5 falls back to sha256 where MD5 is missing
 Kind = Literal["plain", "text"]
 NULL = "~"  # needs no escaping in any dialect's string literals
 SEPARATOR = "|"
@@ -85,6 +89,14 @@ class Canon(ABC):
     def low_bits(self, digest_sql: str, buckets: int) -> str:
         """A bucket number in [0, buckets) from a digest (buckets is a power of two)."""
         return f"({self.hex_int(digest_sql, 9, 8)} & {int(buckets) - 1})"
+
+    def row_number(self, text_sql: str) -> str:
+        """The per-row value of a row text; a dialect may override it to skip the hex round trip."""
+        return self.row_value(self.digest(text_sql))
+
+    def bucket(self, text_sql: str, buckets: int) -> str:
+        """The bucket of a row (or key) text: low bits of its digest's second 32 bits."""
+        return self.low_bits(self.digest(text_sql), buckets)
 
     #: Appended to a subquery that must not be inlined (PostgreSQL would compute the digest twice).
     fence = ""
@@ -166,7 +178,25 @@ class MySQLCanon(Canon):
         return "text", f"CONVERT(CAST({x} AS CHAR) USING utf8mb4)"
 
     def digest(self, text_sql: str) -> str:
+        if self.algorithm == "crc32":
+            return f"LPAD(HEX({self._crc64(text_sql)}), 16, '0')"  # leaf rows only: the same text as SQLite's
         return f"MD5({text_sql})" if self.algorithm == "md5" else f"SHA2({text_sql}, 256)"
+
+    @staticmethod
+    def _crc64(text_sql: str) -> str:
+        # The text appears twice, so the server builds it twice: a user variable would build it once, but
+        # MariaDB leaves the evaluation order of such an expression undefined.
+        return f"((CRC32({text_sql}) << 32) | CRC32(REVERSE({text_sql})))"
+
+    def row_number(self, text_sql: str) -> str:
+        if self.algorithm == "crc32":
+            return self._crc64(text_sql)  # already a BIGINT UNSIGNED: no hex text per row
+        return super().row_number(text_sql)
+
+    def bucket(self, text_sql: str, buckets: int) -> str:
+        if self.algorithm == "crc32":
+            return f"(CRC32(REVERSE({text_sql})) & {int(buckets) - 1})"  # the low 32 bits, as SQLite reads them
+        return super().bucket(text_sql, buckets)
 
     def hex_int(self, hex_sql: str, start: int, digits: int) -> str:
         return f"CAST(CONV(SUBSTRING({hex_sql}, {start}, {digits}), 16, 10) AS UNSIGNED)"
@@ -209,11 +239,14 @@ def mysql_has_md5(conn: Connection) -> bool:
 
 # --- PostgreSQL -----------------------------------------------------------------------------------
 
+NO_PG_CRC32 = "PostgreSQL has no CRC32 before version 18: use --digest md5 (crc32 is for MySQL/MariaDB and SQLite)"
 _PG_PLAIN_TEXT = {"smallint", "integer", "bigint", "numeric", "real", "double precision", "oid"}
 
 
 class PostgreSQLCanon(Canon):
     def __init__(self, conn: Connection, algorithm: Algorithm = "md5") -> None:
+        if algorithm == "crc32":
+            raise DbauditError(NO_PG_CRC32)
         super().__init__(conn, algorithm)
         encoding = conn.exec_driver_sql("SHOW server_encoding").scalar_one()
         self.utf8 = str(encoding).upper() in ("UTF8", "SQL_ASCII")
@@ -345,7 +378,18 @@ def python_decimal(value: Any, scale: int) -> str | None:
 
 
 def hex_digest(algorithm: Algorithm, text: str) -> str:
+    if algorithm == "crc32":
+        return crc64_hex(text)
     return hashlib.new(algorithm, text.encode("utf-8")).hexdigest()
+
+
+def crc64_hex(text: str) -> str:
+    """CRC32 of the text's UTF-8 bytes << 32 | CRC32 of its characters reversed (MySQL's REVERSE()), 16 hex.
+
+    The second CRC is of the reversal, not of a salted copy: CRC32 is affine, so CRC32(salt + text) is
+    fixed by CRC32(text) and the length and would add no bits. The reversed text's CRC divides by the
+    reciprocal polynomial, coprime to CRC32's, so the pair behaves as a 64-bit (non-cryptographic) check."""
+    return f"{zlib.crc32(text.encode('utf-8')) << 32 | zlib.crc32(text[::-1].encode('utf-8')):016X}"
 
 
 def row_value(digest: str) -> int:
@@ -373,6 +417,7 @@ def register_sqlite_functions(raw: sqlite3.Connection) -> None:
     raw.create_function("dbaudit_md5", 1, lambda t: None if t is None else hex_digest("md5", t), deterministic=True)
     raw.create_function("dbaudit_sha256", 1, lambda t: None if t is None else hex_digest("sha256", t),
                         deterministic=True)
+    raw.create_function("dbaudit_crc32", 1, lambda t: None if t is None else crc64_hex(t), deterministic=True)
     raw.create_function("dbaudit_hex_int", 3, lambda h, s, n: int(h[s - 1:s - 1 + n], 16), deterministic=True)
     raw.create_aggregate("dbaudit_sum64", 1, _Sum64)  # type: ignore[arg-type]
 
@@ -385,7 +430,11 @@ def canon_for(conn: Connection, dialect_name: str, algorithm: Algorithm) -> Cano
 
 
 def available_algorithms(conn: Connection, dialect_name: str) -> list[Algorithm]:
-    """Hashes this server can compute, preferred first."""
-    if dialect_name == "mysql" and not mysql_has_md5(conn):
-        return ["sha256"]
-    return ["md5", "sha256"]
+    """Hashes this server can compute, preferred first; crc32 is last, as it is only used when asked for."""
+    found: list[Algorithm] = ["sha256"] if dialect_name == "mysql" and not mysql_has_md5(conn) else ["md5", "sha256"]
+    return found if dialect_name == "postgresql" else [*found, "crc32"]
+
+
+def missing_digest(dialect_name: str, algorithm: Algorithm) -> str:
+    """Why a server lacks a digest, for the one-line error."""
+    return NO_PG_CRC32 if dialect_name == "postgresql" and algorithm == "crc32" else f"it has no {algorithm}"

@@ -29,13 +29,13 @@ from typing import Any, Literal, TypeVar
 from tqdm import tqdm
 
 from dbaudit import serde
-from dbaudit.canonical import Algorithm, available_algorithms
+from dbaudit.canonical import Algorithm, DigestChoice, available_algorithms, missing_digest
 from dbaudit.connect import AuditSession, audit_session, mask_url
 from dbaudit.ci import add_output_options, write_outputs
 from dbaudit.expectations import Check
 from dbaudit.errors import DbauditError
 from dbaudit.fingerprint import (TARGET_CHUNKS, Digest, Fingerprinter, LeafRow, Plan, integer_lead, key_columns,
-                                 next_power_of_two, select_tables)
+                                 next_power_of_two, requested_algorithm, select_tables)
 from dbaudit.snapshot import Column, Table
 
 FORMAT_VERSION = 1
@@ -129,6 +129,7 @@ class _Side:
         self.tables: dict[str, Table] = self.first.dialect.tables(self.first.connection, self.first.schema)
         self.server = self.first.dialect.server(self.first.connection)
         self.algorithms = available_algorithms(self.first.connection, self.first.dialect.name)
+        self.dialect_name: str = self.first.dialect.name
 
     def _open(self) -> AuditSession:
         session = audit_session(self.url, self.schema, self.timeout)
@@ -365,18 +366,22 @@ def compare(
     statement_timeout: float | None = None,
     leaf_rows: int = LEAF_ROWS,
     progress: bool = False,
+    digest: DigestChoice = "md5",
 ) -> CompareResult:
     """Compare every table the two databases share (or the ones `tables`/`exclude` pick).
 
-    At most `workers` tables are compared at once, over at most `workers` sessions per database."""
+    At most `workers` tables are compared at once, over at most `workers` sessions per database.
+    `digest` "crc32" is faster but MySQL/MariaDB and SQLite only: with PostgreSQL on either side it is
+    refused, rather than silently compared by md5."""
     if workers < 1 or max_keys < 0 or leaf_rows < 1:
         raise DbauditError("workers and leaf_rows must be at least 1, max_keys at least 0")
+    wanted = requested_algorithm(digest)
     started = time.monotonic()
     options = _Options(counts_only, show_values, max_keys, leaf_rows)
     with ExitStack() as stack:
         a = _Side(url_a, schema, workers, statement_timeout, stack)
         b = _Side(url_b, schema, workers, statement_timeout, stack)
-        algorithm = _common_algorithm(a, b)
+        algorithm = _common_algorithm(a, b, wanted)
         a.start(algorithm)
         b.start(algorithm)
         names = select_tables(set(a.tables) | set(b.tables), tables, exclude)
@@ -400,9 +405,15 @@ def compare(
     )
 
 
-def _common_algorithm(a: _Side, b: _Side) -> Algorithm:
+def _common_algorithm(a: _Side, b: _Side, wanted: Algorithm | None = None) -> Algorithm:
+    if wanted is not None:
+        for side in (a, b):
+            if wanted not in side.algorithms:
+                why = missing_digest(side.dialect_name, wanted)
+                raise DbauditError(f"{mask_url(side.url)} cannot compute {wanted}: {why}")
+        return wanted
     for algorithm in a.algorithms:
-        if algorithm in b.algorithms:
+        if algorithm in b.algorithms and algorithm != "crc32":  # crc32 only when asked for
             return algorithm
     raise DbauditError(f"the two servers share no row digest ({a.algorithms} vs {b.algorithms})")
 
@@ -451,6 +462,8 @@ def add_commands(sub: Any) -> None:
     cmd.add_argument("--max-keys", type=int, default=MAX_KEYS, help=f"keys listed per table (default {MAX_KEYS})")
     cmd.add_argument("--workers", type=int, default=4, help="tables compared at once = sessions per database")
     cmd.add_argument("--statement-timeout", type=float, metavar="SECONDS", help="abandon any statement running longer")
+    cmd.add_argument("--digest", choices=["md5", "crc32"], default="md5",
+                     help="row digest: md5 (any server) or the faster crc32 (MySQL/MariaDB and SQLite only)")
     cmd.set_defaults(run=_run)
 
 
@@ -458,7 +471,7 @@ def _run(args: argparse.Namespace) -> int:
     result = compare(args.url_a, args.url_b, tables=args.tables, exclude=args.exclude, schema=args.schema,
                      workers=args.workers, counts_only=args.counts_only, show_values=args.show_values,
                      max_keys=args.max_keys, statement_timeout=args.statement_timeout,
-                     progress=sys.stderr.isatty())
+                     progress=sys.stderr.isatty(), digest=args.digest)
     write_outputs(args, result, f"dbaudit compare {result.a.database} {result.b.database}", compare_checks(result))
     for line in describe(result):
         print(line)

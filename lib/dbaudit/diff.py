@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from dbaudit import serde
+from dbaudit.errors import DbauditError
 from dbaudit.fingerprint import differing_chunks
 from dbaudit.snapshot import Column, Snapshot, Table
 
@@ -129,7 +130,12 @@ def _content_changes(old: Table, new: Table) -> list[Change]:
     if not old.fingerprint or not new.fingerprint or old.fingerprint == new.fingerprint:
         return []
     if _scheme(old.fingerprint) != _scheme(new.fingerprint):
-        return []  # md5 and sha256 sums (or two canonical versions) say nothing about each other
+        # md5 and crc32 sums (or two canonical versions) say nothing about each other: staying silent
+        # would let a real change through, so the comparison is refused instead.
+        raise DbauditError(
+            f"table {old.name}: fingerprints {_scheme(old.fingerprint)} and {_scheme(new.fingerprint)} cannot be "
+            "compared; take both snapshots with the same --digest"
+        )
     chunks = differing_chunks(old, new) or []
     return [Change("content_changed", old.name, None, old.fingerprint, new.fingerprint, chunks)]
 

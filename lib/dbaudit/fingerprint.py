@@ -1,7 +1,8 @@
 """Content fingerprints: a table's rows summarised inside the server in one scan (issue #3).
 
 A fingerprint is the row count plus the exact sum of every row's 64-bit value (see dbaudit.canonical),
-written `c1/md5:<rows>:<sum in hex>`. It does not depend on row order, storage format, server version
+written `c1/md5:<rows>:<sum in hex>` (`c1/crc32:…` with the opt-in CRC digest: fingerprints of two
+digests never compare equal). It does not depend on row order, storage format, server version
 or a dump/restore, and the same rows give the same value on MySQL/MariaDB, PostgreSQL and SQLite.
 
 Chunk fingerprints split a table into buckets whose sums add up to the table's:
@@ -28,7 +29,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from tqdm import tqdm  # the plain bar: notebook widgets need ipywidgets, which reports do not
 
-from dbaudit.canonical import INTEGER_TYPES, Algorithm, Canon, available_algorithms, base_type, canon_for
+from dbaudit.canonical import (INTEGER_TYPES, Algorithm, Canon, DigestChoice, available_algorithms, base_type,
+                               canon_for, missing_digest)
 from dbaudit.connect import AuditSession, describe_db_error
 from dbaudit.errors import DbauditError
 from dbaudit.snapshot import Chunk, Column, Table
@@ -61,6 +63,18 @@ def parse_token(token: str) -> tuple[str, Digest]:
         return scheme, Digest(int(rows), int(total, 16))
     except ValueError:
         raise DbauditError(f"not a dbaudit fingerprint: {token!r}") from None
+
+
+def requested_algorithm(digest: DigestChoice) -> Algorithm | None:
+    """The Fingerprinter's algorithm for a user's --digest: None for md5 lets a server without MD5 use sha256."""
+    if digest not in ("md5", "crc32"):
+        raise DbauditError(f"digest must be md5 or crc32, not {digest!r}")
+    return "crc32" if digest == "crc32" else None
+
+
+def comparable(token_a: str, token_b: str) -> bool:
+    """Two fingerprints say something about each other only under the same canonical version and digest."""
+    return parse_token(token_a)[0] == parse_token(token_b)[0]
 
 
 def next_power_of_two(n: float) -> int:
@@ -154,7 +168,8 @@ class Fingerprinter:
         conn = session.connection
         supported = available_algorithms(conn, session.dialect.name)
         if algorithm is not None and algorithm not in supported:
-            raise DbauditError(f"{session.masked_url} cannot compute {algorithm} (it can: {', '.join(supported)})")
+            raise DbauditError(f"{session.masked_url} cannot compute {algorithm}: "
+                               f"{missing_digest(session.dialect.name, algorithm)}")
         self.algorithm: Algorithm = algorithm or supported[0]
         self.canon: Canon = canon_for(conn, session.dialect.name, self.algorithm)
         self.canon.prepare(conn)
@@ -177,8 +192,8 @@ class Fingerprinter:
         if plan.method == "range":
             return canon.integer_division(canon.column(plan.key[0]), width)
         if plan.method == "hash":
-            return canon.low_bits(canon.digest(canon.row_text(plan.key)), width)
-        return canon.low_bits(canon.row_hash(columns), width)
+            return canon.bucket(canon.row_text(plan.key), width)
+        return canon.bucket(canon.row_text(columns), width)
 
     @staticmethod
     def _ranges(plan: Plan, ranges: Sequence[tuple[int, int]], column_sql: str) -> tuple[str, dict[str, int]]:
@@ -193,7 +208,7 @@ class Fingerprinter:
     def digest(self, table: str, columns: Sequence[Column]) -> Digest:
         """The whole table in one scan."""
         canon = self.canon
-        value = canon.row_value(canon.row_hash(columns))
+        value = canon.row_number(canon.row_text(columns))
         inner = f"SELECT {value} AS v FROM {self._table(table)}{canon.fence}"
         aggregates = ", ".join(canon.aggregates("d.v"))
         (row,) = self._run(f"fingerprinting {table!r}", f"SELECT COUNT(*), {aggregates} FROM ({inner}) d")
@@ -205,7 +220,7 @@ class Fingerprinter:
         canon = self.canon
         width = width or plan.width
         where, params = self._ranges(plan, ranges, canon.column(plan.key[0])) if plan.method == "range" else ("", {})
-        value = canon.row_value(canon.row_hash(columns))
+        value = canon.row_number(canon.row_text(columns))
         inner = (f"SELECT {self._bucket_sql(plan, columns, width)} AS b, {value} AS v "
                  f"FROM {self._table(table)}{where}{canon.fence}")
         aggregates = ", ".join(canon.aggregates("d.v"))
@@ -309,11 +324,12 @@ def select_tables(names: Iterable[str], include: Sequence[str] | None = None,
 
 
 def fingerprint_tables(session: AuditSession, tables: Sequence[Table], mode: FingerprintMode,
-                       progress: bool = False) -> None:
+                       progress: bool = False, digest: DigestChoice = "md5") -> None:
     """Fingerprint tables inside the snapshot's own transaction, so they match its counts and schema."""
+    algorithm = requested_algorithm(digest)
     if mode == "none" or not tables:
         return
-    fp = Fingerprinter(session)
+    fp = Fingerprinter(session, algorithm)
     total = sum(t.row_count or 0 for t in tables) or None
     with tqdm(total=total, desc="fingerprinting", unit="row", unit_scale=True, disable=not progress,
               leave=False, file=sys.stderr) as bar:
