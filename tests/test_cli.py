@@ -410,3 +410,80 @@ def test_usage_errors_exit_2_with_an_error_line_and_no_traceback(tmp_path: Path,
     errors = [line for line in proc.stderr.splitlines() if line.startswith("dbaudit: error: ")]
     assert len(errors) == 1 and mention in errors[0]
     assert files_in(tmp_path) == set()
+
+
+# --- found in review: every bad input is exit 2 and one line, whatever its shape ------------------
+
+
+@pytest.mark.parametrize("text, mention", [
+    ("metrics: [a, b]\n", "metrics must be a mapping"),
+    ("required:\n  - {1: chats}\n", "keys must be change kinds"),
+    ("metrics:\n  q: {sql: SELECT 1, max: abc}\n", "max must be a number"),
+    ("metrics:\n  q: {sql: SELECT 1, min: [1]}\n", "min must be a number"),
+])
+def test_expectations_of_the_wrong_shape_are_input_errors(pair: Pair, text: str, mention: str) -> None:
+    expect = pair.expectations(text)
+    assert_input_error(dbaudit("diff", pair.before, pair.after, "--expect", expect, cwd=pair.folder), mention)
+
+
+def test_a_snapshot_file_with_a_malformed_chunking_label_is_an_input_error(pair: Pair) -> None:
+    data = json.loads(pair.before.read_text())
+    next(iter(data["tables"].values()))["chunking"] = "range(a)/x"
+    broken = pair.folder / "broken.json"
+    broken.write_text(json.dumps(data))
+    data_after = json.loads(pair.after.read_text())
+    next(iter(data_after["tables"].values()))["chunking"] = "range(a)/x"
+    proc = dbaudit("diff", broken, pair.after, cwd=pair.folder)
+    assert proc.returncode in (1, 2) and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("sql, mention", [
+    ("SELECT COUNT(*) FROM chats INTO OUTFILE '/tmp/x'", "INTO OUTFILE"),
+    ("SELECT id FROM chats FOR UPDATE", "FOR UPDATE"),
+    ("SELECT 1; DROP TABLE chats", "a second statement"),
+    ("SELECT * INTO copy FROM chats", "INTO copy FROM"),
+])
+def test_metric_sql_with_side_effects_is_refused_before_connecting(pair: Pair, sql: str, mention: str) -> None:
+    expect = pair.expectations(f"metrics:\n  m: \"{sql}\"\n")
+    proc = dbaudit("snapshot", pair.url, "-o", pair.folder / "m.json", "--expect", expect, cwd=pair.folder)
+    assert_input_error(proc, "must only read", mention)
+    assert not (pair.folder / "m.json").exists()
+
+
+def test_a_sqlite_path_with_uri_characters_audits_that_very_file(tmp_path: Path) -> None:
+    build_sqlite(tmp_path / "x", "CREATE TABLE decoy (id INTEGER);")  # what an unencoded 'file:' URI opens
+    url = build_sqlite(tmp_path / "x#y.sqlite")
+    proc = dbaudit("snapshot", url, "-o", tmp_path / "s.json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    snap = json.loads((tmp_path / "s.json").read_text())
+    assert snap["database"].endswith("x#y.sqlite") and set(snap["tables"]) == {"chats", "jobs"}
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf"])
+def test_a_statement_timeout_must_be_a_positive_number(pair: Pair, value: str) -> None:
+    proc = dbaudit("snapshot", pair.url, "-o", pair.folder / "t.json", "--statement-timeout", value, cwd=pair.folder)
+    assert_input_error(proc, "positive number of seconds")
+
+
+def test_json_and_junit_are_written_together_or_not_at_all(pair: Pair) -> None:
+    blocked = pair.folder / "a-directory"
+    blocked.mkdir()
+    proc = dbaudit("diff", pair.before, pair.after, "--json", pair.folder / "out.json", "--junit", blocked,
+                   cwd=pair.folder)
+    assert_input_error(proc, "is a directory")
+    assert not (pair.folder / "out.json").exists()
+
+
+def test_report_with_bad_expectations_fails_before_creating_a_report_folder(pair: Pair) -> None:
+    expect = pair.expectations("rows: {sometimes: [chats]}\n")
+    out = pair.folder / "reports"
+    proc = dbaudit("report", "--before", pair.before, "--after", pair.after, "--expect", expect,
+                   "--out-dir", out, cwd=pair.folder)
+    assert_input_error(proc, "rows.sometimes")
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_an_unknown_postgres_schema_is_an_input_error(make_postgres: Callable[[], ScratchDB], tmp_path: Path) -> None:
+    db = make_postgres()
+    proc = dbaudit("snapshot", db.url, "-o", tmp_path / "s.json", "--schema", "nosuch", cwd=tmp_path)
+    assert_input_error(proc, "no schema 'nosuch'")

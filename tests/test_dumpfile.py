@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import random
 import re
 import shutil
@@ -242,3 +243,100 @@ def test_cli_dump_check_exits_0_1_2_and_writes_result_and_manifest(shared_data: 
     assert manifest_path(dump).is_file() and load_dump_check(tmp_path / "ok.json").verdict == "pass"
     assert "truncated" in cut.stdout and "Traceback" not in missing.stderr + bad_digest.stderr
     assert missing.stderr.count("\n") == 1 and bad_digest.stderr.startswith("dbaudit: error: --md5")
+
+
+CLIENT_COMMANDS = b"""CREATE TABLE t (id int primary key); INSERT INTO t VALUES (1);
+\\! touch /tmp/x_pwned
+system touch /tmp/y_pwned
+SOURCE /etc/passwd.sql
+INSERT INTO t VALUES ('a\\\\b'), (2);
+\\u other_db
+CREATE TABLE landed (id int);
+connect other_db 127.0.0.1
+/*M!999999\\- enable the sandbox mode */
+INSERT INTO t VALUES (3) \\g
+"""
+
+
+def _commands(data: bytes, chunk: int) -> tuple[list[str], list[Statement]]:
+    found: list[Statement] = []
+    commands: list[str] = []
+    scanner = SqlScanner(found.append, on_client_command=lambda text, offset: commands.append(text))
+    for i in range(0, len(data), chunk):
+        scanner.feed(data[i : i + chunk])
+    scanner.finish()
+    return commands, found
+
+
+def test_client_commands_are_reported_and_kept_out_of_statements_at_any_chunk_size() -> None:
+    commands, statements = _commands(CLIENT_COMMANDS, len(CLIENT_COMMANDS))
+
+    assert commands == ["\\! touch /tmp/x_pwned", "system touch /tmp/y_pwned", "SOURCE /etc/passwd.sql",
+                        "\\u other_db", "connect other_db 127.0.0.1", "\\g"]
+    assert [s.head for s in statements][:4] == ["CREATE TABLE t (id int primary key)", "INSERT INTO t VALUES (1)",
+                                                "INSERT INTO t VALUES ('a\\\\b'), (2)", "CREATE TABLE landed (id int)"]
+    for chunk in (1, 2, 3, 5, 7, 64):
+        assert _commands(CLIENT_COMMANDS, chunk) == (commands, statements), chunk
+
+
+def test_dump_check_fails_a_dump_with_client_commands_or_account_statements_naming_them(tmp_path: Path) -> None:
+    dump = tmp_path / "evil.sql"
+    dump.write_text("CREATE TABLE t (id int primary key); INSERT INTO t VALUES (1);\n\\! touch /tmp/x_pwned\n"
+                    "system touch /tmp/y_pwned\nCREATE USER IF NOT EXISTS 'evil'@'%' IDENTIFIED BY 'x';\n"
+                    "GRANT ALL ON *.* TO 'evil'@'%';\n\\u other_db\nCREATE TABLE landed (id int);\n")
+
+    check = check_dump(dump)
+
+    assert check.verdict == "fail"
+    [safety] = [c for c in check.failed_checks if c.name == "restore safety"]
+    assert safety.message == ("not a plain backup, holds client command(s) \\! touch /tmp/x_pwned; "
+                              "system touch /tmp/y_pwned; \\u other_db; CREATE USER statement(s); GRANT statement(s)")
+
+
+def test_cli_dump_check_write_manifest_on_a_failing_dump_exits_1_and_still_writes_json(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    cut = _cut(shared_data / "world" / "world.sql", 1000, tmp_path / "cut.sql")
+
+    run = _dbaudit("dump-check", str(cut), "--write-manifest", "--json", str(tmp_path / "r.json"))
+
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "manifest not written: the dump did not pass" in run.stdout and run.stderr == ""
+    assert load_dump_check(tmp_path / "r.json").verdict == "fail" and not manifest_path(cut).exists()
+
+
+def test_cli_dump_check_report_shows_the_check_it_made_instead_of_reading_the_dump_again(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    dump = tmp_path / "world.sql"
+    shutil.copyfile(shared_data / "world" / "world.sql", dump)
+
+    run = _dbaudit("dump-check", str(dump), "--report", "--out-dir", str(tmp_path / "reports"),
+                   "--json", str(tmp_path / "r.json"))
+
+    assert run.returncode == 0, run.stdout + run.stderr
+    [folder] = [p for p in (tmp_path / "reports").iterdir() if p.is_dir()]
+    # Another read would have its own generated_at and duration; the report holds the CLI's very check.
+    assert json.loads((folder / "result.json").read_text()) == json.loads((tmp_path / "r.json").read_text())
+    assert (folder / "dump-check.json").is_file()
+
+
+def test_statements_acting_on_accounts_plugins_replication_or_the_server_are_refused_by_kind(tmp_path: Path) -> None:
+    statements = [
+        "CREATE USER 'a'@'%'", "CREATE OR REPLACE USER a", "ALTER USER root IDENTIFIED BY 'x'", "DROP USER a",
+        "RENAME USER a TO b", "GRANT ALL ON *.* TO a", "REVOKE ALL ON *.* FROM a", "SET PASSWORD = PASSWORD('x')",
+        "/*!80000 SET PERSIST max_connections = 7 */", "INSTALL PLUGIN x SONAME 'x.so'", "INSTALL SONAME 'x'",
+        "UNINSTALL PLUGIN x", "UNINSTALL SONAME 'x'", "FLUSH PRIVILEGES", "KILL 1", "SHUTDOWN",
+        "CREATE SERVER s FOREIGN DATA WRAPPER mysql OPTIONS (HOST 'evil')", "CHANGE MASTER TO MASTER_HOST='evil'",
+        "CHANGE REPLICATION SOURCE TO SOURCE_HOST='evil'", "LOAD DATA INFILE '/etc/passwd' INTO TABLE t",
+        "SELECT * FROM t INTO OUTFILE '/tmp/t'", "PREPARE s FROM @q", "EXECUTE s", "CALL p()",
+    ]
+    dump = tmp_path / "server.sql"
+    dump.write_text("CREATE TABLE t (id int);\n" + "".join(f"{s};\n" for s in statements))
+
+    refused = read_dump(dump).refused_statements
+
+    assert refused == ["CREATE USER", "CREATE OR REPLACE USER", "ALTER USER", "DROP USER", "RENAME USER", "GRANT",
+                       "REVOKE", "SET PASSWORD", "SET PERSIST", "INSTALL PLUGIN", "INSTALL SONAME", "UNINSTALL PLUGIN",
+                       "UNINSTALL SONAME", "FLUSH", "KILL", "SHUTDOWN", "CREATE SERVER", "CHANGE MASTER",
+                       "CHANGE REPLICATION", "LOAD DATA", "SELECT … INTO OUTFILE", "PREPARE", "EXECUTE", "CALL"]

@@ -189,3 +189,77 @@ def test_cutting_spans_out_of_a_stream_works_across_chunk_borders() -> None:
     for size in (1, 3, 4, 20):
         chunks = (data[i : i + size] for i in range(0, len(data), size))
         assert b"".join(without_spans(chunks, spans)) == expected, size
+
+
+def _evil_dump(tmp_path: Path, victim: str, user: str) -> tuple[Path, Path, Path]:
+    """The reviewer's reproduction: shell commands, an account and a switch to another database."""
+    x, y = tmp_path / "x_pwned", tmp_path / "y_pwned"
+    dump = tmp_path / "evil.sql"
+    dump.write_text("CREATE TABLE t (id int primary key); INSERT INTO t VALUES (1);\n"
+                    f"\\! touch {x}\nsystem touch {y}\n"
+                    f"CREATE USER IF NOT EXISTS '{user}'@'%' IDENTIFIED BY 'x';\n"
+                    f"\\u {victim}\nCREATE TABLE landed (id int);\n")
+    return dump, x, y
+
+
+def test_a_dump_with_client_commands_or_create_user_is_refused_before_anything_is_created(
+    tmp_path: Path, mariadb_server: sa.Engine
+) -> None:
+    victim, scratch, user = _new_name("victim"), _new_name("rst"), _new_name("evil")
+    with mariadb_server.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE `{victim}`")
+    dump, x, y = _evil_dump(tmp_path, victim, user)
+    try:
+        result = restore_check(dump, MARIADB_URL, scratch=scratch, keep=True)
+
+        assert result.verdict == "fail" and result.restored is None
+        message = result.failed_checks[0].message
+        assert message.startswith("not restored:") and "CREATE USER" in message and "system touch" in message
+        assert not x.exists() and not y.exists()
+        assert scratch not in _databases(mariadb_server)
+        with mariadb_server.connect() as conn:
+            assert conn.exec_driver_sql("SELECT COUNT(*) FROM mysql.user WHERE User = %s", (user,)).scalar() == 0
+            assert conn.exec_driver_sql(f"SHOW TABLES FROM `{victim}`").scalars().all() == []
+    finally:
+        with mariadb_server.connect() as conn:
+            conn.exec_driver_sql(f"DROP USER IF EXISTS '{user}'@'%%'")
+        _drop(mariadb_server, victim, scratch)
+
+
+# Statements that would do no harm if a regression let them through: the full list is checked without a
+# server in test_dumpfile (a broken fix must never run SET PASSWORD or SHUTDOWN on the shared test server).
+@pytest.mark.parametrize("statement", [
+    "GRANT SELECT ON dbaudit_t_none.* TO 'dbaudit_t_nobody'@'localhost'",
+    "DROP USER IF EXISTS 'dbaudit_t_nobody'@'localhost'", "KILL QUERY 2147483647",
+    "/*!80000 SET PERSIST dbaudit_no_such_variable = 7 */",
+])
+def test_server_wide_statements_fail_the_restore_and_are_never_sent(
+    statement: str, tmp_path: Path, mariadb_server: sa.Engine
+) -> None:
+    dump = tmp_path / "server.sql"
+    dump.write_text(f"CREATE TABLE t (id int);\n{statement};\nINSERT INTO t VALUES (1);\n")
+    scratch = _new_name("rst")
+
+    result = restore_check(dump, MARIADB_URL, scratch=scratch)
+
+    assert result.verdict == "fail" and result.restore_seconds == 0.0, [c.message for c in result.checks]
+    assert result.failed_checks[0].name == "restore safety"
+    assert scratch not in _databases(mariadb_server)
+
+
+def test_the_client_runs_sandboxed_and_without_local_infile_where_it_can(tmp_path: Path) -> None:
+    from dbaudit.connect import parse_url
+    from dbaudit.dumpfile import read_dump
+    from dbaudit.restore import _client_args, _plan
+
+    dump = tmp_path / "plain.sql"
+    dump.write_text("CREATE TABLE t (id int);\n")
+    plan = _plan(parse_url(MARIADB_URL), read_dump(dump), _new_name("rst"), None)
+    has_sandbox = "--sandbox" in subprocess.run([plan.client, "--help"], capture_output=True, text=True,
+                                                 check=False).stdout
+
+    args = _client_args(plan, None)
+
+    assert ("--sandbox" in args) == has_sandbox and "--local-infile=0" in args
+    if "mariadb" in Path(plan.client).name:
+        assert "--sandbox" in args

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -167,3 +168,39 @@ def test_cli_triggers_exits_1_when_a_trigger_fires_and_2_on_bad_input(
     assert (ok.returncode, hot.returncode, bad.returncode) == (0, 1, 2), ok.stdout + hot.stdout + bad.stderr
     assert "ROLLBACK: 1 trigger(s) fired: cpu" in hot.stdout and (tmp_path / "r.json").is_file()
     assert bad.stderr == "dbaudit: error: --cpu-percent and --cpu-minutes go together\n"
+
+
+def test_sqlite_references_without_a_column_point_at_the_parent_primary_key_and_orphans_are_counted(
+    make_sqlite: Callable[[], ScratchDB]
+) -> None:
+    db = make_sqlite()
+    # Built with a plain sqlite3 connection: foreign keys are off there, so an orphan can be stored.
+    with sqlite3.connect(db.url.removeprefix("sqlite:///")) as conn:
+        conn.executescript("CREATE TABLE parent (id INTEGER PRIMARY KEY);"
+                           "CREATE TABLE child (id INTEGER PRIMARY KEY, pid INTEGER REFERENCES parent);"
+                           "INSERT INTO parent VALUES (1); INSERT INTO child VALUES (1, 1), (2, 7), (3, NULL);")
+
+    fk = take_snapshot(db.url).tables["child"].foreign_keys[0]
+    result = evaluate_triggers(db.url)
+
+    assert (fk.ref_table, fk.ref_columns) == ("parent", ["id"])
+    assert [(c.name, c.value) for c in result.checks if c.trigger == "fk_orphans"] == [("child(pid) → parent(id)", 1)]
+
+
+def test_cli_triggers_evaluates_the_given_postgresql_schema_with_a_statement_timeout(
+    make_postgres: Callable[[], ScratchDB], tmp_path: Path
+) -> None:
+    db = make_postgres()
+    db.run_sql('CREATE SCHEMA "shop"', 'CREATE TABLE "shop"."order" (id INT PRIMARY KEY)',
+               'CREATE TABLE "shop"."line" (id INT PRIMARY KEY, order_id INT)',
+               'INSERT INTO "shop"."order" VALUES (1)', 'INSERT INTO "shop"."line" VALUES (1, 1), (2, 5), (3, 6)')
+    rules = tmp_path / "rules.yml"
+    rules.write_text("format_version: 1\nname: shop\nrollback:\n  foreign_keys:\n"
+                     "    - {table: line, columns: [order_id], ref_table: order, ref_columns: [id]}\n")
+    dbaudit = str(ROOT / ".venv" / "bin" / "dbaudit")
+
+    run = subprocess.run([dbaudit, "triggers", db.url, "--schema", "shop", "--statement-timeout", "30",
+                          "--expect", str(rules), "--json", str(tmp_path / "r.json")], capture_output=True, text=True)
+
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "2 row(s) point at no order row" in run.stdout

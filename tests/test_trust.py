@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from conftest import MARIADB_URL, POSTGRES_URL, ROOT, ScratchDB
 from dbaudit import serde
+from dbaudit.compare import compare
 from dbaudit.demo import EXPECTATIONS
 from dbaudit.diff import diff_snapshots
 from dbaudit.errors import DbauditError
@@ -29,7 +30,9 @@ from dbaudit.report import execute_notebook
 from dbaudit.result import audit
 
 SCHEMAS = ROOT / "lib" / "dbaudit" / "schemas"
-HOSTILE = ["we`ird", 'quo"te', "sp ace", "ünïcødé", "per%cent", "co:lon", "semi;colon --"]
+# `:b` after a non-word character is what text() takes for a bind parameter; `%s` is what a driver formats.
+HOSTILE = ["we`ird", 'quo"te', "sp ace", "ünïcødé", "per%cent", "co:lon", "semi;colon --", "a :b", "x %s y",
+           'we"ird %s :x;', "p %(x)s :1 ?"]
 
 
 def dbaudit(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -173,20 +176,60 @@ def test_every_read_command_works_for_a_read_only_postgres_role(postgres_reader:
 
 
 def test_hostile_table_and_column_names_are_quoted_by_the_dialect(make_db: Callable[[], ScratchDB]) -> None:
-    db = make_db()
-    meta = sa.MetaData()
-    for i, name in enumerate(HOSTILE):
-        sa.Table(name, meta, sa.Column("id", sa.Integer, primary_key=True), sa.Column(f"{name} col", sa.String(10)),
-                 sa.Index(f"ix {name}"[:60], f"{name} col"))
-    meta.create_all(db.engine)
-    with db.engine.begin() as conn:
-        for i, name in enumerate(HOSTILE):
-            conn.execute(sa.table(name, sa.column("id")).insert(), [{"id": n} for n in range(1, i + 2)])
-    before = take_snapshot(db.url)
+    big, keyed, loose = "big :x %s", "hash :k %(k)s", "rows :r; --"  # range, hash and rowhash chunking
+
+    def build(db: ScratchDB, changed: bool) -> None:
+        meta = sa.MetaData()
+        tables = [sa.Table(name, meta, sa.Column(f"{name} id", sa.Integer, primary_key=True),
+                           sa.Column(f"{name} col", sa.String(10)), sa.Index(f"ix {name}"[:60], f"{name} col"))
+                  for name in HOSTILE]
+        ranged = sa.Table(big, meta, sa.Column("k :x", sa.Integer, primary_key=True),
+                          sa.Column("v %s :y", sa.String(10)))
+        hashed = sa.Table(keyed, meta, sa.Column("k :x %s", sa.String(10), primary_key=True),
+                          sa.Column("v :v", sa.Integer))
+        bare = sa.Table(loose, meta, sa.Column("v :x", sa.Integer))
+        meta.create_all(db.engine)
+        with db.engine.begin() as conn:
+            for i, table in enumerate(tables):
+                conn.execute(table.insert(), [{table.c[0].name: n, table.c[1].name: f"v{n}"} for n in range(1, i + 2)])
+            conn.execute(ranged.insert(), [{"k :x": n, "v %s :y": f"v{n}"} for n in range(1, 601)])
+            conn.execute(hashed.insert(), [{"k :x %s": f"k{n}", "v :v": n} for n in range(1, 21)])
+            conn.execute(bare.insert(), [{"v :x": n} for n in range(1, 21)])
+            if changed:
+                last = tables[-1]
+                conn.execute(last.update().where(last.c[0] == 1).values({last.c[1]: "changed"}))
+                conn.execute(ranged.update().where(ranged.c["k :x"] == 300).values({"v %s :y": "changed"}))
+                conn.execute(hashed.update().where(hashed.c["k :x %s"] == "k5").values({"v :v": 0}))
+                conn.execute(bare.update().where(bare.c["v :x"] == 7).values({"v :x": 70}))
+
+    db, other = make_db(), make_db()
+    build(db, changed=False)
+    build(other, changed=True)
+    differing = {HOSTILE[-1], big, keyed, loose}
+
+    # Fingerprints: every table, chunked where big enough; the changed tables and only they differ.
+    before = take_snapshot(db.url, fingerprint="chunks")
+    changed = take_snapshot(other.url, fingerprint="chunks")
+    assert all(t.fingerprint and t.fingerprint.startswith("c1/") for t in before.tables.values())
+    assert len(before.tables[big].chunks) == 2
+    assert before.tables[big].primary_key == ["k :x"]  # by name, not as the server would quote it
+    assert before.tables[big].chunking == "range(k :x)/512"
+    assert {c.target for c in diff_snapshots(before, changed)} == differing
+
+    # Compare: one-row leaves force key-range splits and leaf reads on every chunked table.
+    result = compare(db.url, other.url, leaf_rows=1)
+    status = {t.name: t.status for t in result.tables}
+    assert status == {n: "different" if n in differing else "same" for n in [*HOSTILE, big, keyed, loose]}, \
+        [(t.name, t.note) for t in result.errors]
+    diffs = {t.name: t for t in result.tables}
+    assert [(k.change, k.key) for k in diffs[HOSTILE[-1]].keys] == [("changed", {f"{HOSTILE[-1]} id": "1"})]
+    assert [(k.change, k.key) for k in diffs[big].keys] == [("changed", {"k :x": "300"})]
+    assert [(k.change, k.key) for k in diffs[keyed].keys] == [("changed", {"k :x %s": "k5"})]
+    assert (diffs[loose].added, diffs[loose].removed) == (1, 1)
 
     assert {n: before.tables[n].row_count for n in HOSTILE} == {n: i + 1 for i, n in enumerate(HOSTILE)}
     with db.engine.begin() as conn:
-        conn.execute(sa.table(HOSTILE[0], sa.column("id")).delete())
+        conn.execute(sa.table(HOSTILE[0]).delete())
     after = take_snapshot(db.url)
     result = audit(before, after, parse_expectations({"rows": {"default": "equal", "any": [HOSTILE[1]]}}))
     assert [(c.kind, c.target) for c in diff_snapshots(before, after)] == [("row_count_changed", HOSTILE[0])]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -108,19 +107,24 @@ def render_backup_check(
     md5: str | None = None,
     sha256: str | None = None,
     against: str | os.PathLike[str] | None = None,
+    result: str | os.PathLike[str] | None = None,
     out_dir: str | os.PathLike[str] = "reports",
     name: str | None = None,
     progress: bool = True,
 ) -> report.Report:
-    """A report folder with backup_check.ipynb run on the dump (which is read in place, not copied)."""
+    """A report folder with backup_check.ipynb run on the dump (which is read in place, not copied).
+
+    With `result`, a dump-check result JSON already made (by `dbaudit dump-check --report`), the notebook
+    shows that instead of reading the dump again; md5, sha256 and against then have no effect."""
     source = Path(dump)
     if not source.is_file():
         raise DbauditError(f"dump file not found: {source}")
     directory = report.new_report_dir(out_dir, name or f"dump-{source.name}")
     parameters = {"dump": str(source.resolve()), "md5": md5 or "", "sha256": sha256 or "",
-                  "against": _archive(against, directory / "against.json") if against else "",
+                  "against": report.archive_input(against, directory / "against.json") if against and not result else "",
+                  "result": report.archive_input(result, directory / "dump-check.json") if result else "",
                   "title": name or source.name, "result_path": str(directory / report.RESULT_FILE)}
-    return _render("backup_check.ipynb", directory, parameters, out_dir, progress)
+    return report.render_notebook("backup_check.ipynb", directory, parameters, out_dir, progress)
 
 
 def render_restore_check(result: str | os.PathLike[str], out_dir: str | os.PathLike[str] = "reports",
@@ -130,35 +134,5 @@ def render_restore_check(result: str | os.PathLike[str], out_dir: str | os.PathL
 
     title = name or load_restore_check(result).title
     directory = report.new_report_dir(out_dir, title)
-    parameters = {"result": _archive(result, directory / "restore.json"), "result_path": str(directory / report.RESULT_FILE)}
-    return _render("restore_check.ipynb", directory, parameters, out_dir, progress)
-
-
-def _archive(source: str | os.PathLike[str], target: Path) -> str:
-    if not Path(source).is_file():
-        raise DbauditError(f"file not found: {source}")
-    shutil.copyfile(source, target)
-    return str(target.resolve())
-
-
-def _render(notebook: str, directory: Path, parameters: dict[str, Any], out_dir: str | os.PathLike[str],
-            progress: bool) -> report.Report:
-    executed = directory / notebook
-    report.execute_notebook(report.notebooks_dir() / notebook, executed, parameters, progress)
-    page = directory / "report.html"
-    page.write_text(report.notebook_to_html(executed), encoding="utf-8")
-    result = directory / report.RESULT_FILE
-    verdict = _verdict(result)
-    report.write_index(out_dir)
-    if verdict is None:
-        raise DbauditError(f"the notebook {notebook} wrote no result to {result}")
-    return report.Report(directory, executed, page, result, verdict)
-
-
-def _verdict(path: Path) -> str | None:
-    import json
-
-    try:
-        return str(json.loads(path.read_text(encoding="utf-8"))["verdict"])
-    except (OSError, ValueError, KeyError):
-        return None
+    parameters = {"result": report.archive_input(result, directory / "restore.json"), "result_path": str(directory / report.RESULT_FILE)}
+    return report.render_notebook("restore_check.ipynb", directory, parameters, out_dir, progress)

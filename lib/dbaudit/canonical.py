@@ -56,11 +56,26 @@ def fraction_digits(spelled: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def raw_quoter(conn: Connection) -> Callable[[str], str]:
+    """The dialect's identifier quoting for SQL the driver receives verbatim (see Fingerprinter._run).
+
+    SQLAlchemy's quote_identifier also doubles `%` for drivers with a format paramstyle (PyMySQL,
+    psycopg), because it expects the driver to format the statement; SQL sent with no parameters is
+    not formatted, so here a `%` stays single. Only the quote character itself is escaped."""
+    preparer = conn.dialect.identifier_preparer
+
+    def quote(name: str) -> str:
+        return f"{preparer.initial_quote}{name.replace(preparer.escape_quote, preparer.escape_to_quote)}" \
+               f"{preparer.final_quote}"
+
+    return quote
+
+
 class Canon(ABC):
     """One dialect's SQL for canonical fields, row hashes and the exact sums of hash bits."""
 
     def __init__(self, conn: Connection, algorithm: Algorithm = "md5") -> None:
-        self.quote: Callable[[str], str] = conn.dialect.identifier_preparer.quote_identifier
+        self.quote: Callable[[str], str] = raw_quoter(conn)
         self.algorithm = algorithm
 
     @abstractmethod

@@ -51,8 +51,15 @@ def add_output_options(command: argparse.ArgumentParser) -> None:
 
 
 def write_outputs(args: argparse.Namespace, document: Any, suite: str, checks: Sequence[CheckLike]) -> None:
-    """Write what --json and --junit asked for (both atomically)."""
-    if args.json_out:
-        document.save(args.json_out)
-    if args.junit:
-        write_junit(args.junit, suite, checks)
+    """Write what --json and --junit asked for: both, or (when one cannot be written) neither."""
+    wanted = [(path, text) for path, text in ((args.json_out, lambda: serde.dumps(document)),
+                                              (args.junit, lambda: junit_xml(suite, checks))) if path]
+    written: list[str] = []
+    try:
+        for path, text in wanted:
+            serde.write_atomic(path, text())
+            written.append(path)
+    except BaseException:
+        for path in written:
+            os.unlink(path)
+        raise

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -88,6 +89,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail("interrupted")
     except OSError as exc:
         return _fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
+    except Exception as exc:  # noqa: BLE001 - the contract: exit 2 and one line, never a traceback
+        if os.environ.get("DBAUDIT_DEBUG"):
+            raise
+        return _fail(f"unexpected {type(exc).__name__}: {exc} (set DBAUDIT_DEBUG=1 for the traceback)")
 
 
 def _fail(message: str) -> int:

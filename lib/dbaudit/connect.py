@@ -6,7 +6,9 @@ and the metrics describe the same instant, and nothing can be written to the aud
 
 from __future__ import annotations
 
+import math
 import os
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -81,7 +83,9 @@ def _sqlite_read_only(url: URL) -> URL:
     path = Path(database.removeprefix("file:").split("?", 1)[0]).expanduser()
     if not path.is_file():
         raise DbauditError(f"no such SQLite database file: {path}")
-    return url.set(database=f"file:{path.resolve()}?mode=ro").update_query_dict({"uri": "true"})
+    # Percent-encoded: a '#', '?' or '%' in the path must not turn into URI syntax (and open another file).
+    uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
+    return url.set(database=uri).update_query_dict({"uri": "true"})
 
 
 @contextmanager
@@ -92,6 +96,8 @@ def audit_session(url: str | URL, schema: str | None = None,
     With `statement_timeout` (seconds) the server abandons any one statement that runs longer, so an
     audit cannot hold a production server hostage."""
     parsed = parse_url(url) if isinstance(url, str) else url
+    if statement_timeout is not None and not (math.isfinite(statement_timeout) and statement_timeout > 0):
+        raise DbauditError(f"a statement timeout must be a positive number of seconds, not {statement_timeout}")
     dialect = dialect_for(parsed.get_backend_name())
     engine = create_audit_engine(parsed)
     try:
@@ -104,7 +110,9 @@ def audit_session(url: str | URL, schema: str | None = None,
                 dialect.set_statement_timeout(connection, statement_timeout)
             dialect.begin_read_only(connection)
             database = dialect.current_database(connection, parsed)
-            yield AuditSession(connection, dialect, parsed, database, dialect.default_schema(schema))
+            audited_schema = dialect.default_schema(schema)
+            dialect.check_schema(connection, audited_schema)
+            yield AuditSession(connection, dialect, parsed, database, audited_schema)
         except DBAPIError as exc:
             raise DbauditError(f"{mask_url(parsed)}: {describe_db_error(exc)}") from None
         finally:

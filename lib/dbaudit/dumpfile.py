@@ -44,6 +44,15 @@ _DEFINER = r"(?:DEFINER\s*=\s*\S+\s+)?"
 _IF_NOT_EXISTS = r"(?:IF\s+NOT\s+EXISTS\s+)?"
 _STATEMENTS: list[tuple[str, re.Pattern[str]]] = [
     (kind, re.compile(pattern, re.IGNORECASE)) for kind, pattern in [
+        # Statements that act on the server, its accounts or its files rather than on the dumped tables. A dump
+        # holding one is refused by restore-check (not cut: a dump that tries this is not a plain backup).
+        ("refused", (r"^(?:(?:CREATE(?:\s+OR\s+REPLACE)?|ALTER|DROP|RENAME)\s+(?:USER|ROLE)\b|GRANT\b|REVOKE\b"
+                    r"|SET\s+(?:PASSWORD|PERSIST(?:_ONLY)?|DEFAULT\s+ROLE)\b|(?:INSTALL|UNINSTALL)\s+(?:PLUGIN|SONAME)\b"
+                    r"|FLUSH\b|KILL\b|SHUTDOWN\b|RESTART\b|(?:CREATE(?:\s+OR\s+REPLACE)?|ALTER|DROP)\s+SERVER\b"
+                    r"|CHANGE\s+(?:MASTER|REPLICATION)\b|(?:START|STOP|RESET)\s+(?:SLAVE|REPLICA|MASTER)\b"
+                    r"|PURGE\s+(?:BINARY|MASTER)\s+LOGS\b|BINLOG\b|LOAD\s+(?:DATA|XML)\b|PREPARE\b|EXECUTE\b|CALL\b"
+                    r"|SELECT\b.*\bINTO\s+(?:OUTFILE|DUMPFILE)\b"
+                    r"|CREATE\s+(?:OR\s+REPLACE\s+)?(?:AGGREGATE\s+)?FUNCTION\s+\S+\s+RETURNS\s+\w+\s+SONAME\b)")),
         ("insert", rf"^(?:INSERT|REPLACE)\s+(?:(?:LOW_PRIORITY|DELAYED|HIGH_PRIORITY|IGNORE)\s+)*(?:INTO\s+)?{_QNAME}"),
         ("table", rf"^CREATE\s+{_OR_REPLACE}(?:TEMPORARY\s+)?TABLE\s+{_IF_NOT_EXISTS}{_QNAME}"),
         ("view", rf"^CREATE\s+{_OR_REPLACE}(?:ALGORITHM\s*=\s*\w+\s+)?{_DEFINER}(?:SQL\s+SECURITY\s+\w+\s+)?"
@@ -55,8 +64,8 @@ _STATEMENTS: list[tuple[str, re.Pattern[str]]] = [
         ("create_database", rf"^CREATE\s+{_OR_REPLACE}(?:DATABASE|SCHEMA)\s+{_IF_NOT_EXISTS}{_NAME}"),
         ("drop_database", rf"^DROP\s+(?:DATABASE|SCHEMA)\s+(?:IF\s+EXISTS\s+)?{_NAME}"),
         ("use", rf"^USE\s+{_NAME}"),
-        ("server_state", r"^(?:SET\s+(?:@@GLOBAL\.|GLOBAL\s)|CHANGE\s+(?:MASTER|REPLICATION)|START\s+(?:SLAVE|REPLICA)"
-                         r"|RESET\s+(?:MASTER|SLAVE|REPLICA))"),
+        ("alter_database", r"^ALTER\s+(?:DATABASE|SCHEMA)\b"),
+        ("server_state", r"^SET\s+(?:@@GLOBAL\.|GLOBAL\s)"),
         ("lock", r"^LOCK\s+TABLES?\b"),
         ("disable_keys", rf"^ALTER\s+TABLE\s+{_QNAME}\s+DISABLE\s+KEYS"),
         ("drop_table", r"^DROP\s+TABLE\b"),
@@ -68,7 +77,7 @@ _TOOL = re.compile(r"^(MySQL|MariaDB) dump ([\d.]+)(?:\s+Distrib\s+([^,\s]+))?")
 _HOST = re.compile(r"^Host:\s*(\S+)\s+Database:\s*(\S+)")
 _SERVER = re.compile(r"^Server version\s+(.+)$")
 _TRAILER = re.compile(r"^Dump completed(?: on (\d{4}-\d\d-\d\d\s+\d{1,2}:\d\d:\d\d))?$")
-_RESTORE_UNSAFE = {"use", "create_database", "drop_database", "server_state"}
+_RESTORE_UNSAFE = {"use", "create_database", "drop_database", "alter_database", "server_state"}  # cut on restore
 
 
 # --- the result documents ------------------------------------------------------------------------
@@ -131,6 +140,17 @@ class DumpContents:
     qualified_databases: list[str]  # databases named as qualifiers of tables and objects
     unsafe_spans: list[tuple[int, int, str]]  # USE / CREATE DATABASE / SET GLOBAL … statements: skipped on restore
     duration_seconds: float
+    # What makes restore-check refuse the dump: client commands (`\! cmd`, `source f`, `\u db` …) as written,
+    # and the kinds of statements that reach beyond the database (CREATE USER, GRANT, FLUSH …).
+    client_commands: list[str] = field(default_factory=list)
+    refused_statements: list[str] = field(default_factory=list)
+
+    @property
+    def refusals(self) -> list[str]:
+        """Why the dump must not be restored, one phrase per kind; empty for a plain dump."""
+        commands = list(dict.fromkeys(self.client_commands))
+        return ([f"client command(s) {'; '.join(commands[:5])}{' …' if len(commands) > 5 else ''}"]
+                if commands else []) + [f"{kind} statement(s)" for kind in dict.fromkeys(self.refused_statements)]
 
     @property
     def total_rows(self) -> int:
@@ -221,6 +241,8 @@ class _Collector:
             k: {} for k in ("view", "trigger", "routine", "event")}
         self.qualified: set[str] = set()
         self.unsafe: list[tuple[int, int, str]] = []
+        self.client_commands: list[str] = []
+        self.refused: list[str] = []
         self.header = DumpHeader()
         self.features: set[str] = set()
         self.statements = 0
@@ -234,6 +256,9 @@ class _Collector:
             m = pattern.match(text)
             if m:
                 apply(m)
+
+    def client_command(self, text: str, offset: int) -> None:
+        self.client_commands.append(text[:80])
 
     def _tool(self, m: re.Match[str]) -> None:
         self.header.tool, self.header.client = f"{m[1]} dump {m[2]}", m[3]
@@ -319,6 +344,17 @@ class _Collector:
     def _drop_database(self, m: re.Match[str], st: Statement) -> None:
         self.unsafe.append((st.start, st.end, "drop_database"))
 
+    def _refused(self, m: re.Match[str], st: Statement) -> None:
+        kind = " ".join(m[0].split()).upper()  # the keywords matched, e.g. CREATE USER, SET PASSWORD, FLUSH
+        if kind.startswith("SELECT"):
+            kind = "SELECT … INTO OUTFILE"
+        elif kind.endswith("SONAME") and kind.startswith("CREATE"):
+            kind = "CREATE FUNCTION … SONAME"
+        self.refused.append(kind)
+
+    def _alter_database(self, m: re.Match[str], st: Statement) -> None:
+        self.unsafe.append((st.start, st.end, "alter_database"))
+
     def _server_state(self, m: re.Match[str], st: Statement) -> None:
         self.unsafe.append((st.start, st.end, "server_state"))
 
@@ -356,7 +392,7 @@ def read_dump(path: str | os.PathLike[str], progress: bool = False) -> DumpConte
         raise DbauditError(f"dump file not found: {source}")
     started = time.monotonic()
     collector = _Collector()
-    scanner = SqlScanner(collector.statement, collector.comment)
+    scanner = SqlScanner(collector.statement, collector.comment, collector.client_command)
     size = source.stat().st_size
     problem = None
     sql_bytes = 0
@@ -403,7 +439,8 @@ def _contents(file: DumpFile, c: _Collector, end: ScanEnd, stream_problem: str |
         statements=c.statements, databases=c.databases, tables=tables, views=views,
         triggers=_keyed(c.objects["trigger"], many), routines=_keyed(c.objects["routine"], many),
         events=_keyed(c.objects["event"], many), qualified_databases=sorted(c.qualified),
-        unsafe_spans=c.unsafe, duration_seconds=round(duration, 3),
+        unsafe_spans=c.unsafe, duration_seconds=round(duration, 3), client_commands=c.client_commands,
+        refused_statements=c.refused,
     )
 
 
@@ -482,8 +519,19 @@ def _integrity_checks(c: DumpContents, expected: dict[str, str]) -> list[Check]:
 
 def _content_checks(c: DumpContents) -> list[Check]:
     if not c.tables:
-        return [Check("content", "tables", "fail", "the dump creates or loads no table")]
-    return [Check("content", "tables", "pass", f"{len(c.tables)} tables, {c.total_rows:,} rows in INSERT statements")]
+        checks = [Check("content", "tables", "fail", "the dump creates or loads no table")]
+    else:
+        checks = [Check("content", "tables", "pass",
+                        f"{len(c.tables)} tables, {c.total_rows:,} rows in INSERT statements")]
+    return [*checks, safety_check(c)]
+
+
+def safety_check(c: DumpContents) -> Check:
+    """A backup holds tables and their objects; anything that runs on the client host or changes the server
+    (accounts, privileges, plugins, replication) means the dump cannot be trusted, or restored to test it."""
+    if c.refusals:
+        return Check("content", "restore safety", "fail", f"not a plain backup, holds {'; '.join(c.refusals)}")
+    return Check("content", "restore safety", "pass", "no client commands and no account, privilege or server statements")
 
 
 def compare_with_manifest(c: DumpContents, m: DumpManifest) -> list[Check]:
@@ -617,15 +665,23 @@ def _dump_check_command(args: argparse.Namespace) -> int:
     write_outputs(args, check, f"dbaudit dump-check {Path(args.dump).name}", check.checks)
     _print(check)
     if args.write_manifest:
-        if check.manifest and check.passed:
+        if not check.passed:
+            # A failing verdict is a result (exit 1, --json written), not an input error: say why there is no manifest.
+            print("manifest not written: the dump did not pass")
+        elif check.manifest:
             print(f"manifest {check.manifest} already matches; left as it is")
         else:
             print(f"manifest written: {write_manifest(check)}")
     if args.report:
+        import tempfile
+
         from dbaudit.backup_report import render_backup_check
 
-        report = render_backup_check(args.dump, md5=args.md5, sha256=args.sha256, against=args.against,
-                                     out_dir=args.out_dir, progress=sys.stderr.isatty())
+        # The notebook shows this very check from a file: the dump (possibly many GB) is read once, not twice.
+        with tempfile.TemporaryDirectory() as work:
+            saved = Path(work) / "dump-check.json"
+            check.save(saved)
+            report = render_backup_check(args.dump, result=saved, out_dir=args.out_dir, progress=sys.stderr.isatty())
         print(f"report: {report.html}")
     return 0 if check.passed else 1
 

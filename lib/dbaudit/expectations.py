@@ -113,9 +113,16 @@ def parse_expectations(data: Any, source: str = "<expectations>") -> Expectation
         required=[_pattern(e, f"{source}: required[{i}]") for i, e in enumerate(_list(data, "required", source))],
         allowed=[_pattern(e, f"{source}: allowed[{i}]") for i, e in enumerate(_list(data, "allowed", source))],
         rows=_rows(data.get("rows") or {}, source),
-        metrics={str(k): _metric(str(k), v, source) for k, v in (data.get("metrics") or {}).items()},
+        metrics={str(k): _metric(str(k), v, source) for k, v in _mapping(data, "metrics", source).items()},
         source=source,
     )
+
+
+def _mapping(data: dict[str, Any], key: str, source: str) -> dict[str, Any]:
+    value = data.get(key) or {}
+    if not isinstance(value, dict):
+        raise DbauditError(f"{source}: {key} must be a mapping of names, not a {type(value).__name__}")
+    return value
 
 
 def _list(data: dict[str, Any], key: str, source: str) -> list[Any]:
@@ -128,6 +135,8 @@ def _list(data: dict[str, Any], key: str, source: str) -> list[Any]:
 def _pattern(entry: Any, where: str) -> ChangePattern:
     if not isinstance(entry, dict):
         raise DbauditError(f"{where}: expected e.g. `column_added: chats.provider_type`, got {entry!r}")
+    if not all(isinstance(k, str) for k in entry):
+        raise DbauditError(f"{where}: keys must be change kinds and attribute names, got {list(entry)!r}")
     kinds = [k for k in entry if k in CHANGE_KINDS]
     if len(kinds) != 1:
         names = [k for k in entry if k.endswith(("_added", "_removed", "_changed"))] or list(entry)
@@ -190,6 +199,10 @@ def _metric(name: str, spec: Any, source: str) -> MetricExpectation:
     rule = spec.get("expect", "any")
     if rule not in ("equal", "no_decrease", "no_increase", "any"):
         raise DbauditError(f"{source}: metrics.{name}.expect must be equal, no_decrease, no_increase or any")
+    for bound in ("min", "max"):
+        value = spec.get(bound)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise DbauditError(f"{source}: metrics.{name}.{bound} must be a number, not {value!r}")
     return MetricExpectation(name, spec["sql"], rule, spec.get("min"), spec.get("max"))
 
 

@@ -25,7 +25,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from tqdm import tqdm  # the plain bar: notebook widgets need ipywidgets, which reports do not
 
@@ -181,9 +180,16 @@ class Fingerprinter:
         schema = self.session.schema
         return f"{quote(schema)}.{quote(name)}" if schema else quote(name)
 
-    def _run(self, what: str, sql: str, **params: Any) -> list[Any]:
+    def _run(self, what: str, sql: str) -> list[Any]:
+        """Run generated SQL exactly as written: no bind parameters, and nothing parses it but the server.
+
+        The SQL holds quoted identifiers, which may contain anything (`:x`, `%s`, `;`, `--`): text()
+        would take `:x` for a bind parameter, and a driver given parameters would format `%`. So every
+        value is an int literal written in by the caller, and no_parameters makes SQLAlchemy call
+        cursor.execute(sql) with no parameters at all, which no driver formats."""
+        conn = self.session.connection
         try:
-            return list(self.session.connection.execute(text(sql), params).all())
+            return list(conn.exec_driver_sql(sql, execution_options={"no_parameters": True}).all())
         except DBAPIError as exc:
             raise DbauditError(f"{what}: {describe_db_error(exc)}") from None
 
@@ -196,12 +202,11 @@ class Fingerprinter:
         return canon.bucket(canon.row_text(columns), width)
 
     @staticmethod
-    def _ranges(plan: Plan, ranges: Sequence[tuple[int, int]], column_sql: str) -> tuple[str, dict[str, int]]:
+    def _ranges(ranges: Sequence[tuple[int, int]], column_sql: str) -> str:
+        """A WHERE clause for key ranges, the bounds written in as int literals (see _run)."""
         if not ranges:
-            return "", {}
-        clauses = " OR ".join(f"{column_sql} BETWEEN :lo{i} AND :hi{i}" for i in range(len(ranges)))
-        params = {f"{edge}{i}": value for i, r in enumerate(ranges) for edge, value in zip(("lo", "hi"), r)}
-        return f" WHERE {clauses}", params
+            return ""
+        return " WHERE " + " OR ".join(f"{column_sql} BETWEEN {int(lo)} AND {int(hi)}" for lo, hi in ranges)
 
     # --- queries ----------------------------------------------------------------------------------
 
@@ -219,13 +224,13 @@ class Fingerprinter:
         """Bucket digests in one scan (of the given key ranges only, for a range plan)."""
         canon = self.canon
         width = width or plan.width
-        where, params = self._ranges(plan, ranges, canon.column(plan.key[0])) if plan.method == "range" else ("", {})
+        where = self._ranges(ranges, canon.column(plan.key[0])) if plan.method == "range" else ""
         value = canon.row_number(canon.row_text(columns))
         inner = (f"SELECT {self._bucket_sql(plan, columns, width)} AS b, {value} AS v "
                  f"FROM {self._table(table)}{where}{canon.fence}")
         aggregates = ", ".join(canon.aggregates("d.v"))
         found = self._run(f"fingerprinting {table!r} by chunk",
-                          f"SELECT d.b, COUNT(*), {aggregates} FROM ({inner}) d GROUP BY d.b", **params)
+                          f"SELECT d.b, COUNT(*), {aggregates} FROM ({inner}) d GROUP BY d.b")
         return {int(r[0]): Digest(int(r[1]), canon.total(r[2:])) for r in found}
 
     def key_span(self, table: str, column: Column) -> tuple[int, int] | None:
@@ -245,14 +250,13 @@ class Fingerprinter:
         # Aliased: MySQL refuses a derived table with two unnamed columns of the same text.
         select = ", ".join(f"{sql} AS c{i}" for i, sql in enumerate([digest, *keys, *shown]))
         if plan.method == "range":
-            where, params = self._ranges(plan, ranges, canon.column(plan.key[0]))
-            sql = f"SELECT {select} FROM {self._table(table)}{where}"
+            sql = f"SELECT {select} FROM {self._table(table)}{self._ranges(ranges, canon.column(plan.key[0]))}"
         else:
             wanted = ", ".join(str(int(b)) for b in buckets) or "NULL"
             inner = (f"SELECT {self._bucket_sql(plan, columns, width or plan.width)} AS b, {select} "
                      f"FROM {self._table(table)}")
-            sql, params = f"SELECT * FROM ({inner}) d WHERE d.b IN ({wanted})", {}
-        found = self._run(f"reading keys of {table!r}", sql, **params)
+            sql = f"SELECT * FROM ({inner}) d WHERE d.b IN ({wanted})"
+        found = self._run(f"reading keys of {table!r}", sql)
         if plan.method != "range":
             found = [r[1:] for r in found]
         rows = []

@@ -20,7 +20,13 @@ from dbaudit.errors import DbauditError
 from dbaudit.fingerprint import FingerprintMode, fingerprint_tables, requested_algorithm, select_tables
 from dbaudit.snapshot import FORMAT_VERSION, KIND, Metric, Snapshot, load_snapshot
 
-_READ_QUERY = re.compile(r"^\s*(\(\s*)*(SELECT|WITH|VALUES|SHOW|TABLE)\b", re.IGNORECASE)
+_READ_QUERY = re.compile(r"^\s*(\(\s*)*(SELECT|WITH)\b", re.IGNORECASE)
+# A read-only transaction still lets these through: files written on the server, variables set, locks taken.
+_SIDE_EFFECTS = re.compile(
+    r"\bINTO\s+(OUTFILE|DUMPFILE|@)|\bFOR\s+(UPDATE|SHARE|NO\s+KEY\s+UPDATE|KEY\s+SHARE)\b"
+    r"|\bLOCK\s+IN\s+SHARE\s+MODE\b|\bINTO\s+\w+\s+FROM\b|;\s*\S",
+    re.IGNORECASE,
+)
 
 
 def take_snapshot(
@@ -148,3 +154,7 @@ def _check_metric_sql(metrics: Mapping[str, str]) -> None:
     for name, sql in metrics.items():
         if not isinstance(sql, str) or not _READ_QUERY.match(sql):
             raise DbauditError(f"metric {name!r} must be a single SELECT (or WITH …) query")
+        found = _SIDE_EFFECTS.search(sql)
+        if found:
+            what = "a second statement" if found.group(0).startswith(";") else repr(" ".join(found.group(0).split()))
+            raise DbauditError(f"metric {name!r} must only read: {what} is not allowed")

@@ -74,43 +74,56 @@ def render_audit(
     progress: bool = True,
 ) -> Report:
     """Archive the inputs, run notebooks/audit.ipynb on them and render the HTML report."""
-    for path in (before, after, expectations):
-        if path is not None and not Path(path).is_file():
-            raise DbauditError(f"file not found: {path}")
+    from dbaudit.expectations import load_expectations
+    from dbaudit.snapshot import load_snapshot
+
+    # Bad inputs fail here, in one line, before a report folder exists.
+    load_snapshot(before), load_snapshot(after)
+    if expectations:
+        load_expectations(expectations)
     title = name or (Path(expectations).stem if expectations else "audit")
     directory = new_report_dir(out_dir, title)
     inputs = {
-        "before": _archive(before, directory / "before.json"),
-        "after": _archive(after, directory / "after.json"),
-        "expectations": _archive(expectations, directory / "expectations.yml") if expectations else "",
+        "before": archive_input(before, directory / "before.json"),
+        "after": archive_input(after, directory / "after.json"),
+        "expectations": archive_input(expectations, directory / "expectations.yml") if expectations else "",
     }
     parameters = {**inputs, "title": title, "result_path": str(directory / RESULT_FILE)}
-    report = _render("audit.ipynb", directory, parameters, out_dir, progress)
-    if report.verdict is None:
-        raise DbauditError(f"the audit notebook wrote no result to {directory / RESULT_FILE}")
-    return report
+    return render_notebook("audit.ipynb", directory, parameters, out_dir, progress)
 
 
 def render_snapshot(snapshot: str | os.PathLike[str], out_dir: str | os.PathLike[str] = "reports",
                     name: str | None = None, progress: bool = True) -> Report:
     directory = new_report_dir(out_dir, name or f"snapshot-{Path(snapshot).stem}")
-    parameters = {"source": _archive(snapshot, directory / "snapshot.json"), "expectations": "", "output": ""}
-    return _render("snapshot.ipynb", directory, parameters, out_dir, progress)
+    parameters = {"source": archive_input(snapshot, directory / "snapshot.json"), "expectations": "", "output": ""}
+    return render_notebook("snapshot.ipynb", directory, parameters, out_dir, progress, require_result=False)
 
 
-def _archive(source: str | os.PathLike[str], target: Path) -> str:
+def archive_input(source: str | os.PathLike[str], target: Path) -> str:
+    """Copy an input into the report folder (the evidence travels with the report); return its path."""
+    if not Path(source).is_file():
+        raise DbauditError(f"file not found: {source}")
     shutil.copyfile(source, target)
     return str(target.resolve())
 
 
-def _render(notebook: str, directory: Path, parameters: dict[str, Any], out_dir: str | os.PathLike[str],
-            progress: bool) -> Report:
+def render_notebook(notebook: str, directory: Path, parameters: dict[str, Any], out_dir: str | os.PathLike[str],
+                    progress: bool, require_result: bool = True) -> Report:
+    """Run notebooks/<notebook> into `directory`, render report.html and update the index.
+
+    A run that fails leaves its folder renamed to `<folder>.failed` (kept for diagnosis, never listed)."""
     executed = directory / notebook
-    execute_notebook(notebooks_dir() / notebook, executed, parameters, progress)
-    page = directory / "report.html"
-    page.write_text(notebook_to_html(executed), encoding="utf-8")
     result = directory / RESULT_FILE
-    verdict = _read_verdict(result)
+    try:
+        execute_notebook(notebooks_dir() / notebook, executed, parameters, progress)
+        verdict = _read_verdict(result)
+        if require_result and verdict is None:
+            raise DbauditError(f"the notebook {notebook} wrote no result to {result}")
+        page = directory / "report.html"
+        page.write_text(notebook_to_html(executed), encoding="utf-8")
+    except BaseException:
+        directory.rename(directory.with_name(directory.name + ".failed"))
+        raise
     write_index(out_dir)
     return Report(directory, executed, page, result if result.is_file() else None, verdict)
 
@@ -148,7 +161,7 @@ def execute_notebook(source: Path, target: Path, parameters: dict[str, Any], pro
     except PapermillExecutionError as exc:
         raise DbauditError(
             f"notebook {source.name} failed in cell {exc.exec_count}: {exc.ename}: {first_line(exc.evalue)} "
-            f"(executed copy kept at {target})"
+            f"(executed copy kept in {target.parent.name}.failed)"
         ) from None
 
 

@@ -3,7 +3,11 @@
 The dump is first read with `dumpfile.read_dump` (checksums, truncation, the statements' byte ranges).
 Statements that would reach beyond the scratch database, `USE`, `CREATE/DROP DATABASE` (world.sql
 drops and recreates `world`!), `SET GLOBAL` and replication commands, are cut out of the stream fed
-to the `mariadb`/`mysql` client, and a dump that names other databases is refused. The scratch
+to the `mariadb`/`mysql` client, and a dump that names other databases is refused. A dump holding client
+commands (`\\! cmd`, `system`, `source`, `\\u db`, `connect` …) or statements acting on the server
+(CREATE USER, GRANT, FLUSH, INSTALL PLUGIN, CHANGE MASTER …) is refused before anything is created:
+it fails, and nothing is restored. The client also runs with `--sandbox` where it has it (MariaDB),
+so a client command the scanner missed still cannot touch the client host. The scratch
 database must not exist yet; it is dropped after a failure, an error or Ctrl-C, and after the check
 unless `keep` is set.
 """
@@ -11,6 +15,7 @@ unless `keep` is set.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 import shutil
@@ -86,6 +91,7 @@ class _Plan:
     client: str
     contents: DumpContents
     against: Snapshot | None
+    sandbox: bool = False  # the client has --sandbox (MariaDB 10.5.25+): no \! system source tee on this host
 
 
 def restore_check(
@@ -109,6 +115,11 @@ def restore_check(
     engine = sa.create_engine(plan.url, poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT")
     try:
         product, version = _refuse_unsafe(engine, plan)
+        if contents.refusals:
+            # Refused whole, never cut: a dump that runs commands or grants rights is no backup to trust.
+            checks = [Check("dump", "restore safety", "fail",
+                            f"not restored: the dump holds {'; '.join(contents.refusals)}")]
+            return _result(plan, product, version, checks, None, 0.0, kept=False, title=title)
         if not contents.complete:
             checks = [Check("dump", "complete", "fail", f"not restored: the dump is truncated ({contents.truncation})")]
             return _result(plan, product, version, checks, None, 0.0, kept=False, title=title)
@@ -136,7 +147,17 @@ def _plan(url: URL, contents: DumpContents, scratch: str | None, snapshot: Snaps
     client = shutil.which("mariadb") or shutil.which("mysql")
     if client is None:
         raise DbauditError("restore-check needs the mariadb (or mysql) command-line client on PATH")
-    return _Plan(url.set(database=None), source, name, client, contents, snapshot)
+    return _Plan(url.set(database=None), source, name, client, contents, snapshot, _has_sandbox(client))
+
+
+@functools.lru_cache(maxsize=4)
+def _has_sandbox(client: str) -> bool:
+    """MariaDB's client has --sandbox; MySQL 8's mysql has not (dumps with client commands are refused anyway)."""
+    try:
+        done = subprocess.run([client, "--help"], capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return "--sandbox" in done.stdout
 
 
 def _refuse_unsafe(engine: sa.Engine, plan: _Plan) -> tuple[str, str]:
@@ -211,7 +232,9 @@ def _client_args(plan: _Plan, options_file: str | None) -> list[str]:
     if options_file:
         args.append(f"--defaults-extra-file={options_file}")  # must come first
     args += ["--protocol=tcp", "-h", url.host or "127.0.0.1", "-P", str(url.port or 3306),
-             "--default-character-set=utf8mb4", "--batch"]
+             "--default-character-set=utf8mb4", "--batch", "--local-infile=0"]  # no LOAD DATA LOCAL of host files
+    if plan.sandbox:
+        args.append("--sandbox")  # defence in depth: \! system source tee fail even if one slipped past the scan
     if url.username:
         args += ["-u", url.username]
     return [*args, plan.scratch]

@@ -194,11 +194,14 @@ def evaluate_triggers(
     external: External | None = None,
     rules: RollbackRules | None = None,
     title: str | None = None,
+    schema: str | None = None,
+    statement_timeout: float | None = None,
 ) -> RollbackResult:
-    """Every rollback trigger against the database at `url`; the verdict fails when any one fires."""
+    """Every rollback trigger against the database at `url` (its `schema` on PostgreSQL); the verdict
+    fails when any one fires. `statement_timeout` (seconds) bounds each query on a busy production server."""
     rules = rules or load_rules(expectations)
     before = load_snapshot(baseline) if isinstance(baseline, (str, os.PathLike)) else baseline
-    with audit_session(url) as session:
+    with audit_session(url, schema, statement_timeout) as session:
         tables = session.dialect.tables(session.connection, session.schema)
         server = session.dialect.server(session.connection)
         counts = _Counts(session)
@@ -433,6 +436,8 @@ def add_commands(sub: Any) -> None:
     cmd.add_argument("--cpu-percent", type=float, help="database CPU percent observed by monitoring")
     cmd.add_argument("--cpu-minutes", type=float, help="for how many minutes it stayed at that level")
     cmd.add_argument("--webhook-error-rate", type=float, help="webhook endpoint error rate, percent")
+    cmd.add_argument("--schema", help="PostgreSQL schema to evaluate (default public)")
+    cmd.add_argument("--statement-timeout", type=float, metavar="SECONDS", help="abandon any statement running longer")
     add_output_options(cmd)
     cmd.set_defaults(run=_triggers_command)
 
@@ -441,7 +446,8 @@ def _triggers_command(args: argparse.Namespace) -> int:
     if (args.cpu_percent is None) != (args.cpu_minutes is None):
         raise DbauditError("--cpu-percent and --cpu-minutes go together")
     result = evaluate_triggers(args.url, args.expect, baseline=args.baseline,
-                               external=External(args.cpu_percent, args.cpu_minutes, args.webhook_error_rate))
+                               external=External(args.cpu_percent, args.cpu_minutes, args.webhook_error_rate),
+                               schema=args.schema, statement_timeout=args.statement_timeout)
     write_outputs(args, result, f"dbaudit triggers {result.database}", result.checks)
     for check in result.checks:
         print(f"{check.status.upper():<7} [{check.trigger}] {check.name}: {check.message}")

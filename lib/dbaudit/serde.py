@@ -38,6 +38,8 @@ def dumps(obj: Any) -> str:
 def write_atomic(path: str | os.PathLike[str], text: str) -> Path:
     """Write via a temp file in the same folder and rename, so readers never see a partial file."""
     target = Path(path)
+    if target.is_dir():
+        raise DbauditError(f"cannot write {target}: it is a directory")
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:

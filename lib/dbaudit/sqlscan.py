@@ -6,6 +6,10 @@ and `DELIMITER` changes around routines and triggers. Bytes arrive in chunks of 
 that straddles two chunks is carried over, so memory stays bounded by the chunk size plus the
 first `HEAD_BYTES` of the current statement (enough to classify it) whatever the statement's length.
 
+Client commands, the lines the `mysql` client runs itself instead of sending them to the server
+(`\\! cmd`, `system cmd`, `source file`, `\\u db`, `connect` …), are reported to `on_client_command`
+and skipped: they are no SQL, and a dump that holds one can run programs or switch databases.
+
 For INSERT statements it counts the top-level `( … )` tuples after VALUES: the rows the statement
 loads, without ever holding them.
 """
@@ -24,6 +28,14 @@ _STRING_END[ord("`")] = re.compile(b"`")  # identifiers know no backslash escape
 _ENDS_WITH_VALUES = re.compile(rb"(?:^|[^\w$])VALUES?$", re.IGNORECASE)
 _SPACE = b" \t\r\n\f\v"
 _QUOTE_BYTES = frozenset(b"'\"`")
+# The client's named commands (mysql --help, "List of all MySQL commands"). Like the client, only the
+# first word of a statement is looked at; `use` and `delimiter` are handled as statements elsewhere.
+CLIENT_COMMANDS = frozenset({
+    "?", "clear", "connect", "edit", "ego", "exit", "go", "help", "nopager", "notee", "nowarning", "pager",
+    "print", "prompt", "quit", "rehash", "source", "status", "system", "tee", "charset", "warnings",
+    "resetconnection", "query_attributes", "ssl_session_data_print", "sandbox",
+})
+_FIRST_WORD = re.compile(rb"[A-Za-z_]+|\?")
 
 
 @dataclass
@@ -50,9 +62,11 @@ class SqlScanner:
     """Feed bytes with `feed`, then call `finish`; each complete statement goes to `on_statement`."""
 
     def __init__(self, on_statement: Callable[[Statement], None],
-                 on_comment: Callable[[str, int], None] | None = None) -> None:
+                 on_comment: Callable[[str, int], None] | None = None,
+                 on_client_command: Callable[[str, int], None] | None = None) -> None:
         self._on_statement = on_statement
         self._on_comment = on_comment
+        self._on_client_command = on_client_command
         self._carry = b""
         self._base = 0  # offset of the first byte of the current buffer in the whole script
         self._state = _NORMAL
@@ -79,7 +93,7 @@ class SqlScanner:
 
     def _set_delimiter(self, delimiter: bytes) -> None:
         self._delimiter = delimiter
-        events = set(b"'\"`()/;#-*") | {delimiter[0]}
+        events = set(b"'\"`()/;#-*\\") | {delimiter[0]}
         self._events = re.compile(b"[" + b"".join(re.escape(bytes([c])) for c in sorted(events)) + b"]")
 
     def _content(self, buf: bytes, a: int, b: int, code: bool = True) -> None:
@@ -173,6 +187,9 @@ class SqlScanner:
                 after = self._delimiter_command(buf, i, n, eof)
                 if after is None or after != i:
                     return after
+            after = self._named_command(buf, i, n, eof)
+            if after is None or after != i:
+                return after
         m = self._events.search(buf, i)
         if m is None:
             self._content(buf, i, n)
@@ -198,8 +215,36 @@ class SqlScanner:
             self._set_delimiter(words[0])
         return line_end if newline < 0 else newline + 1
 
+    def _named_command(self, buf: bytes, i: int, n: int, eof: bool) -> int | None:
+        """`system cmd`, `source file` … at the start of a statement: the client runs the whole line."""
+        m = _FIRST_WORD.match(buf, i)
+        if m is None:
+            return i
+        if m.end() >= n and not eof:
+            return None if n - i < 64 else i  # the word may go on in the next chunk
+        if m[0].decode().lower() not in CLIENT_COMMANDS or (m.end() < n and buf[m.end()] not in b" \t\r\n;"):
+            return i
+        return self._client_line(buf, i, n, eof)
+
+    def _client_line(self, buf: bytes, i: int, n: int, eof: bool) -> int | None:
+        """Report a client command and skip the rest of its line, which the client takes as its argument."""
+        newline = buf.find(b"\n", i)
+        if newline < 0 and not eof:
+            return None if n - i < 4096 else self._report_command(buf, i, n, n)
+        return self._report_command(buf, i, n if newline < 0 else newline, n if newline < 0 else newline + 1)
+
+    def _report_command(self, buf: bytes, i: int, line_end: int, after: int) -> int:
+        if self._on_client_command is not None:
+            text = buf[i : min(line_end, i + 200)].decode("utf-8", "replace").strip()
+            self._on_client_command(text, self._base + i)
+        return after
+
     def _event(self, buf: bytes, j: int, n: int, eof: bool) -> int | None:
         c = buf[j]
+        if c == 0x5C:  # a backslash outside strings and comments: a client command (\! \. \u \r \g …)
+            if n - j < 2 and not eof:
+                return None
+            return self._client_line(buf, j, n, eof)
         delimiter = self._delimiter
         if c == delimiter[0]:
             if n - j < len(delimiter) and not eof:

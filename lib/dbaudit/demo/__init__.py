@@ -6,6 +6,8 @@ faulty way that loses rows and adds a stray column), snapshot again and render b
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -47,8 +49,14 @@ def build_database(path: Path, migration: str | None = None) -> Path:
 
 
 def prepare(workdir: Path | None = None) -> tuple[str, str]:
-    """Build the demo before/after databases; return their URLs (for notebooks run without inputs)."""
-    folder = workdir or Path(tempfile.gettempdir()) / "dbaudit-demo"
+    """Build the demo before/after databases; return their URLs (for notebooks run without inputs).
+
+    Without a workdir each call gets a private temporary folder (removed when the process ends), so
+    two notebooks running at once never rebuild each other's files."""
+    if workdir is None:
+        workdir = Path(tempfile.mkdtemp(prefix="dbaudit-demo-"))
+        atexit.register(shutil.rmtree, workdir, ignore_errors=True)
+    folder = workdir
     before = build_database(folder / "blazz-before.sqlite")
     after = build_database(folder / "blazz-after-webjs.sqlite", "webjs")
     return f"sqlite:///{before}", f"sqlite:///{after}"

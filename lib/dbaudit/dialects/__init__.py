@@ -32,6 +32,9 @@ class Dialect(ABC):
     def default_schema(self, schema: str | None) -> str | None:
         return schema
 
+    def check_schema(self, conn: Connection, schema: str | None) -> None:
+        """Refuse a schema that does not exist: it would snapshot as empty and pass every audit."""
+
     @abstractmethod
     def set_statement_timeout(self, conn: Connection, seconds: float) -> None:
         """Make the server abandon any single statement that runs longer than `seconds`."""

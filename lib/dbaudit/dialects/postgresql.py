@@ -8,6 +8,7 @@ from collections import defaultdict
 from sqlalchemy.engine import URL, Connection
 
 from dbaudit.dialects import Dialect, rows, sha256
+from dbaudit.errors import DbauditError
 from dbaudit.snapshot import Column, Definition, ForeignKey, Index, Server, Table
 
 _FK_RULES = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
@@ -31,7 +32,10 @@ WHERE n.nspname = :schema AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a
 _INDEXES = """
 SELECT t.relname AS table_name, i.relname AS index_name, ix.indisunique AS is_unique,
        ix.indisprimary AS is_primary, am.amname AS index_type,
-       ARRAY(SELECT pg_get_indexdef(ix.indexrelid, k, true)
+       -- Plain columns by name (pg_get_indexdef would quote names that need it); expressions as written.
+       ARRAY(SELECT CASE WHEN ix.indkey[k - 1] = 0 THEN pg_get_indexdef(ix.indexrelid, k, true)
+                         ELSE (SELECT a.attname::text FROM pg_attribute a
+                               WHERE a.attrelid = ix.indrelid AND a.attnum = ix.indkey[k - 1]) END
              FROM generate_series(1, ix.indnkeyatts) AS k ORDER BY k) AS columns,
        pg_get_expr(ix.indpred, ix.indrelid) AS predicate
 FROM pg_index ix
@@ -76,6 +80,10 @@ class PostgreSQLDialect(Dialect):
 
     def begin_read_only(self, conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+
+    def check_schema(self, conn: Connection, schema: str | None) -> None:
+        if not rows(conn, "SELECT 1 FROM pg_namespace WHERE nspname = :schema", schema=schema):
+            raise DbauditError(f"no schema {schema!r} in database {self.current_database(conn, None)}")  # type: ignore[arg-type]
 
     def set_statement_timeout(self, conn: Connection, seconds: float) -> None:
         conn.exec_driver_sql(f"SET statement_timeout = {int(seconds * 1000)}")

@@ -90,13 +90,21 @@ class SQLiteDialect(Dialect):
         for parts in grouped.values():
             columns = [str(p["from"]) for p in parts]
             ref_table = str(parts[0]["table"])
+            ref_columns = [str(p["to"]) for p in parts if p["to"] is not None]
+            if len(ref_columns) != len(parts):
+                # `REFERENCES parent` without a column list: SQLite reports `to` as NULL and means
+                # the parent's primary key, so name those columns (an empty name breaks every join).
+                ref_columns = self._primary_key_columns(conn, ref_table)
             # SQLite keeps no constraint names; derive a stable one from what the key connects.
             keys.append(ForeignKey(
-                f"fk({','.join(columns)})->{ref_table}", columns, ref_table,
-                [str(p["to"]) if p["to"] is not None else "" for p in parts],
+                f"fk({','.join(columns)})->{ref_table}", columns, ref_table, ref_columns,
                 str(parts[0]["on_delete"]), str(parts[0]["on_update"]),
             ))
         return keys
+
+    def _primary_key_columns(self, conn: Connection, table: str) -> list[str]:
+        parts = rows(conn, "SELECT name FROM pragma_table_info(:t) WHERE pk > 0 ORDER BY pk", t=table)
+        return [str(p["name"]) for p in parts]
 
     def views(self, conn: Connection, schema: str | None) -> dict[str, Definition]:
         return {
