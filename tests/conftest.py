@@ -138,13 +138,28 @@ def mariadb_client() -> str:
     return str(client)
 
 
+def client_args() -> list[str]:
+    """Connection options for the mariadb command-line tools: the same server as DBAUDIT_TEST_MARIADB."""
+    url = sa.engine.make_url(MARIADB_URL + "/")
+    args = ["--protocol=tcp", "-h", url.host or "127.0.0.1", "-P", str(url.port or 3306), "-u", url.username or "root"]
+    return args + ([f"--password={url.password}"] if url.password else [])
+
+
 def load_sql(client: str, database: str, sql: str | Path, cwd: Path | None = None) -> None:
     """Feed SQL to the mariadb client, as a DBA restoring a dump would (as bytes: dumps need not be UTF-8)."""
     data = sql.read_bytes() if isinstance(sql, Path) else sql.encode("utf-8")
-    subprocess.run(
-        [client, "--protocol=tcp", "-h", "127.0.0.1", "-u", "root", database],
-        input=data, check=True, capture_output=True, cwd=cwd,
-    )
+    subprocess.run([client, *client_args(), database], input=data, check=True, capture_output=True, cwd=cwd)
+
+
+def dump_database(database: str, target: Path, *options: str) -> Path:
+    """mariadb-dump a database the way a DBA's backup job would."""
+    dumper = shutil.which("mariadb-dump") or shutil.which("mysqldump")
+    if dumper is None:
+        unavailable("mariadb-dump is not installed")
+    with target.open("wb") as out:
+        subprocess.run([str(dumper), *client_args(), "--single-transaction", "--routines", "--triggers", *options,
+                        database], stdout=out, check=True)
+    return target
 
 
 _EMPLOYEE_DATABASE = re.compile(r"^(DROP DATABASE IF EXISTS|CREATE DATABASE IF NOT EXISTS|USE) employee;\s*$", re.M)
@@ -157,9 +172,6 @@ def employees(mariadb_server: sa.Engine, mariadb_client: str,
     folder = SHARED_DATA / "employees"
     if not folder.is_dir():
         unavailable(f"{folder} is absent")
-    dumper = shutil.which("mariadb-dump") or shutil.which("mysqldump")
-    if dumper is None:
-        unavailable("mariadb-dump is not installed")
     name = f"dbaudit_t_emp_{uuid.uuid4().hex[:8]}"
     dump = tmp_path_factory.mktemp("employees") / f"{name}.sql"
     with mariadb_server.connect() as conn:
@@ -168,10 +180,7 @@ def employees(mariadb_server: sa.Engine, mariadb_client: str,
         # employee.sql creates a database called employee; load it into ours instead.
         script = _EMPLOYEE_DATABASE.sub("", (folder / "employee.sql").read_text(encoding="utf-8"))
         load_sql(mariadb_client, name, script, cwd=folder)
-        with dump.open("wb") as out:
-            subprocess.run([str(dumper), "--protocol=tcp", "-h", "127.0.0.1", "-u", "root", "--single-transaction",
-                            "--routines", "--triggers", name], stdout=out, check=True)
-        yield name, dump
+        yield name, dump_database(name, dump)
     finally:
         with mariadb_server.connect() as conn:
             conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")

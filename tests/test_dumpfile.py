@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from conftest import MARIADB_URL, ROOT, load_sql, unavailable
+from conftest import MARIADB_URL, ROOT, dump_database, load_sql, unavailable
 from dbaudit.dumpfile import check_dump, load_dump_check, manifest_path, read_dump, write_manifest
 from dbaudit.inspect import take_snapshot
 from dbaudit.sqlscan import SqlScanner, Statement
@@ -41,19 +41,13 @@ def sakila_dump(mariadb_server: sa.Engine, mariadb_client: str, tmp_path_factory
 
     if not SHARED_DATA.is_dir():
         unavailable(f"{SHARED_DATA} is absent")
-    dumper = shutil.which("mariadb-dump") or shutil.which("mysqldump")
-    if dumper is None:
-        unavailable("mariadb-dump is not installed")
     name = f"dbaudit_t_sak_{uuid.uuid4().hex[:8]}"
     dump = tmp_path_factory.mktemp("sakila") / f"{name}.sql"
     with mariadb_server.connect() as conn:
         conn.exec_driver_sql(f"CREATE DATABASE `{name}`")
     try:
         load_sql(mariadb_client, name, sakila_script(SHARED_DATA))
-        with dump.open("wb") as out:
-            subprocess.run([dumper, "--protocol=tcp", "-h", "127.0.0.1", "-u", "root", "--single-transaction",
-                            "--routines", "--triggers", "--events", name], stdout=out, check=True)
-        yield name, dump
+        yield name, dump_database(name, dump, "--events")
     finally:
         with mariadb_server.connect() as conn:
             conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from conftest import MARIADB_URL, SHARED_DATA, load_sql, unavailable
+from conftest import MARIADB_URL, SHARED_DATA, dump_database, load_sql, unavailable
 from dbaudit.compare import compare
 from dbaudit.diff import diff_snapshots
 from dbaudit.inspect import take_snapshot
@@ -39,9 +37,8 @@ def restored_pair(request: pytest.FixtureRequest, mariadb_server: sa.Engine,
                   mariadb_client: str) -> Iterator[tuple[str, str]]:
     """The sample loaded as its scripts say, and a restore of its mariadb-dump."""
     folder = SHARED_DATA / request.param
-    dumper = shutil.which("mariadb-dump") or shutil.which("mysqldump")
-    if not folder.is_dir() or dumper is None:
-        unavailable(f"{folder} or mariadb-dump is absent")
+    if not folder.is_dir():
+        unavailable(f"{folder} is absent")
     source, copy = _database(mariadb_server, "fps"), _database(mariadb_server, "fpr")
     dump = Path(f"/tmp/{source}.sql")
     try:
@@ -49,12 +46,7 @@ def restored_pair(request: pytest.FixtureRequest, mariadb_server: sa.Engine,
             text = _OWN_DATABASE.sub("", (folder / script).read_text(encoding="utf-8"))
             # sakila's views name `sakila.film`; in the scratch database they must name it unqualified.
             load_sql(mariadb_client, source, _QUALIFIED.sub("", text), cwd=folder)
-        with dump.open("w") as out:
-            subprocess.run([dumper, "--protocol=tcp", "-h", "127.0.0.1", "-u", "root", "--single-transaction",
-                            "--routines", "--triggers", source], stdout=out, check=True)
-        with dump.open("rb") as restore:  # bytes: sakila's staff pictures are not UTF-8
-            subprocess.run([mariadb_client, "--protocol=tcp", "-h", "127.0.0.1", "-u", "root", copy],
-                           stdin=restore, check=True, capture_output=True)
+        load_sql(mariadb_client, copy, dump_database(source, dump))  # bytes: sakila's staff pictures are not UTF-8
         yield f"{MARIADB_URL}/{source}", f"{MARIADB_URL}/{copy}"
     finally:
         dump.unlink(missing_ok=True)
