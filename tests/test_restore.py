@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from conftest import MARIADB_URL, ROOT, SHARED_DATA
+from conftest import MARIADB_URL, ROOT, SHARED_DATA, client_args
 from dbaudit.dumpfile import check_dump, write_manifest
 from dbaudit.errors import DbauditError
 from dbaudit.inspect import take_snapshot
@@ -50,7 +50,7 @@ def test_restore_of_employees_passes_and_its_golden_md5_values_hold_in_the_scrat
         assert {c.category for c in result.checks} == {"restore", "dump", "manifest", "source"}
         assert result.summary == {"checks": 7, "checks_failed": 0, "tables": 6, "rows": 130783}
         golden = (SHARED_DATA / "employees" / "test_employee_md5.sql").read_text().replace("USE employee;", "")
-        out = subprocess.run([mariadb_client, "--protocol=tcp", "-h", "127.0.0.1", "-u", "root", scratch],
+        out = subprocess.run([mariadb_client, *client_args(), scratch],
                              input=golden, text=True, capture_output=True, check=True).stdout
         assert re.search(r"^CRC\s+OK$", out, re.M) and re.search(r"^count\s+OK$", out, re.M), out
     finally:
