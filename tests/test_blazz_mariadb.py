@@ -69,7 +69,8 @@ def test_faulty_migration_fails_naming_the_stray_column_lost_index_and_lost_rows
     blazz: ScratchDB, mariadb_client: str
 ) -> None:
     before = take_snapshot(blazz.url, EXPECTATIONS.metric_queries)
-    _migrate(blazz, mariadb_client, "faulty_migration.mysql.sql")
+    _migrate(blazz, mariadb_client, "webjs_migration.mysql.sql")
+    _migrate(blazz, mariadb_client, "faulty_extras.mysql.sql")
     result = audit(before, take_snapshot(blazz.url, EXPECTATIONS.metric_queries), EXPECTATIONS)
 
     assert result.verdict == "fail"

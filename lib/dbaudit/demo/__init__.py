@@ -20,7 +20,11 @@ from dbaudit.report import Report, render_audit
 HERE = Path(__file__).parent
 EXPECTATIONS = HERE.parents[2] / "expectations" / "blazz-webjs.yml"
 SCHEMA = HERE / "blazz_schema.sqlite.sql"
-MIGRATIONS = {"webjs": HERE / "webjs_migration.sqlite.sql", "faulty": HERE / "faulty_migration.sqlite.sql"}
+# The faulty scenario is the planned migration plus three mistakes, so the two cannot drift apart.
+MIGRATIONS = {
+    "webjs": [HERE / "webjs_migration.sqlite.sql"],
+    "faulty": [HERE / "webjs_migration.sqlite.sql", HERE / "faulty_extras.sqlite.sql"],
+}
 
 
 def build_database(path: Path, migration: str | None = None) -> Path:
@@ -41,8 +45,8 @@ def build_database(path: Path, migration: str | None = None) -> Path:
         if migration:
             with engine.begin() as conn:
                 conn.exec_driver_sql("PRAGMA foreign_keys = ON")
-                script = MIGRATIONS[migration].read_text(encoding="utf-8")
-                conn.connection.driver_connection.executescript(script)  # type: ignore[union-attr]
+                for script in MIGRATIONS[migration]:
+                    conn.connection.driver_connection.executescript(script.read_text(encoding="utf-8"))  # type: ignore[union-attr]
     finally:
         engine.dispose()
     return path
