@@ -487,3 +487,31 @@ def test_an_unknown_postgres_schema_is_an_input_error(make_postgres: Callable[[]
     db = make_postgres()
     proc = dbaudit("snapshot", db.url, "-o", tmp_path / "s.json", "--schema", "nosuch", cwd=tmp_path)
     assert_input_error(proc, "no schema 'nosuch'")
+
+
+def test_a_missing_option_file_is_an_input_error_not_an_empty_password(tmp_path: Path) -> None:
+    proc = dbaudit("snapshot", "mysql+pymysql://root@127.0.0.1/x?read_default_file=/nonexistent/my.cnf",
+                   "-o", tmp_path / "s.json", cwd=tmp_path)
+    assert_input_error(proc, "option file /nonexistent/my.cnf")
+
+
+def test_report_is_named_after_the_expectations_and_refuses_a_url(pair: Pair) -> None:
+    expect = pair.expectations(DECLARED)
+    out = pair.folder / "reports"
+    named = dbaudit("report", "--before", pair.before, "--after", pair.after, "--expect", expect, "--out-dir", out,
+                    cwd=pair.folder)
+    assert named.returncode == 0, named.stderr
+    assert [p.name.split("-", 1)[1] for p in out.iterdir() if p.is_dir()] == ["webjs"]  # name: webjs, not expect
+    assert_input_error(dbaudit("report", "--before", "mysql+pymysql://root@db/x", "--after", pair.after,
+                               cwd=pair.folder), "--before takes a snapshot file")
+
+
+@pytest.mark.parametrize("flags", [("--webhook-error-rate", "150"), ("--cpu-percent", "-5", "--cpu-minutes", "10")])
+def test_triggers_refuses_percentages_outside_0_to_100(pair: Pair, flags: tuple[str, ...]) -> None:
+    assert_input_error(dbaudit("triggers", pair.url, *flags, cwd=pair.folder), "percentage from 0 to 100")
+
+
+def test_a_counts_only_compare_says_it_did_not_compare_contents(tmp_path: Path) -> None:
+    a, b = build_sqlite(tmp_path / "a.sqlite"), build_sqlite(tmp_path / "b.sqlite")
+    proc = dbaudit("compare", a, b, "--counts-only", cwd=tmp_path)
+    assert proc.returncode == 0 and "contents not compared" in proc.stdout

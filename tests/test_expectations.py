@@ -302,3 +302,20 @@ def test_a_limit_on_a_metric_that_is_not_a_number_fails(shop: Shop) -> None:
     result = shop.audit("", expectations)
     assert failed(result) == [("metric", "nothing")]
     assert "not a number" in check(result, "metric", "nothing").message
+
+
+def test_a_row_rule_over_a_table_that_was_not_counted_fails_instead_of_passing(shop: Shop) -> None:
+    before = shop.snapshot()
+    shop.sql("DELETE FROM chats WHERE id > 1;")
+    after = take_snapshot(shop.url, count_rows=False)
+    result = audit(before, after, rules(rows={"default": "no_shrink", "any": ["jobs"]}))
+    assert ("rows", "chats") in failed(result) and ("rows", "jobs") not in failed(result)
+    assert "not counted in the after snapshot" in check(result, "rows", "chats").message
+
+
+def test_a_metric_returning_more_than_one_value_is_an_error_not_its_first_value(shop: Shop) -> None:
+    snap = shop.snapshot({"by_status": "SELECT status, COUNT(*) FROM chats GROUP BY status",
+                          "ids": "SELECT id FROM jobs", "one": "SELECT COUNT(*) FROM jobs"})
+    assert snap.metrics["by_status"].value is None and "one value" in snap.metrics["by_status"].error
+    assert snap.metrics["ids"].value is None and "several row(s)" in snap.metrics["ids"].error
+    assert snap.metrics["one"].value == 3 and snap.metrics["one"].error is None

@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--after", required=True)
     report.add_argument("--expect")
     report.add_argument("--out-dir", default="reports")
-    report.add_argument("--name", help="report name (default: the expectations file's name)")
+    report.add_argument("--name", help="report name (default: the expectations' name: key)")
     add_output_options(report)
     report.set_defaults(run=_report)
 

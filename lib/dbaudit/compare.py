@@ -212,6 +212,7 @@ class _TableCompare:
                                                                         fp.session.schema),
                              (_Target(self.name, [], Plan("rowhash", (), 1)),) * 2)
             status: Status = "same" if rows[0] == rows[1] else "different"
+            note = "; ".join(filter(None, [note, "counts only: contents not compared"]))
             return TableComparison(self.name, status, "counts", rows[0], rows[1], note=note)
         targets = self._targets(ta, tb, names)
         plan = targets[0].plan
@@ -499,7 +500,8 @@ def describe(result: CompareResult) -> list[str]:
         if table.keys_total > len(table.keys) and (table.keys or table.method != "rowhash"):
             lines.append(f"    … {table.keys_total - len(table.keys)} more (--max-keys)")
     s = result.summary
-    lines.append(f"{s['tables']} tables: {s['same']} same, {s['different']} different, "
+    same = "same row counts (contents not compared: --counts-only)" if result.counts_only else "same"
+    lines.append(f"{s['tables']} tables: {s['same']} {same}, {s['different']} different, "
                  f"{s['only_in_a']} only in A, {s['only_in_b']} only in B, {s['error']} errors "
                  f"({result.duration_seconds:.1f} s)")
     return lines

@@ -60,8 +60,11 @@ def parse_url(url: str) -> URL:
         parsed = parsed.set(password=os.environ[PASSWORD_ENV])
     option_file = parsed.query.get("read_default_file")
     if isinstance(option_file, str):
-        # PyMySQL hands the path to configparser, which does not expand "~".
-        parsed = parsed.update_query_dict({"read_default_file": os.path.expanduser(option_file)})
+        # PyMySQL hands the path to configparser, which does not expand "~" and skips a missing file silently.
+        path = os.path.expanduser(option_file)
+        if not os.path.isfile(path) or not os.access(path, os.R_OK):
+            raise DbauditError(f"option file {path} (read_default_file) does not exist or cannot be read")
+        parsed = parsed.update_query_dict({"read_default_file": path})
     return parsed
 
 

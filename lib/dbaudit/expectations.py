@@ -279,12 +279,19 @@ def _row_checks(rules: RowRules, before: Snapshot, after: Snapshot) -> list[Chec
         old, new = before.tables[name].row_count, after.tables[name].row_count
         policy = rules.policy(name)
         if old is None or new is None:
+            # A rule that cannot be checked must not pass quietly ("no table loses rows").
+            if policy != "any":
+                side = "before" if old is None else "after"
+                checks.append(Check("rows", name, "fail", f"rows were not counted in the {side} snapshot "
+                                    f"(--no-counts or --tables): cannot check that they {_ROW_WORDS[policy]}"))
             continue
         ok = policy == "any" or (policy == "equal" and new == old) or (policy == "no_shrink" and new >= old)
-        wording = {"equal": "must stay equal", "no_shrink": "must not shrink", "any": "may change"}[policy]
-        message = f"{old:,} → {new:,} ({new - old:+,}); {wording}"
+        message = f"{old:,} → {new:,} ({new - old:+,}); {'may change' if policy == 'any' else 'must ' + _ROW_WORDS[policy]}"
         checks.append(Check("rows", name, "pass" if ok else "fail", message))
     return checks
+
+
+_ROW_WORDS = {"equal": "stay equal", "no_shrink": "not shrink"}
 
 
 def _metric_checks(expectations: Expectations, before: Snapshot, after: Snapshot) -> list[Check]:

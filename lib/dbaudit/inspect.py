@@ -104,8 +104,13 @@ def _metric(session: AuditSession, name: str, sql: str) -> Metric:
             # The raw DBAPI cursor runs the user's SQL exactly as written: no bind-parameter parsing of
             # ':' or '%' inside string literals.
             cursor.execute(sql)
-            row = cursor.fetchone()
+            found = cursor.fetchmany(2)
+            width = len(cursor.description or ())
             cursor.execute("RELEASE SAVEPOINT dbaudit_metric")
+            if len(found) > 1 or width != 1:
+                shape = f"{len(found) if len(found) < 2 else 'several'} row(s) of {width} column(s)"
+                return Metric(name, sql, None, error=f"a metric must return one value, this query returned {shape}")
+            row = found[0] if found else None
         except Exception as exc:  # noqa: BLE001 - any driver error becomes the metric's error
             _rollback_to_savepoint(cursor, name, exc)
             return Metric(name, sql, None, error=_driver_message(exc))

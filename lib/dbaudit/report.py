@@ -78,10 +78,12 @@ def render_audit(
     from dbaudit.snapshot import load_snapshot
 
     # Bad inputs fail here, in one line, before a report folder exists.
-    load_snapshot(before), load_snapshot(after)
-    if expectations:
-        load_expectations(expectations)
-    title = name or (Path(expectations).stem if expectations else "audit")
+    for option, source in (("--before", before), ("--after", after)):
+        if "://" in str(source):
+            raise DbauditError(f"{option} takes a snapshot file; take one first with `dbaudit snapshot URL -o FILE.json`")
+        load_snapshot(source)
+    rules = load_expectations(expectations) if expectations else None
+    title = name or (rules.name if rules else "audit")
     directory = new_report_dir(out_dir, title)
     inputs = {
         "before": archive_input(before, directory / "before.json"),
@@ -121,6 +123,9 @@ def render_notebook(notebook: str, directory: Path, parameters: dict[str, Any], 
             raise DbauditError(f"the notebook {notebook} wrote no result to {result}")
         page = directory / "report.html"
         page.write_text(notebook_to_html(executed), encoding="utf-8")
+    except DbauditError as exc:
+        failed = directory.rename(directory.with_name(directory.name + ".failed"))
+        raise DbauditError(f"{exc}; report folder set aside as {failed.name}") from None
     except BaseException:
         directory.rename(directory.with_name(directory.name + ".failed"))
         raise
@@ -161,7 +166,7 @@ def execute_notebook(source: Path, target: Path, parameters: dict[str, Any], pro
     except PapermillExecutionError as exc:
         raise DbauditError(
             f"notebook {source.name} failed in cell {exc.exec_count}: {exc.ename}: {first_line(exc.evalue)} "
-            f"(executed copy kept in {target.parent.name}.failed)"
+            f"(executed copy: {target})"
         ) from None
 
 

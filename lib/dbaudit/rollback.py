@@ -445,6 +445,11 @@ def add_commands(sub: Any) -> None:
 def _triggers_command(args: argparse.Namespace) -> int:
     if (args.cpu_percent is None) != (args.cpu_minutes is None):
         raise DbauditError("--cpu-percent and --cpu-minutes go together")
+    for option, value in (("--cpu-percent", args.cpu_percent), ("--webhook-error-rate", args.webhook_error_rate)):
+        if value is not None and not 0 <= value <= 100:
+            raise DbauditError(f"{option} is a percentage from 0 to 100, not {value:g}")
+    if args.cpu_minutes is not None and args.cpu_minutes < 0:
+        raise DbauditError(f"--cpu-minutes cannot be negative ({args.cpu_minutes:g})")
     result = evaluate_triggers(args.url, args.expect, baseline=args.baseline,
                                external=External(args.cpu_percent, args.cpu_minutes, args.webhook_error_rate),
                                schema=args.schema, statement_timeout=args.statement_timeout)

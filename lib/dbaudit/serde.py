@@ -64,7 +64,9 @@ def read_json(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
     try:
         data = json.loads(source.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise DbauditError(f"{what} file not found: {source}") from None
+        raise DbauditError(f"{what} file not found: {os.fspath(path)}") from None
+    except IsADirectoryError:
+        raise DbauditError(f"{what} file {os.fspath(path)} is a directory") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DbauditError(f"{what} file {source} is not valid JSON: {exc}") from None
     except OSError as exc:
