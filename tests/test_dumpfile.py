@@ -334,3 +334,66 @@ def test_statements_acting_on_accounts_plugins_replication_or_the_server_are_ref
                        "REVOKE", "SET PASSWORD", "SET PERSIST", "INSTALL PLUGIN", "INSTALL SONAME", "UNINSTALL PLUGIN",
                        "UNINSTALL SONAME", "FLUSH", "KILL", "SHUTDOWN", "CREATE SERVER", "CHANGE MASTER",
                        "CHANGE REPLICATION", "LOAD DATA", "SELECT … INTO OUTFILE", "PREPARE", "EXECUTE", "CALL"]
+
+
+def test_world_dump_drops_and_recreates_its_own_database_as_a_warning_not_a_failure(shared_data: Path) -> None:
+    check = check_dump(shared_data / "world" / "world.sql")
+
+    [safety] = [c for c in check.checks if c.name == "restore safety"]
+    assert safety.status == "pass" and "drops and recreates database world when loaded with mysql" in safety.message
+    assert check.dump.own_database == "world" and check.dump.foreign_statements == []
+
+
+@pytest.mark.parametrize("statement, named", [
+    ("DROP DATABASE x;", "x"), ("/*!40000 DROP DATABASE IF EXISTS `x`*/;", "x"), ("CREATE DATABASE other;", "other"),
+    ("USE other;", "other"), ("DROP TABLE other.t;", "other"), ("UPDATE other.t SET id = id + 100;", "other"),
+    ("DELETE FROM `other`.t;", "other"), ("/*!40000 DROP TABLE other.t */;", "other"),
+    ("RENAME TABLE other.t TO shop.t;", "other"), ("TRUNCATE TABLE `other`.`t`;", "other"),
+    ("ALTER TABLE t RENAME TO other.t;", "other"), ("INSERT INTO other.t VALUES (1);", "other"),
+    ("REPLACE INTO t SELECT * FROM other.t;", "other"), ("LOCK TABLES `other`.`t` WRITE;", "other"),
+    ("CREATE TABLE other.t (id int);", "other"), ("UPDATE t AS a, other.t AS other SET other.id = 1;", "other"),
+])
+def test_dump_check_fails_statements_naming_another_database(statement: str, named: str, tmp_path: Path) -> None:
+    dump = tmp_path / "shop.sql"
+    dump.write_text("-- MariaDB dump 10.19  Distrib 10.11.19-MariaDB, for debian-linux-gnu (x86_64)\n"
+                    "-- Host: 127.0.0.1    Database: shop\n"
+                    "CREATE TABLE t (id int);\nINSERT INTO t VALUES (1),('other.t');\n"
+                    f"{statement}\n-- Dump completed on 2026-01-01 10:00:00\n")
+
+    check = check_dump(dump)
+
+    [safety] = [c for c in check.checks if c.name == "restore safety"]
+    assert safety.status == "fail" and f"other database(s) {named} besides its own (shop)" in safety.message, \
+        safety.message
+
+
+@pytest.mark.parametrize("statement", ["UPDATE t AS a SET a.id = 1;", "UPDATE t SET t.id = 2 WHERE t.id = 1;",
+                                       "USE shop;", "CREATE TABLE shop.u (id int);",
+                                       "INSERT INTO t VALUES ('other.t'), (\"x.y\");"])
+def test_column_qualifiers_strings_and_the_own_database_are_no_other_database(statement: str, tmp_path: Path) -> None:
+    dump = tmp_path / "shop.sql"
+    dump.write_text(f"-- Host: 127.0.0.1    Database: shop\nCREATE TABLE t (id int);\n{statement}\n")
+
+    check = check_dump(dump)
+
+    assert check.passed and check.dump.foreign_statements == [], [c.message for c in check.failed_checks]
+
+
+def test_mariadb_dump_of_sakila_restores_as_the_temporary_account_with_its_definers_stripped(
+    sakila_dump: tuple[str, Path], mariadb_server: sa.Engine
+) -> None:
+    from dbaudit.restore import restore_check
+
+    source, dump = sakila_dump
+    assert b"DEFINER=`root`" in dump.read_bytes() and read_dump(dump).definer_spans
+    scratch = f"dbaudit_t_rst_{uuid.uuid4().hex[:8]}"
+    try:
+        result = restore_check(dump, f"{MARIADB_URL}/{source}", scratch=scratch,
+                               against=take_snapshot(f"{MARIADB_URL}/{source}"))
+
+        assert result.verdict == "pass", [c.message for c in result.failed_checks]
+        restored = result.restored
+        assert restored is not None and len(restored.views) == 7 and restored.triggers and restored.routines
+    finally:
+        with mariadb_server.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{scratch}`")

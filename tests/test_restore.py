@@ -8,6 +8,7 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -263,3 +264,152 @@ def test_the_client_runs_sandboxed_and_without_local_infile_where_it_can(tmp_pat
     assert ("--sandbox" in args) == has_sandbox and "--local-infile=0" in args
     if "mariadb" in Path(plan.client).name:
         assert "--sandbox" in args
+
+
+# --- other databases: detected by dump-check, refused by restore-check, and out of the client's reach anyway -------
+
+
+@pytest.fixture
+def victim_and_dump(mariadb_server: sa.Engine, tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
+    """A victim database with rows, and a real mariadb-dump of a small source database: (victim, source, dump)."""
+    from conftest import dump_database
+
+    victim, source = _new_name("victim"), _new_name("src")
+    with mariadb_server.connect() as conn:
+        for name in (victim, source):
+            conn.exec_driver_sql(f"CREATE DATABASE `{name}`")
+            conn.exec_driver_sql(f"CREATE TABLE `{name}`.t (id int primary key)")
+            conn.exec_driver_sql(f"INSERT INTO `{name}`.t VALUES (1), (2), (3)")
+    try:
+        yield victim, source, dump_database(source, tmp_path / f"{source}.sql")
+    finally:
+        _drop(mariadb_server, victim, source)
+
+
+def _victim_state(server: sa.Engine, victim: str) -> tuple[list[str], list[int]]:
+    with server.connect() as conn:
+        tables = conn.exec_driver_sql(f"SHOW TABLES FROM `{victim}`").scalars().all()
+        ids = conn.exec_driver_sql(f"SELECT id FROM `{victim}`.t ORDER BY id").scalars().all() if "t" in tables else []
+    return list(tables), list(ids)
+
+
+def _with_statement(dump: Path, statement: str) -> Path:
+    """The dump with one statement slipped in before its trailer, as an attacker editing a backup would."""
+    text = dump.read_text(encoding="utf-8")
+    trailer = text.rindex("-- Dump completed")
+    target = dump.with_name(f"tampered-{dump.name}")
+    target.write_text(text[:trailer] + statement + "\n" + text[trailer:], encoding="utf-8")
+    return target
+
+
+def _accounts(server: sa.Engine, prefix: str) -> int:
+    with server.connect() as conn:
+        return conn.exec_driver_sql("SELECT COUNT(*) FROM mysql.user WHERE User LIKE %s",
+                                    (prefix.replace("_", "\\_") + "%",)).scalar_one()
+
+
+REVIEWER_STATEMENTS = [
+    "DROP TABLE {victim}.t;", "UPDATE {victim}.t SET id = id + 100;", "DELETE FROM `{victim}`.t;",
+    "/*!40000 DROP TABLE {victim}.t */;", "RENAME TABLE {victim}.t TO {victim}.t_moved;",
+]
+
+
+@pytest.mark.parametrize("statement", REVIEWER_STATEMENTS)
+def test_a_mariadb_dump_acting_on_another_database_fails_dump_check_and_restore_check_refuses_it(
+    statement: str, victim_and_dump: tuple[str, str, Path], mariadb_server: sa.Engine
+) -> None:
+    victim, source, dump = victim_and_dump
+    tampered = _with_statement(dump, statement.format(victim=victim))
+    scratch = _new_name("rst")
+
+    check = check_dump(tampered, use_manifest=False)
+    [safety] = [c for c in check.checks if c.name == "restore safety"]
+    assert safety.status == "fail" and victim in safety.message and f"besides its own ({source})" in safety.message
+    assert victim in check.dump.qualified_databases
+    with pytest.raises(DbauditError, match=f"other database.*{victim}"):
+        restore_check(tampered, f"{MARIADB_URL}/{source}", scratch=scratch)
+
+    assert _victim_state(mariadb_server, victim) == (["t"], [1, 2, 3])
+    assert scratch not in _databases(mariadb_server)
+
+
+def test_a_statement_the_detector_misses_still_cannot_touch_another_database_and_the_account_is_dropped(
+    victim_and_dump: tuple[str, str, Path], mariadb_server: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trigger body is not parsed for qualified names: the temporary account's lack of rights stops it."""
+    from dbaudit import restore
+
+    victim, source, dump = victim_and_dump
+    prefix = f"dbaudit_t_rst{uuid.uuid4().hex[:6]}_"
+    monkeypatch.setattr(restore, "ACCOUNT_PREFIX", prefix)
+    tampered = _with_statement(dump, f"DELIMITER ;;\nCREATE TRIGGER wipe AFTER INSERT ON t FOR EACH ROW "
+                                     f"DELETE FROM {victim}.t ;;\nDELIMITER ;\nINSERT INTO t VALUES (99);")
+    assert check_dump(tampered, use_manifest=False).passed  # it slips past detection
+    scratch = _new_name("rst")
+
+    result = restore_check(tampered, f"{MARIADB_URL}/{source}", scratch=scratch)
+
+    assert result.verdict == "fail"
+    message = result.failed_checks[0].message
+    assert "denied" in message and prefix in message, message
+    assert _victim_state(mariadb_server, victim) == (["t"], [1, 2, 3])
+    assert scratch not in _databases(mariadb_server)
+    assert _accounts(mariadb_server, prefix) == 0
+
+
+def test_the_temporary_account_exists_only_during_the_restore_with_rights_on_the_scratch_database_alone(
+    victim_and_dump: tuple[str, str, Path], mariadb_server: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dbaudit import restore
+
+    _, source, dump = victim_and_dump
+    prefix = f"dbaudit_t_rst{uuid.uuid4().hex[:6]}_"
+    monkeypatch.setattr(restore, "ACCOUNT_PREFIX", prefix)
+    seen: list[list[str]] = []
+    real_load = restore._load
+
+    def load(plan: restore._Plan, progress: bool) -> str | None:
+        with mariadb_server.connect() as conn:
+            seen.append(conn.exec_driver_sql("SHOW GRANTS FOR %s@%s", (plan.account.user, plan.account.host))
+                        .scalars().all())
+        return real_load(plan, progress)
+
+    monkeypatch.setattr(restore, "_load", load)
+    scratch = _new_name("rst")
+    try:
+        result = restore_check(dump, f"{MARIADB_URL}/{source}", scratch=scratch, keep=True)
+
+        assert result.verdict == "pass", [c.message for c in result.failed_checks]
+        [grants] = seen
+        assert len(grants) == 2 and grants[0].startswith("GRANT USAGE ON *.* TO") and "WITH GRANT" not in grants[1]
+        assert grants[1].startswith(f"GRANT ALL PRIVILEGES ON `{scratch.replace('_', chr(92) + '_')}`.* TO `{prefix}")
+        assert _accounts(mariadb_server, prefix) == 0
+    finally:
+        _drop(mariadb_server, scratch)
+
+
+def test_an_account_that_may_not_create_users_gets_a_one_line_error_and_nothing_is_created(
+    tmp_path: Path, mariadb_server: sa.Engine
+) -> None:
+    user, password = _new_name("weak"), uuid.uuid4().hex + "Aa1!"
+    pattern = user.replace("_", "\\_")
+    dump = tmp_path / "plain.sql"
+    dump.write_text("CREATE TABLE t (id int);\nINSERT INTO t VALUES (1);\n")
+    scratch = f"{user}_rst"
+    try:
+        with mariadb_server.connect() as conn:
+            for host in ("127.0.0.1", "localhost"):
+                conn.exec_driver_sql("CREATE USER %s@%s IDENTIFIED BY %s", (user, host, password))
+                conn.exec_driver_sql(f"GRANT ALL ON `{pattern}%%`.* TO %s@%s", (user, host))
+        url = sa.engine.make_url(MARIADB_URL).set(username=user, password=password)
+        with pytest.raises(DbauditError) as raised:
+            restore_check(dump, url.render_as_string(hide_password=False), scratch=scratch)
+
+        message = str(raised.value)
+        assert "\n" not in message and "CREATE USER privilege" in message and "GRANT OPTION" in message
+        assert scratch not in _databases(mariadb_server)
+    finally:
+        with mariadb_server.connect() as conn:
+            for host in ("127.0.0.1", "localhost"):
+                conn.exec_driver_sql("DROP USER IF EXISTS %s@%s", (user, host))
+        _drop(mariadb_server, scratch)

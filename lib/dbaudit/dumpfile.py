@@ -78,6 +78,21 @@ _HOST = re.compile(r"^Host:\s*(\S+)\s+Database:\s*(\S+)")
 _SERVER = re.compile(r"^Server version\s+(.+)$")
 _TRAILER = re.compile(r"^Dump completed(?: on (\d{4}-\d\d-\d\d\s+\d{1,2}:\d\d:\d\d))?$")
 _RESTORE_UNSAFE = {"use", "create_database", "drop_database", "alter_database", "server_state"}  # cut on restore
+# Statements whose qualified names (`db`.`t`, also inside /*! */) are read as database qualifiers. View, trigger and
+# routine bodies are left out (their `alias`.`column` look the same); their own names are parsed above, and what a
+# body does runs as restore-check's temporary account, which has no rights outside the scratch database.
+_ACTS_ON_TABLES = re.compile(r"^(?:DROP|ALTER\s+(?:ONLINE\s+|IGNORE\s+)*TABLE|RENAME|TRUNCATE|UPDATE|DELETE|INSERT|REPLACE"
+                             r"|LOCK|CREATE\s+(?:OR\s+REPLACE\s+)?(?:TEMPORARY\s+|UNIQUE\s+|FULLTEXT\s+|SPATIAL\s+)*"
+                             r"(?:TABLE|INDEX|SEQUENCE))\b", re.IGNORECASE)
+_IDENT = r"(?:`(?:[^`]|``)+`|[A-Za-z_$][\w$]*)"
+_QUALIFIED = re.compile(rf"(?<![\w$`.])({_IDENT})\s*\.\s*(?={_IDENT})")
+_LITERALS = re.compile(r"'(?:[^'\\]|\\.|'')*(?:'|$)|\"(?:[^\"\\]|\\.|\"\")*(?:\"|$)", re.DOTALL)
+# Where a name is a table reference: `UPDATE db.t`, `FROM db.t`, `JOIN db.t` … (an alias there is no alias).
+_TABLE_POSITION = re.compile(r"(?<![\w$])(?:UPDATE|FROM|JOIN|INTO|TABLES?|USING|TO|AS|EXISTS|REFERENCES|TRUNCATE"
+                             r"|IGNORE|LOW_PRIORITY|QUICK)\s*$", re.IGNORECASE)
+_CLAUSE = re.compile(r"(?<![\w$`])(?:SET|WHERE|ON|VALUES?|SELECT|ORDER|LIMIT|PARTITION)(?![\w$`])|\(", re.IGNORECASE)
+DEFINER_CLAUSE = re.compile(rb"DEFINER\s*=\s*(?:`(?:[^`]|``)*`|'(?:[^'\\]|\\.)*'|CURRENT_USER(?:\s*\(\s*\))?|[\w.$-]+)"
+                            rb"(?:\s*@\s*(?:`(?:[^`]|``)*`|'(?:[^'\\]|\\.)*'|[\w.%$:-]+))?", re.IGNORECASE)
 
 
 # --- the result documents ------------------------------------------------------------------------
@@ -144,6 +159,16 @@ class DumpContents:
     # and the kinds of statements that reach beyond the database (CREATE USER, GRANT, FLUSH …).
     client_commands: list[str] = field(default_factory=list)
     refused_statements: list[str] = field(default_factory=list)
+    # The dump's own database (its header's, or the one database it creates), and statements naming any other:
+    # qualified names in DROP/ALTER/RENAME/TRUNCATE/DML/LOCK/CREATE TABLE, and USE / CREATE / DROP DATABASE.
+    own_database: str | None = None
+    foreign_statements: list[str] = field(default_factory=list)  # "ux_victim: DROP TABLE ux_victim.t"
+    drops_own_database: bool = False  # DROP DATABASE of its own database: a plain `mysql < dump` recreates it
+    definer_spans: list[tuple[int, int]] = field(default_factory=list)  # statements with a DEFINER= clause
+
+    @property
+    def foreign_databases(self) -> list[str]:
+        return list(dict.fromkeys(s.split(":", 1)[0] for s in self.foreign_statements))
 
     @property
     def refusals(self) -> list[str]:
@@ -243,6 +268,10 @@ class _Collector:
         self.unsafe: list[tuple[int, int, str]] = []
         self.client_commands: list[str] = []
         self.refused: list[str] = []
+        self.named: list[tuple[str, str]] = []  # (database, statement) for every database a statement names
+        self.created: list[str] = []  # CREATE DATABASE names
+        self.dropped: list[str] = []  # DROP DATABASE names
+        self.definers: list[tuple[int, int]] = []
         self.header = DumpHeader()
         self.features: set[str] = set()
         self.statements = 0
@@ -271,6 +300,10 @@ class _Collector:
 
     def statement(self, st: Statement) -> None:
         self.statements += 1
+        if _ACTS_ON_TABLES.match(st.head):
+            self._scan_qualifiers(st.head)
+        if st.head[:6].upper() in ("CREATE", "ALTER ") and DEFINER_CLAUSE.search(st.head[:600].encode()):
+            self.definers.append((st.start, st.end))
         for kind, pattern in _STATEMENTS:
             m = pattern.match(st.head)
             if m:
@@ -279,6 +312,27 @@ class _Collector:
                     self.in_header = False
                 return
         self.in_header = False
+
+    def _scan_qualifiers(self, head: str) -> None:
+        """Every `x`.`y` outside string literals names database x, unless x is an alias or a table of the dump
+        qualifying a column (`UPDATE t AS a SET a.c = 1`) and never stands where a table does (`FROM x.y`)."""
+        code = _LITERALS.sub("''", head)
+        matches = list(_QUALIFIED.finditer(code))
+        if not matches:
+            return
+        standalone = {_unquote(m[1]).lower() for m in re.finditer(rf"(?<![\w$`.])({_IDENT})(?!\s*\.)(?![\w$`])", code)}
+        known = {name.lower() for _, name in self.tables}
+        clause = _CLAUSE.search(code, 6)
+        table_list_end = clause.start() if clause else len(code)  # `UPDATE a, db.t AS x SET …`: a list of tables
+        for m in matches:
+            name = _unquote(m[1])
+            before = code[max(0, m.start() - 40) : m.start()]
+            at_table = _TABLE_POSITION.search(before) is not None or (
+                m.start() < table_list_end and before.rstrip().endswith(","))
+            if not at_table and (name.lower() in standalone or name.lower() in known):
+                continue
+            self.qualified.add(name)
+            self.named.append((name, head[:120]))
 
     def _qualified(self, qualifier: str | None, name: str) -> tuple[str | None, str]:
         if qualifier is not None and name:
@@ -329,11 +383,14 @@ class _Collector:
 
     def _create_database(self, m: re.Match[str], st: Statement) -> None:
         self._database(_unquote(m[1]))
+        self.created.append(_unquote(m[1]))
+        self.named.append((_unquote(m[1]), st.head[:120]))
         self.features.add("databases")
         self.unsafe.append((st.start, st.end, "create_database"))
 
     def _use(self, m: re.Match[str], st: Statement) -> None:
         self._database(_unquote(m[1]))
+        self.named.append((_unquote(m[1]), st.head[:120]))
         self.unsafe.append((st.start, st.end, "use"))
 
     def _database(self, name: str) -> None:
@@ -342,6 +399,8 @@ class _Collector:
             self.databases.append(name)
 
     def _drop_database(self, m: re.Match[str], st: Statement) -> None:
+        self.dropped.append(_unquote(m[1]))
+        self.named.append((_unquote(m[1]), st.head[:120]))
         self.unsafe.append((st.start, st.end, "drop_database"))
 
     def _refused(self, m: re.Match[str], st: Statement) -> None:
@@ -440,8 +499,19 @@ def _contents(file: DumpFile, c: _Collector, end: ScanEnd, stream_problem: str |
         triggers=_keyed(c.objects["trigger"], many), routines=_keyed(c.objects["routine"], many),
         events=_keyed(c.objects["event"], many), qualified_databases=sorted(c.qualified),
         unsafe_spans=c.unsafe, duration_seconds=round(duration, 3), client_commands=c.client_commands,
-        refused_statements=c.refused,
+        refused_statements=c.refused, own_database=(own := _own_database(header, c)),
+        foreign_statements=[f"{db}: {text}" for db, text in c.named if own is None or db.lower() != own.lower()],
+        drops_own_database=own is not None and any(d.lower() == own.lower() for d in c.dropped),
+        definer_spans=c.definers,
     )
+
+
+def _own_database(header: DumpHeader, c: _Collector) -> str | None:
+    """The database a dump is of: its header's (mysqldump writes `Database: x`), else the one it creates."""
+    if header.database:
+        return header.database
+    created = list(dict.fromkeys(c.created))
+    return created[0] if len(created) == 1 else None
 
 
 def _keyed(objects: dict[tuple[str | None, str], DumpObject], many: bool) -> dict[str, DumpObject]:
@@ -531,7 +601,17 @@ def safety_check(c: DumpContents) -> Check:
     (accounts, privileges, plugins, replication) means the dump cannot be trusted, or restored to test it."""
     if c.refusals:
         return Check("content", "restore safety", "fail", f"not a plain backup, holds {'; '.join(c.refusals)}")
-    return Check("content", "restore safety", "pass", "no client commands and no account, privilege or server statements")
+    if c.foreign_statements:
+        shown = "; ".join(dict.fromkeys(s.split(": ", 1)[1][:80] for s in c.foreign_statements[:5]))
+        more = f" (+{len(c.foreign_statements) - 5} more)" if len(c.foreign_statements) > 5 else ""
+        return Check("content", "restore safety", "fail",
+                     f"acts on other database(s) {', '.join(c.foreign_databases)} besides its own "
+                     f"({c.own_database or 'none named'}): {shown}{more}")
+    message = "no client commands and no account, privilege or server statements"
+    if c.drops_own_database:
+        message += (f"; warning: drops and recreates database {c.own_database} when loaded with mysql "
+                    "(restore-check cuts those statements)")
+    return Check("content", "restore safety", "pass", message)
 
 
 def compare_with_manifest(c: DumpContents, m: DumpManifest) -> list[Check]:

@@ -18,6 +18,7 @@ import argparse
 import functools
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -41,8 +42,8 @@ from tqdm import tqdm
 from dbaudit import serde
 from dbaudit.connect import describe_db_error, mask_url, parse_url
 from dbaudit.diff import diff_snapshots
-from dbaudit.dumpfile import (CHUNK, DumpContents, DumpFile, count_checks, load_manifest, manifest_path, names_check,
-                              read_dump, sql_chunks)
+from dbaudit.dumpfile import (CHUNK, DEFINER_CLAUSE, DumpContents, DumpFile, count_checks, load_manifest,
+                              manifest_path, names_check, read_dump, sql_chunks)
 from dbaudit.ci import add_output_options, write_outputs
 from dbaudit.errors import DbauditError, first_line
 from dbaudit.expectations import Check
@@ -55,6 +56,8 @@ KIND = "dbaudit.restore-check"
 RESTORED = "the restored database"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 _SYSTEM = {"mysql", "information_schema", "performance_schema", "sys"}
+# The client runs as a temporary account with rights on the scratch database only.
+ACCOUNT_PREFIX = "dbaudit_restore_"  # temporary restore accounts: easy to find if a SIGKILL leaves one
 
 
 @dataclass
@@ -92,6 +95,19 @@ class _Plan:
     contents: DumpContents
     against: Snapshot | None
     sandbox: bool = False  # the client has --sandbox (MariaDB 10.5.25+): no \! system source tee on this host
+    account: _Account | None = None  # who the client connects as: set while the restore runs
+
+
+@dataclass
+class _Account:
+    """The temporary account the client restores as: ALL PRIVILEGES on the scratch database, nothing else."""
+
+    user: str
+    host: str
+    password: str
+
+    def __str__(self) -> str:
+        return f"'{self.user}'@'{self.host}'"
 
 
 def restore_check(
@@ -139,6 +155,12 @@ def _plan(url: URL, contents: DumpContents, scratch: str | None, snapshot: Snaps
     if foreign:
         raise DbauditError(f"the dump names other database(s) {', '.join(foreign)}; restore-check would not "
                            "restore it into the scratch database alone")
+    named = {source.lower(), *([contents.own_database.lower()] if contents.own_database else [])}
+    acting = [s for s in contents.foreign_statements if s.split(":", 1)[0].lower() not in named]
+    if acting:
+        raise DbauditError(f"the dump acts on other database(s) "
+                           f"{', '.join(dict.fromkeys(s.split(':', 1)[0] for s in acting))} ({acting[0]}); "
+                           "restore-check would not restore it into the scratch database alone")
     name = scratch or f"{source}_restore_test"
     if not _SAFE_NAME.match(name):
         raise DbauditError(f"scratch database name {name!r}: use letters, digits and _ only (at most 64)")
@@ -177,24 +199,75 @@ def _refuse_unsafe(engine: sa.Engine, plan: _Plan) -> tuple[str, str]:
 def _restore_and_compare(engine: sa.Engine, plan: _Plan, product: str, version: str, keep: bool,
                          title: str | None, progress: bool) -> RestoreCheck:
     completed = False
-    _execute(engine, "CREATE DATABASE {} CHARACTER SET utf8mb4", plan.scratch)
+    with _terminate_as_interrupt():
+        plan.account = _create_account(engine, plan.scratch)
+        try:
+            _execute(engine, "CREATE DATABASE {} CHARACTER SET utf8mb4", plan.scratch)
+            try:
+                started = time.monotonic()
+                error = _load(plan, progress)
+                seconds = round(time.monotonic() - started, 3)
+                if error:
+                    checks = [Check("restore", "load", "fail", f"the client stopped: {error}")]
+                    return _result(plan, product, version, checks, None, seconds, kept=False, title=title)
+                metrics = {m.name: m.sql for m in plan.against.metrics.values()} if plan.against else None
+                restored = take_snapshot(plan.url.set(database=plan.scratch), metrics, progress=progress)
+                checks = [Check("restore", "load", "pass",
+                                f"restored in {seconds:.1f} s with {Path(plan.client).name}"),
+                          *compare_restored(plan, restored)]
+                completed = True
+                return _result(plan, product, version, checks, restored, seconds, kept=keep, title=title)
+            finally:
+                if not (keep and completed):
+                    _execute(engine, "DROP DATABASE IF EXISTS {}", plan.scratch)
+        finally:
+            _drop_account(engine, plan.account)
+
+
+def _create_account(engine: sa.Engine, scratch: str) -> _Account:
+    """A fresh account with ALL PRIVILEGES on `scratch`.* only: whatever the dump holds, the client cannot touch
+    another database, an account or the server. Refused (never the connecting account instead) when the connecting
+    account may not create it."""
+    # In a database-level GRANT, _ and % are wildcards: `a_b`.* would also cover a database called axb.
+    quoted = engine.dialect.identifier_preparer.quote_identifier(scratch.replace("_", "\\_"))
+    # Nine characters of each class: passes password-strength plugins, and needs no quoting anywhere.
+    password = "".join(secrets.choice(c) for c in ("ABCDEFGHJKLMNPQRSTUVWXYZ", "abcdefghijkmnopqrstuvwxyz",
+                                                     "23456789") for _ in range(9)) + "_-."
+    account = _Account(f"{ACCOUNT_PREFIX}{secrets.token_hex(6)}", "%", password)
     try:
-        with _terminate_as_interrupt():
-            started = time.monotonic()
-            error = _load(plan, progress)
-            seconds = round(time.monotonic() - started, 3)
-            if error:
-                checks = [Check("restore", "load", "fail", f"the client stopped: {error}")]
-                return _result(plan, product, version, checks, None, seconds, kept=False, title=title)
-            metrics = {m.name: m.sql for m in plan.against.metrics.values()} if plan.against else None
-            restored = take_snapshot(plan.url.set(database=plan.scratch), metrics, progress=progress)
-            checks = [Check("restore", "load", "pass", f"restored in {seconds:.1f} s with {Path(plan.client).name}"),
-                      *compare_restored(plan, restored)]
-            completed = True
-            return _result(plan, product, version, checks, restored, seconds, kept=keep, title=title)
-    finally:
-        if not (keep and completed):
-            _execute(engine, "DROP DATABASE IF EXISTS {}", plan.scratch)
+        with engine.connect() as conn:
+            me = str(conn.exec_driver_sql("SELECT USER()").scalar_one())
+            # The host the server sees this machine as: '%' could lose to an anonymous ''@'localhost'.
+            account.host = me.rpartition("@")[2] or "%"
+            try:
+                conn.exec_driver_sql("CREATE USER %s@%s IDENTIFIED BY %s",
+                                     (account.user, account.host, account.password))
+            except DBAPIError as exc:
+                raise DbauditError(
+                    f"restore-check restores as a temporary account limited to the scratch database, and {me} may "
+                    f"not create it ({describe_db_error(exc)}): it needs the CREATE USER privilege and GRANT OPTION "
+                    f"(GRANT CREATE USER ON *.* TO …; GRANT ALL ON `{scratch}`.* TO … WITH GRANT OPTION)") from None
+            try:
+                conn.exec_driver_sql(f"GRANT ALL PRIVILEGES ON {quoted}.* TO %s@%s", (account.user, account.host))
+            except DBAPIError as exc:
+                _drop_account(engine, account)
+                raise DbauditError(
+                    f"restore-check restores as a temporary account limited to the scratch database, and {me} may "
+                    f"not grant it ALL PRIVILEGES on {scratch} ({describe_db_error(exc)}): it needs GRANT OPTION "
+                    f"(GRANT ALL ON `{scratch}`.* TO … WITH GRANT OPTION)") from None
+    except DBAPIError as exc:
+        raise DbauditError(f"cannot prepare the restore account: {describe_db_error(exc)}") from None
+    return account
+
+
+def _drop_account(engine: sa.Engine, account: _Account | None) -> None:
+    if account is None:
+        return
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("DROP USER IF EXISTS %s@%s", (account.user, account.host))
+    except DBAPIError as exc:
+        raise DbauditError(f"drop user {account}: {describe_db_error(exc)} (drop it by hand)") from None
 
 
 def _execute(engine: sa.Engine, template: str, database: str) -> None:
@@ -235,26 +308,31 @@ def _client_args(plan: _Plan, options_file: str | None) -> list[str]:
              "--default-character-set=utf8mb4", "--batch", "--local-infile=0"]  # no LOAD DATA LOCAL of host files
     if plan.sandbox:
         args.append("--sandbox")  # defence in depth: \! system source tee fail even if one slipped past the scan
-    if url.username:
+    if plan.account is not None:
+        args += ["-u", plan.account.user]  # its password is in the option file
+    elif url.username:
         args += ["-u", url.username]
     return [*args, plan.scratch]
 
 
 @contextmanager
-def _options_file(url: URL) -> Iterator[str | None]:
+def _options_file(url: URL, account: _Account | None = None) -> Iterator[str | None]:
     """The password goes to the client in a 0600 option file, never on its command line (ps shows that)."""
     configured = url.query.get("read_default_file")
-    if isinstance(configured, str):
+    if account is None and isinstance(configured, str):
         yield os.path.expanduser(configured)
         return
-    if not url.password:
+    password = account.password if account is not None else url.password
+    if not password:
         yield None
         return
     fd, path = tempfile.mkstemp(prefix="dbaudit-client-", suffix=".cnf")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            escaped = str(url.password).replace("\\", "\\\\").replace('"', '\\"')
-            handle.write(f'[client]\npassword="{escaped}"\n')
+            if isinstance(configured, str):  # its TLS and other settings; the account below overrides its user
+                handle.write(Path(os.path.expanduser(configured)).read_text(encoding="utf-8") + "\n")
+            escaped = str(password).replace("\\", "\\\\").replace('"', '\\"')
+            handle.write(f'[client]\n{f"user={account.user}" + chr(10) if account else ""}password="{escaped}"\n')
         yield path
     finally:
         Path(path).unlink(missing_ok=True)
@@ -262,7 +340,7 @@ def _options_file(url: URL) -> Iterator[str | None]:
 
 def _load(plan: _Plan, progress: bool) -> str | None:
     """Stream the dump to the client; None when it succeeded, else the client's first error line."""
-    with _options_file(plan.url) as options, tempfile.TemporaryFile() as errors:
+    with _options_file(plan.url, plan.account) as options, tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(_client_args(plan, options), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                 stderr=errors)
         try:
@@ -286,8 +364,9 @@ def _feed(stdin: IO[bytes] | None, contents: DumpContents, progress: bool) -> No
                                          desc=f"restoring {path.name}", disable=not progress, leave=False) as bar:
         reader = _ProgressReader(handle, bar)
         try:
-            for piece in without_spans(sql_chunks(reader, contents.file.compressed),
-                                       [(s, e) for s, e, _ in contents.unsafe_spans]):
+            edits: list[tuple[int, int, Any]] = [(s, e, None) for s, e, _ in contents.unsafe_spans]
+            edits += [(s, e, strip_definer) for s, e in contents.definer_spans]
+            for piece in edit_spans(sql_chunks(reader, contents.file.compressed), edits):
                 stdin.write(piece)
         except BrokenPipeError:
             pass  # the client stopped early; its exit status and stderr say why
@@ -306,24 +385,57 @@ class _ProgressReader:
         return data
 
 
+def strip_definer(statement: bytes) -> bytes:
+    """`DEFINER=`root`@`host`` out of a view, trigger or routine: it is created with the restoring account as its
+    definer (what a non-SUPER account may do), as restores into another server commonly do."""
+    return DEFINER_CLAUSE.sub(b"", statement, count=1)
+
+
 def without_spans(chunks: Iterator[bytes], spans: list[tuple[int, int]]) -> Iterator[bytes]:
     """The byte stream with the half-open [start, end) ranges cut out; ranges may cross chunk borders."""
-    pending = deque(sorted(spans))
+    return edit_spans(chunks, [(start, stop, None) for start, stop in spans])
+
+
+def edit_spans(chunks: Iterator[bytes], edits: list[tuple[int, int, Any]]) -> Iterator[bytes]:
+    """The byte stream with each half-open [start, end) range cut out (None) or replaced by fn(its bytes); ranges
+    may cross chunk borders and must not overlap. A replaced range is held in memory (one statement)."""
+    pending = deque(sorted(edits, key=lambda e: (e[0], e[1])))
     offset = 0
+    held = bytearray()
+    holding: tuple[int, Any] | None = None  # (stop, fn) of the range being collected
     for data in chunks:
         end = offset + len(data)
         cursor = offset
-        while pending and pending[0][0] < end:
-            start, stop = pending[0]
-            if start > cursor:
-                yield data[cursor - offset : start - offset]
-            cursor = max(cursor, min(stop, end))
-            if stop > end:
-                break
-            pending.popleft()
-        if cursor < end:
+        while cursor < end:
+            if holding is not None:
+                stop, fn = holding
+                take = min(stop, end)
+                held += data[cursor - offset : take - offset]
+                cursor = take
+                if take == stop:
+                    yield fn(bytes(held))
+                    held.clear()
+                    holding = None
+                continue
+            if pending and pending[0][0] < end:
+                start, stop, fn = pending.popleft()
+                if start > cursor:
+                    yield data[cursor - offset : start - offset]
+                    cursor = start
+                if stop <= cursor:
+                    continue
+                if fn is None:
+                    if stop > end:
+                        pending.appendleft((end, stop, None))
+                    cursor = min(stop, end)
+                else:
+                    holding = (stop, fn)
+                continue
             yield data[cursor - offset :]
+            cursor = end
         offset = end
+    if holding is not None:
+        yield holding[1](bytes(held))
 
 
 # --- comparing -------------------------------------------------------------------------------------
