@@ -110,25 +110,27 @@ def parse_expectations(data: Any, source: str = "<expectations>") -> Expectation
     return Expectations(
         name=str(data.get("name") or Path(source).stem),
         description=str(data.get("description") or "").strip(),
-        required=[_pattern(e, f"{source}: required[{i}]") for i, e in enumerate(_list(data, "required", source))],
-        allowed=[_pattern(e, f"{source}: allowed[{i}]") for i, e in enumerate(_list(data, "allowed", source))],
+        required=[_pattern(e, f"{source}: required[{i}]") for i, e in enumerate(section_list(data, "required", f"{source}: "))],
+        allowed=[_pattern(e, f"{source}: allowed[{i}]") for i, e in enumerate(section_list(data, "allowed", f"{source}: "))],
         rows=_rows(data.get("rows") or {}, source),
-        metrics={str(k): _metric(str(k), v, source) for k, v in _mapping(data, "metrics", source).items()},
+        metrics={str(k): _metric(str(k), v, source) for k, v in section_mapping(data, "metrics", f"{source}: ").items()},
         source=source,
     )
 
 
-def _mapping(data: dict[str, Any], key: str, source: str) -> dict[str, Any]:
+def section_mapping(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    """data[key] as a mapping (empty when absent); `where` prefixes the key in the error, e.g. "x.yml: "."""
     value = data.get(key) or {}
     if not isinstance(value, dict):
-        raise DbauditError(f"{source}: {key} must be a mapping of names, not a {type(value).__name__}")
+        raise DbauditError(f"{where}{key} must be a mapping, not a {type(value).__name__}")
     return value
 
 
-def _list(data: dict[str, Any], key: str, source: str) -> list[Any]:
+def section_list(data: dict[str, Any], key: str, where: str) -> list[Any]:
+    """data[key] as a list (empty when absent)."""
     value = data.get(key) or []
     if not isinstance(value, list):
-        raise DbauditError(f"{source}: {key} must be a list")
+        raise DbauditError(f"{where}{key} must be a list, not a {type(value).__name__}")
     return value
 
 

@@ -26,7 +26,7 @@ from dbaudit import serde
 from dbaudit.connect import AuditSession, audit_session
 from dbaudit.ci import add_output_options, write_outputs
 from dbaudit.errors import DbauditError
-from dbaudit.expectations import parse_expectations, read_yaml
+from dbaudit.expectations import parse_expectations, read_yaml, section_list, section_mapping
 from dbaudit.result import Judged
 from dbaudit.snapshot import Snapshot, Table, load_snapshot
 
@@ -122,17 +122,18 @@ def parse_rules(data: Any, source: str = "<rollback>") -> RollbackRules:
     unknown = set(data) - known
     if unknown:
         raise DbauditError(f"{source}: rollback: unknown key(s) {sorted(unknown)}; allowed: {sorted(known)}")
-    queue, failed = _section(data, "queue", source), _section(data, "failed_jobs", source)
-    cpu, webhook = _section(data, "cpu", source), _section(data, "webhook_error_rate", source)
+    where = f"{source}: rollback."
+    queue, failed = section_mapping(data, "queue", where), section_mapping(data, "failed_jobs", where)
+    cpu, webhook = section_mapping(data, "cpu", where), section_mapping(data, "webhook_error_rate", where)
     defaults = RollbackRules()
     protected = data.get("protected")
     if protected is not None and not (isinstance(protected, list) and all(isinstance(t, str) for t in protected)):
         raise DbauditError(f"{source}: rollback.protected must be a list of table names")
     return RollbackRules(
         foreign_keys=[_key(e, f"{source}: rollback.foreign_keys[{i}]", True)
-                      for i, e in enumerate(_entries(data, "foreign_keys", source))],
+                      for i, e in enumerate(section_list(data, "foreign_keys", where))],
         unique_keys=[_key(e, f"{source}: rollback.unique_keys[{i}]", False)
-                     for i, e in enumerate(_entries(data, "unique_keys", source))],
+                     for i, e in enumerate(section_list(data, "unique_keys", where))],
         queue_table=str(queue.get("table", defaults.queue_table)),
         queue_max=_number(queue, "max", defaults.queue_max, source, "queue"),
         failed_jobs_table=str(failed.get("table", defaults.failed_jobs_table)),
@@ -143,20 +144,6 @@ def parse_rules(data: Any, source: str = "<rollback>") -> RollbackRules:
         webhook_error_max_percent=_number(webhook, "max_percent", defaults.webhook_error_max_percent, source,
                                           "webhook_error_rate"),
     )
-
-
-def _section(data: dict[str, Any], key: str, source: str) -> dict[str, Any]:
-    value = data.get(key) or {}
-    if not isinstance(value, dict):
-        raise DbauditError(f"{source}: rollback.{key} must be a mapping")
-    return value
-
-
-def _entries(data: dict[str, Any], key: str, source: str) -> list[Any]:
-    value = data.get(key) or []
-    if not isinstance(value, list):
-        raise DbauditError(f"{source}: rollback.{key} must be a list")
-    return value
 
 
 def _number(data: dict[str, Any], key: str, default: Any, source: str, section: str) -> Any:
