@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,6 +152,19 @@ def load_sql(client: str, database: str, sql: str | Path, cwd: Path | None = Non
     subprocess.run([client, *client_args(), database], input=data, check=True, capture_output=True, cwd=cwd)
 
 
+@contextmanager
+def scratch_mariadb_database(server: sa.Engine, tag: str) -> Iterator[str]:
+    """A database named dbaudit_t_<tag>_<random> for the length of the block, dropped even on failure."""
+    name = f"dbaudit_t_{tag}_{uuid.uuid4().hex[:8]}"
+    with server.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE `{name}`")
+    try:
+        yield name
+    finally:
+        with server.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+
+
 def dump_database(database: str, target: Path, *options: str) -> Path:
     """mariadb-dump a database the way a DBA's backup job would."""
     dumper = shutil.which("mariadb-dump") or shutil.which("mysqldump")
@@ -172,15 +186,8 @@ def employees(mariadb_server: sa.Engine, mariadb_client: str,
     folder = SHARED_DATA / "employees"
     if not folder.is_dir():
         unavailable(f"{folder} is absent")
-    name = f"dbaudit_t_emp_{uuid.uuid4().hex[:8]}"
-    dump = tmp_path_factory.mktemp("employees") / f"{name}.sql"
-    with mariadb_server.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE `{name}`")
-    try:
+    with scratch_mariadb_database(mariadb_server, "emp") as name:
         # employee.sql creates a database called employee; load it into ours instead.
         script = _EMPLOYEE_DATABASE.sub("", (folder / "employee.sql").read_text(encoding="utf-8"))
         load_sql(mariadb_client, name, script, cwd=folder)
-        yield name, dump_database(name, dump)
-    finally:
-        with mariadb_server.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+        yield name, dump_database(name, tmp_path_factory.mktemp("employees") / f"{name}.sql")

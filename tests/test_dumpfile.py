@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from conftest import MARIADB_URL, ROOT, dump_database, load_sql, unavailable
+from conftest import MARIADB_URL, ROOT, dump_database, load_sql, scratch_mariadb_database, unavailable
 from dbaudit.dumpfile import check_dump, load_dump_check, manifest_path, read_dump, write_manifest
 from dbaudit.inspect import take_snapshot
 from dbaudit.sqlscan import SqlScanner, Statement
@@ -41,16 +41,9 @@ def sakila_dump(mariadb_server: sa.Engine, mariadb_client: str, tmp_path_factory
 
     if not SHARED_DATA.is_dir():
         unavailable(f"{SHARED_DATA} is absent")
-    name = f"dbaudit_t_sak_{uuid.uuid4().hex[:8]}"
-    dump = tmp_path_factory.mktemp("sakila") / f"{name}.sql"
-    with mariadb_server.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE `{name}`")
-    try:
+    with scratch_mariadb_database(mariadb_server, "sak") as name:
         load_sql(mariadb_client, name, sakila_script(SHARED_DATA))
-        yield name, dump_database(name, dump, "--events")
-    finally:
-        with mariadb_server.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+        yield name, dump_database(name, tmp_path_factory.mktemp("sakila") / f"{name}.sql", "--events")
 
 
 def test_world_dump_from_mysql_8_counts_every_row_and_reads_its_header(shared_data: Path) -> None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from conftest import MARIADB_URL, load_sql
+from conftest import MARIADB_URL, load_sql, scratch_mariadb_database
 from dbaudit.diff import diff_snapshots
 from dbaudit.inspect import take_snapshot
 
@@ -19,15 +18,9 @@ FACTS = {"employee": 10000, "department": 9, "dept_manager": 24, "dept_emp": 110
 @pytest.fixture
 def restored(employees: tuple[str, Path], mariadb_server: sa.Engine, mariadb_client: str) -> Iterator[str]:
     """A fresh restore of the dump, as a DBA's restore test would make."""
-    name = f"dbaudit_t_rst_{uuid.uuid4().hex[:8]}"
-    with mariadb_server.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE `{name}`")
-    try:
+    with scratch_mariadb_database(mariadb_server, "rst") as name:
         load_sql(mariadb_client, name, employees[1])
         yield name
-    finally:
-        with mariadb_server.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
 
 
 @pytest.mark.slow

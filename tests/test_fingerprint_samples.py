@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from conftest import MARIADB_URL, SHARED_DATA, dump_database, load_sql, unavailable
+from conftest import MARIADB_URL, SHARED_DATA, dump_database, load_sql, scratch_mariadb_database, unavailable
 from dbaudit.compare import compare
 from dbaudit.diff import diff_snapshots
 from dbaudit.inspect import take_snapshot
@@ -25,34 +23,22 @@ SAMPLES = {
 }
 
 
-def _database(server: sa.Engine, prefix: str) -> str:
-    name = f"dbaudit_t_{prefix}_{uuid.uuid4().hex[:8]}"
-    with server.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE `{name}`")
-    return name
-
-
 @pytest.fixture(scope="module", params=list(SAMPLES))
-def restored_pair(request: pytest.FixtureRequest, mariadb_server: sa.Engine,
-                  mariadb_client: str) -> Iterator[tuple[str, str]]:
+def restored_pair(request: pytest.FixtureRequest, mariadb_server: sa.Engine, mariadb_client: str,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """The sample loaded as its scripts say, and a restore of its mariadb-dump."""
     folder = SHARED_DATA / request.param
     if not folder.is_dir():
         unavailable(f"{folder} is absent")
-    source, copy = _database(mariadb_server, "fps"), _database(mariadb_server, "fpr")
-    dump = Path(f"/tmp/{source}.sql")
-    try:
+    with (scratch_mariadb_database(mariadb_server, "fps") as source,
+          scratch_mariadb_database(mariadb_server, "fpr") as copy):
         for script in SAMPLES[request.param]:
             text = _OWN_DATABASE.sub("", (folder / script).read_text(encoding="utf-8"))
             # sakila's views name `sakila.film`; in the scratch database they must name it unqualified.
             load_sql(mariadb_client, source, _QUALIFIED.sub("", text), cwd=folder)
-        load_sql(mariadb_client, copy, dump_database(source, dump))  # bytes: sakila's staff pictures are not UTF-8
+        dump = dump_database(source, tmp_path_factory.mktemp("sample") / f"{source}.sql")
+        load_sql(mariadb_client, copy, dump)  # bytes: sakila's staff pictures are not UTF-8
         yield f"{MARIADB_URL}/{source}", f"{MARIADB_URL}/{copy}"
-    finally:
-        dump.unlink(missing_ok=True)
-        with mariadb_server.connect() as conn:
-            for name in (source, copy):
-                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
 
 
 # One row each sample's copy then changes, and the key compare must name.

@@ -11,7 +11,7 @@ from conftest import ScratchDB
 from dbaudit.diff import diff_snapshots
 from dbaudit.errors import DbauditError
 from dbaudit.inspect import take_snapshot
-from dbaudit.snapshot import Snapshot, load_snapshot
+from dbaudit.snapshot import load_snapshot
 
 
 def build_shop(db: ScratchDB) -> None:
@@ -193,7 +193,3 @@ def test_sqlite_snapshot_leaves_the_file_untouched(make_sqlite: Callable[[], Scr
     take_snapshot(db.url, METRICS)
     with open(path, "rb") as handle:
         assert handle.read() == original
-
-
-def _kinds(before: Snapshot, after: Snapshot) -> list[str]:
-    return [c.kind for c in diff_snapshots(before, after)]

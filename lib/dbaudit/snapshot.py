@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
 
 from dbaudit import serde
 
@@ -126,7 +125,3 @@ class Snapshot(serde.Document):
 
 def load_snapshot(path: str | os.PathLike[str]) -> Snapshot:
     return serde.load_document(Snapshot, path, KIND, FORMAT_VERSION, "snapshot")
-
-
-def snapshot_to_dict(snapshot: Snapshot) -> dict[str, Any]:
-    return serde.to_jsonable(snapshot)
