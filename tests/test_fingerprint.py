@@ -12,12 +12,14 @@ from dbaudit.cli import main
 from dbaudit.compare import compare
 from dbaudit.connect import audit_session
 from dbaudit.diff import diff_snapshots
-from dbaudit.fingerprint import Fingerprinter
+from dbaudit.errors import DbauditError
+from dbaudit import fingerprint
+from dbaudit.fingerprint import Fingerprinter, comparable
 from dbaudit.inspect import take_snapshot
 from dbaudit.snapshot import load_snapshot
 
-# The same rows in each server's own types: NULL next to '', a '|' inside a value, a decimal with a
-# trailing zero, a datetime with and without a fraction, bytes, a boolean, a float.
+# The same rows in each server's own types: NULL next to '', a '|' inside a value, a two-byte character,
+# a decimal with a trailing zero, a datetime with and without a fraction, bytes, a boolean, a float.
 TYPES = {
     "mariadb": "id INT PRIMARY KEY, name VARCHAR(20), note TEXT, price DECIMAL(10,2), ok TINYINT(1), born DATE, "
                "seen DATETIME, at6 DATETIME(6), ts TIMESTAMP NULL, bin VARBINARY(10), f DOUBLE",
@@ -27,20 +29,20 @@ TYPES = {
               "seen DATETIME, at6 DATETIME, ts TIMESTAMP, bin BLOB, f DOUBLE",
 }
 ROWS = {
-    "mariadb": ["1, 'a|b', 'c', 12.50, 1, '2020-01-02', '2020-01-02 03:04:05', '2020-01-02 03:04:05.5', "
+    "mariadb": ["1, 'a|b', 'cé', 12.50, 1, '2020-01-02', '2020-01-02 03:04:05', '2020-01-02 03:04:05.5', "
                 "'2020-01-02 03:04:05', X'00ff', 0.1",
                 "2, '', NULL, -3.00, 0, '1999-12-31', '1999-12-31 23:59:59', '1999-12-31 23:59:59', NULL, NULL, 1e3"],
-    "postgresql": ["1, 'a|b', 'c', 12.50, true, '2020-01-02', '2020-01-02 03:04:05', '2020-01-02 03:04:05.5', "
+    "postgresql": ["1, 'a|b', 'cé', 12.50, true, '2020-01-02', '2020-01-02 03:04:05', '2020-01-02 03:04:05.5', "
                    "'2020-01-02 03:04:05+00', '\\x00ff', 0.1",
                    "2, '', NULL, -3.00, false, '1999-12-31', '1999-12-31 23:59:59', '1999-12-31 23:59:59', NULL, "
                    "NULL, 1e3"],
-    "sqlite": ["1, 'a|b', 'c', 12.50, 1, '2020-01-02', '2020-01-02 03:04:05', '2020-01-02 03:04:05.500000', "
+    "sqlite": ["1, 'a|b', 'cé', 12.50, 1, '2020-01-02', '2020-01-02 03:04:05', '2020-01-02 03:04:05.500000', "
                "'2020-01-02 03:04:05', X'00ff', 0.1",
                "2, '', NULL, -3.00, 0, '1999-12-31', '1999-12-31 23:59:59', '1999-12-31 23:59:59', NULL, NULL, 1e3"],
 }
 CANONICAL = [
-    "1|3:a|b|1:c|12.50|1|2020-01-02|2020-01-02 03:04:05|2020-01-02 03:04:05.500000|2020-01-02 03:04:05|00FF|0.1",
-    "2|0:|~|-3.00|0|1999-12-31|1999-12-31 23:59:59|1999-12-31 23:59:59|~|~|1000",
+    "1|3|a|b|3|cé|12.50|1|2020-01-02|2020-01-02 03:04:05|2020-01-02 03:04:05.500000|2020-01-02 03:04:05|00FF|0.1",
+    "2|0||~|-3.00|0|1999-12-31|1999-12-31 23:59:59|1999-12-31 23:59:59|~|~|1000",
 ]
 
 
@@ -67,19 +69,52 @@ def test_the_same_rows_have_the_same_canonical_text_and_fingerprint_on_every_ser
 
     assert [canonical_rows(db.url) for db in dbs] == [CANONICAL] * 3
     fingerprints = {take_snapshot(db.url, fingerprint="table").tables["t"].fingerprint for db in dbs}
-    assert len(fingerprints) == 1 and next(iter(fingerprints)).startswith("c1/md5:2:")
+    assert len(fingerprints) == 1 and next(iter(fingerprints)).startswith("c2/sha256:2:")
 
 
-def test_the_sha256_fallback_agrees_between_mariadb_and_postgresql(
-    make_mariadb: Callable[[], ScratchDB], make_postgres: Callable[[], ScratchDB]
+def test_multibyte_text_and_trailing_spaces_fingerprint_alike_on_every_server(
+    make_mariadb: Callable[[], ScratchDB], make_postgres: Callable[[], ScratchDB],
+    make_sqlite: Callable[[], ScratchDB],
 ) -> None:
+    # Text fields are prefixed with their UTF-8 byte length: each server must count bytes, not characters.
     tokens = set()
-    for db in (make_mariadb(), make_postgres()):
-        build_typed(db)
-        table = take_snapshot(db.url).tables["t"]
-        with audit_session(db.url) as session:
-            tokens.add(Fingerprinter(session, "sha256").digest("t", table.columns).token("sha256"))
-    assert len(tokens) == 1 and next(iter(tokens)).startswith("c1/sha256:2:")
+    for db in (make_mariadb(), make_postgres(), make_sqlite()):
+        db.run_sql("CREATE TABLE u (id INT PRIMARY KEY, s VARCHAR(20), n VARCHAR(20) NOT NULL)",
+                   "INSERT INTO u VALUES (1, 'héllo😀', 'x'), (2, '', ''), (3, NULL, 'ü '), (4, 'a ', '|')")
+        tokens.add(take_snapshot(db.url, fingerprint="table").tables["u"].fingerprint)
+    assert len(tokens) == 1 and next(iter(tokens)).startswith("c2/sha256:4:")
+
+
+def test_compare_locates_changes_across_servers_by_key_hash(
+    make_mariadb: Callable[[], ScratchDB], make_sqlite: Callable[[], ScratchDB],
+) -> None:
+    # A text key is chunked by the low bits of the key's digest: both servers must pick the same bucket,
+    # and their per-row digests must be spelled alike, or every row would look changed.
+    a, b = make_mariadb(), make_sqlite()
+    for db in (a, b):
+        db.run_sql("CREATE TABLE k (code VARCHAR(12) PRIMARY KEY, qty INT)",
+                   "INSERT INTO k VALUES " + ", ".join(f"('c{i:05d}', {i})" for i in range(2000)))
+    b.run_sql("UPDATE k SET qty = -1 WHERE code = 'c01234'", "DELETE FROM k WHERE code = 'c00007'")
+
+    (table,) = compare(a.url, b.url).tables
+
+    assert table.method == "hash"
+    assert [(k.change, k.key) for k in table.keys] == [
+        ("removed", {"code": "c00007"}), ("changed", {"code": "c01234"})]
+
+
+def test_a_snapshot_of_an_older_canonical_version_is_refused_with_the_reason(
+    make_sqlite: Callable[[], ScratchDB],
+) -> None:
+    db = make_sqlite()
+    db.run_sql("CREATE TABLE t (id INTEGER PRIMARY KEY)", "INSERT INTO t VALUES (1)")
+    new = take_snapshot(db.url, fingerprint="table")
+    old = take_snapshot(db.url, fingerprint="table")
+    old.tables["t"].fingerprint = "c1/md5:1:" + "0" * 16  # as dbaudit's first canonical version wrote it
+
+    assert not comparable(old.tables["t"].fingerprint, new.tables["t"].fingerprint)
+    with pytest.raises(DbauditError, match="c1/md5 and c2/sha256 cannot be compared; .*canonical row versions"):
+        diff_snapshots(old, new)
 
 
 PEOPLE = ("CREATE TABLE people (id INT PRIMARY KEY, first_name VARCHAR(40) NOT NULL, last_name VARCHAR(40) NOT NULL, "
@@ -92,7 +127,8 @@ def build_people(db: ScratchDB, rows: int = 3000) -> None:
         f"'19{50 + i % 50}-0{1 + i % 9}-1{i % 10}', '2020-01-01 00:00:{i % 60:02d}')"
         for i in range(1, rows + 1)
     )
-    db.run_sql(PEOPLE, f"INSERT INTO people VALUES {values}")
+    ddl = PEOPLE.replace("DATETIME", "TIMESTAMP(0)") if db.backend == "postgresql" else PEOPLE
+    db.run_sql(ddl, f"INSERT INTO people VALUES {values}")
 
 
 @pytest.fixture
@@ -264,3 +300,48 @@ def test_snapshot_cli_writes_fingerprints_and_diff_exits_1_on_a_content_change(
     assert main(["snapshot", db.url, "-o", out[1], "--fingerprint", "chunks"]) == 0
     assert main(["diff", *out]) == 1
     assert main(["snapshot", db.url, "-o", out[1], "--fingerprint", "table", "--counts-only"]) == 2
+
+
+@pytest.mark.parametrize("mode", ["table", "chunks"])
+def test_a_big_table_is_read_in_key_slices_that_add_up_to_the_one_scan_fingerprint(
+    make_db: Callable[[], ScratchDB], monkeypatch: pytest.MonkeyPatch, mode: str,
+) -> None:
+    db = make_db()
+    build_people(db)
+    whole = take_snapshot(db.url, fingerprint=mode).tables["people"]
+    monkeypatch.setattr(fingerprint, "SLICE_ROWS", 400)  # 3,000 rows: 8 slices
+    table = take_snapshot(db.url).tables["people"]
+    reads: list[int] = []
+    with audit_session(db.url) as session:
+        fingerprint.fingerprint_table(Fingerprinter(session), table, mode, reads.append)
+
+    assert len(reads) == 8 and sum(reads) == 3000
+    assert (table.fingerprint, table.chunking, table.chunks) == (whole.fingerprint, whole.chunking, whole.chunks)
+
+
+def test_rows_no_key_slice_can_reach_are_still_fingerprinted(
+    make_sqlite: Callable[[], ScratchDB], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # SQLite lets an INT (not INTEGER) PRIMARY KEY hold NULL; MIN..MAX slices would miss that row.
+    db = make_sqlite()
+    build_people(db)
+    db.run_sql("INSERT INTO people VALUES (NULL, 'no', 'key', NULL, '2000-01-01', NULL)")
+    whole = take_snapshot(db.url, fingerprint="table").tables["people"].fingerprint
+    monkeypatch.setattr(fingerprint, "SLICE_ROWS", 400)
+
+    sliced = take_snapshot(db.url, fingerprint="table").tables["people"].fingerprint
+
+    assert sliced == whole and whole.startswith("c2/sha256:3001:")
+
+
+def test_compare_reads_big_tables_in_slices_and_still_names_the_changed_keys(
+    people_pair: tuple[ScratchDB, ScratchDB], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    a, b = people_pair
+    b.run_sql(CHANGES["update"][0], CHANGES["delete"][0])
+    monkeypatch.setattr(fingerprint, "SLICE_ROWS", 400)
+
+    (table,) = compare(a.url, b.url, workers=2).tables
+
+    assert [(k.change, k.key["id"]) for k in table.keys] == [("changed", "1234"), ("removed", "2999")]
+    assert (table.rows_a, table.rows_b) == (3000, 2999)

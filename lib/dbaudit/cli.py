@@ -37,8 +37,6 @@ def build_parser() -> argparse.ArgumentParser:
     snap.add_argument("--no-counts", action="store_true", help="skip exact row counts")
     snap.add_argument("--fingerprint", choices=["none", "table", "chunks"], default="none",
                       help="content fingerprints: per table, or per table and key-range chunk")
-    snap.add_argument("--digest", choices=["md5", "crc32"], default="md5",
-                      help="row digest of --fingerprint: md5 (any server) or the faster crc32 (not PostgreSQL)")
     snap.add_argument("--counts-only", action="store_true", help="counts, no fingerprints (same as --fingerprint none)")
     snap.add_argument("--tables", nargs="+", action="extend", metavar="PATTERN", help="count/fingerprint only these")
     snap.add_argument("--exclude", nargs="+", action="extend", metavar="PATTERN", help="do not count/fingerprint these")
@@ -107,11 +105,9 @@ def _snapshot(args: argparse.Namespace) -> int:
     metrics = load_expectations(args.expect).metric_queries if args.expect else None
     if args.counts_only and args.fingerprint != "none":
         raise DbauditError("--counts-only and --fingerprint exclude each other")
-    if args.digest != "md5" and args.fingerprint == "none":
-        raise DbauditError(f"--digest {args.digest} needs --fingerprint table or chunks")
     snapshot = take_snapshot(args.url, metrics, schema=args.schema, count_rows=not args.no_counts,
                              progress=sys.stderr.isatty(), fingerprint=args.fingerprint, tables=args.tables,
-                             exclude=args.exclude, statement_timeout=args.statement_timeout, digest=args.digest)
+                             exclude=args.exclude, statement_timeout=args.statement_timeout)
     snapshot.save(args.output)
     failed = [m.name for m in snapshot.metrics.values() if m.error]
     print(f"snapshot of {snapshot.database} ({snapshot.server.product} {snapshot.server.version}) from "

@@ -29,13 +29,13 @@ from typing import Any, Literal, TypeVar
 from tqdm import tqdm
 
 from dbaudit import serde
-from dbaudit.canonical import Algorithm, DigestChoice, available_algorithms, missing_digest
+from dbaudit.canonical import DIGEST
 from dbaudit.connect import AuditSession, audit_session, mask_url
 from dbaudit.ci import add_output_options, write_outputs
 from dbaudit.expectations import Check
 from dbaudit.errors import DbauditError
 from dbaudit.fingerprint import (TARGET_CHUNKS, Digest, Fingerprinter, LeafRow, Plan, integer_lead, key_columns,
-                                 next_power_of_two, requested_algorithm, select_tables)
+                                 key_slices, next_power_of_two, select_tables)
 from dbaudit.snapshot import Column, Table
 
 FORMAT_VERSION = 1
@@ -124,11 +124,9 @@ class _Side:
         self.idle: queue.Queue[Fingerprinter] = queue.Queue()
         self.opened = 1
         self.lock = threading.Lock()
-        self.algorithm: Algorithm | None = None
         self.first: AuditSession = self._open()
         self.tables: dict[str, Table] = self.first.dialect.tables(self.first.connection, self.first.schema)
         self.server = self.first.dialect.server(self.first.connection)
-        self.algorithms = available_algorithms(self.first.connection, self.first.dialect.name)
         self.dialect_name: str = self.first.dialect.name
 
     def _open(self) -> AuditSession:
@@ -136,9 +134,8 @@ class _Side:
         with self.lock:  # the stack closes every session when the compare ends, whichever thread opened it
             return self.stack.enter_context(session)
 
-    def start(self, algorithm: Algorithm) -> None:
-        self.algorithm = algorithm
-        self.idle.put(Fingerprinter(self.first, algorithm))
+    def start(self) -> None:
+        self.idle.put(Fingerprinter(self.first))
 
     @contextmanager
     def borrow(self) -> Iterator[Fingerprinter]:
@@ -148,7 +145,7 @@ class _Side:
             with self.lock:
                 room = self.opened < self.size
                 self.opened += room
-            fp = Fingerprinter(self._open(), self.algorithm) if room else self.idle.get()
+            fp = Fingerprinter(self._open()) if room else self.idle.get()
         try:
             yield fp
         finally:
@@ -183,8 +180,10 @@ class _Options:
 
 
 class _TableCompare:
-    def __init__(self, name: str, a: _Side, b: _Side, pool: ThreadPoolExecutor, options: _Options) -> None:
-        self.name, self.a, self.b, self.pool, self.options = name, a, b, pool, options
+    def __init__(self, name: str, a: _Side, b: _Side, pool: ThreadPoolExecutor, options: _Options,
+                 advance: Callable[[int], object] = lambda rows: None) -> None:
+        self.name, self.a, self.b, self.pool, self.options, self.advance = name, a, b, pool, options, advance
+        self.span: tuple[int, int] | None = None  # the integer key's range over both sides (range plans)
 
     def both(self, work: Callable[[Fingerprinter, _Target], T], targets: tuple[_Target, _Target]) -> tuple[T, T]:
         """Run the same work on both sides at once."""
@@ -212,6 +211,7 @@ class _TableCompare:
                                                                         fp.session.schema),
                              (_Target(self.name, [], Plan("rowhash", (), 1)),) * 2)
             status: Status = "same" if rows[0] == rows[1] else "different"
+            self.advance(max(rows))
             note = "; ".join(filter(None, [note, "counts only: contents not compared"]))
             return TableComparison(self.name, status, "counts", rows[0], rows[1], note=note)
         targets = self._targets(ta, tb, names)
@@ -220,12 +220,12 @@ class _TableCompare:
             note = "; ".join(filter(None, [note, "primary keys differ: compared as a multiset of rows"]))
         elif plan.method == "rowhash":
             note = "; ".join(filter(None, [note, "no primary key: compared as a multiset of rows"]))
-        level0 = self.both(lambda fp, t: fp.buckets(t.name, t.columns, t.plan), targets)
+        level0 = self._level0(targets)
         totals = [sum(side.values(), Digest()) for side in level0]
         result = TableComparison(
             self.name, "same" if level0[0] == level0[1] else "different", plan.method,
             totals[0].rows, totals[1].rows,
-            totals[0].token(str(self.a.algorithm)), totals[1].token(str(self.b.algorithm)), note=note,
+            totals[0].token(), totals[1].token(), note=note,
         )
         if result.status == "different":
             self._locate(result, targets, level0)
@@ -245,11 +245,30 @@ class _TableCompare:
             known = [s for s in spans if s]
             low = min((s[0] for s in known), default=0)
             high = max((s[1] for s in known), default=0)
+            self.span = (low, high) if known else None
             width = next_power_of_two((high - low + 1) / TARGET_CHUNKS)
             plan_a, plan_b = Plan("range", key_a, width), Plan("range", key_b, width)
         else:
             plan_a, plan_b = Plan("hash", key_columns(ta), TARGET_CHUNKS), Plan("hash", key_columns(tb), TARGET_CHUNKS)
         return _Target(self.name, cols_a, plan_a), _Target(self.name, cols_b, plan_b)
+
+    def _level0(self, targets: tuple[_Target, _Target]) -> tuple[dict[int, Digest], dict[int, Digest]]:
+        """Both sides' chunk sums. A big integer-keyed table is read in key slices, all queued at once so
+        idle sessions share them, and progress moves with each slice of side A."""
+        span = self.span if targets[0].plan.method == "range" else None
+        slices = [[s] for s in key_slices(span, None if span is None else span[1] - span[0] + 1)] or [[]]
+        jobs = [(side is self.a, self.pool.submit(
+                    side.run, lambda fp, t=target, r=ranges: fp.buckets(t.name, t.columns, t.plan, ranges=r)))
+                for ranges in slices for side, target in zip((self.a, self.b), targets)]
+        merged: tuple[dict[int, Digest], dict[int, Digest]] = ({}, {})
+        for is_a, job in jobs:
+            part = job.result()
+            for bucket, digest in part.items():
+                side = merged[0 if is_a else 1]
+                side[bucket] = side.get(bucket, Digest()) + digest
+            if is_a:
+                self.advance(sum(d.rows for d in part.values()))
+        return merged
 
     def _locate(self, result: TableComparison, targets: tuple[_Target, _Target],
                 level0: tuple[dict[int, Digest], dict[int, Digest]]) -> None:
@@ -367,24 +386,19 @@ def compare(
     statement_timeout: float | None = None,
     leaf_rows: int = LEAF_ROWS,
     progress: bool = False,
-    digest: DigestChoice = "md5",
 ) -> CompareResult:
     """Compare every table the two databases share (or the ones `tables`/`exclude` pick).
 
-    At most `workers` tables are compared at once, over at most `workers` sessions per database.
-    `digest` "crc32" is faster but MySQL/MariaDB and SQLite only: with PostgreSQL on either side it is
-    refused, rather than silently compared by md5."""
+    At most `workers` tables are compared at once, over at most `workers` sessions per database."""
     if workers < 1 or max_keys < 0 or leaf_rows < 1:
         raise DbauditError("workers and leaf_rows must be at least 1, max_keys at least 0")
-    wanted = requested_algorithm(digest)
     started = time.monotonic()
     options = _Options(counts_only, show_values, max_keys, leaf_rows)
     with ExitStack() as stack:
         a = _Side(url_a, schema, workers, statement_timeout, stack)
         b = _Side(url_b, schema, workers, statement_timeout, stack)
-        algorithm = _common_algorithm(a, b, wanted)
-        a.start(algorithm)
-        b.start(algorithm)
+        a.start()
+        b.start()
         names = select_tables(set(a.tables) | set(b.tables), tables, exclude)
         if tables and not names:
             raise DbauditError(f"no table matches --tables {' '.join(tables)}")
@@ -396,7 +410,7 @@ def compare(
         generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         a=sources[0],
         b=sources[1],
-        algorithm=None if counts_only else algorithm,
+        algorithm=None if counts_only else DIGEST,
         counts_only=counts_only,
         show_values=show_values,
         max_keys=max_keys,
@@ -404,19 +418,6 @@ def compare(
         summary=_summary(results),
         duration_seconds=round(time.monotonic() - started, 3),
     )
-
-
-def _common_algorithm(a: _Side, b: _Side, wanted: Algorithm | None = None) -> Algorithm:
-    if wanted is not None:
-        for side in (a, b):
-            if wanted not in side.algorithms:
-                why = missing_digest(side.dialect_name, wanted)
-                raise DbauditError(f"{mask_url(side.url)} cannot compute {wanted}: {why}")
-        return wanted
-    for algorithm in a.algorithms:
-        if algorithm in b.algorithms and algorithm != "crc32":  # crc32 only when asked for
-            return algorithm
-    raise DbauditError(f"the two servers share no row digest ({a.algorithms} vs {b.algorithms})")
 
 
 def _run_tables(names: list[str], a: _Side, b: _Side, options: _Options, workers: int,
@@ -427,13 +428,12 @@ def _run_tables(names: list[str], a: _Side, b: _Side, options: _Options, workers
             ThreadPoolExecutor(2 * workers, thread_name_prefix="dbaudit-query") as query_pool, \
             tqdm(total=None, desc="comparing", unit="row", unit_scale=True, disable=not progress,
                  leave=False, file=sys.stderr) as bar:
-        futures = {name: table_pool.submit(_TableCompare(name, a, b, query_pool, options).run) for name in names}
+        futures = {name: table_pool.submit(_TableCompare(name, a, b, query_pool, options, bar.update).run)
+                   for name in names}
         results = []
         for name, future in futures.items():
             bar.set_postfix_str(name)
-            result = future.result()
-            bar.update(max(result.rows_a or 0, result.rows_b or 0))
-            results.append(result)
+            results.append(future.result())
     return results
 
 
@@ -463,8 +463,6 @@ def add_commands(sub: Any) -> None:
     cmd.add_argument("--max-keys", type=int, default=MAX_KEYS, help=f"keys listed per table (default {MAX_KEYS})")
     cmd.add_argument("--workers", type=int, default=4, help="tables compared at once = sessions per database")
     cmd.add_argument("--statement-timeout", type=float, metavar="SECONDS", help="abandon any statement running longer")
-    cmd.add_argument("--digest", choices=["md5", "crc32"], default="md5",
-                     help="row digest: md5 (any server) or the faster crc32 (MySQL/MariaDB and SQLite only)")
     cmd.set_defaults(run=_run)
 
 
@@ -472,7 +470,7 @@ def _run(args: argparse.Namespace) -> int:
     result = compare(args.url_a, args.url_b, tables=args.tables, exclude=args.exclude, schema=args.schema,
                      workers=args.workers, counts_only=args.counts_only, show_values=args.show_values,
                      max_keys=args.max_keys, statement_timeout=args.statement_timeout,
-                     progress=sys.stderr.isatty(), digest=args.digest)
+                     progress=sys.stderr.isatty())
     write_outputs(args, result, f"dbaudit compare {result.a.database} {result.b.database}", compare_checks(result))
     for line in describe(result):
         print(line)

@@ -1,8 +1,8 @@
 """Content fingerprints: a table's rows summarised inside the server in one scan (issue #3).
 
 A fingerprint is the row count plus the exact sum of every row's 64-bit value (see dbaudit.canonical),
-written `c1/md5:<rows>:<sum in hex>` (`c1/crc32:…` with the opt-in CRC digest: fingerprints of two
-digests never compare equal). It does not depend on row order, storage format, server version
+written `c2/sha256:<rows>:<sum in hex>`: the canonical version and the digest are part of it, so
+fingerprints written under another version never compare equal. It does not depend on row order, storage format, server version
 or a dump/restore, and the same rows give the same value on MySQL/MariaDB, PostgreSQL and SQLite.
 
 Chunk fingerprints split a table into buckets whose sums add up to the table's:
@@ -21,22 +21,22 @@ from __future__ import annotations
 import fnmatch
 import math
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqlalchemy.exc import DBAPIError
 from tqdm import tqdm  # the plain bar: notebook widgets need ipywidgets, which reports do not
 
-from dbaudit.canonical import (INTEGER_TYPES, Algorithm, Canon, DigestChoice, available_algorithms, base_type,
-                               canon_for, missing_digest)
+from dbaudit.canonical import DIGEST, INTEGER_TYPES, Canon, base_type, canon_for
 from dbaudit.connect import AuditSession, describe_db_error
 from dbaudit.errors import DbauditError
 from dbaudit.snapshot import Chunk, Column, Table
 
-CANON_VERSION = "c1"  # bump when the canonical row text changes: older fingerprints then do not compare
+CANON_VERSION = "c2"  # bump when the canonical row text changes: older fingerprints then do not compare
 TARGET_CHUNKS = 1024  # chunks per table at most (about)
 MIN_CHUNK_ROWS = 256  # snapshot chunks hold this many rows on average, so one chunk is never one row
+SLICE_ROWS = 250_000  # a bigger integer-keyed table is read in key slices of about this many rows
 Method = Literal["range", "hash", "rowhash"]
 FingerprintMode = Literal["none", "table", "chunks"]
 
@@ -51,24 +51,17 @@ class Digest:
     def __add__(self, other: Digest) -> Digest:
         return Digest(self.rows + other.rows, self.total + other.total)
 
-    def token(self, algorithm: str) -> str:
-        return f"{CANON_VERSION}/{algorithm}:{self.rows}:{self.total:x}"
+    def token(self) -> str:
+        return f"{CANON_VERSION}/{DIGEST}:{self.rows}:{self.total:x}"
 
 
 def parse_token(token: str) -> tuple[str, Digest]:
-    """`c1/md5:<rows>:<hex>` -> ("c1/md5", Digest)."""
+    """`c2/sha256:<rows>:<hex>` -> ("c2/sha256", Digest)."""
     try:
         scheme, rows, total = token.rsplit(":", 2)
         return scheme, Digest(int(rows), int(total, 16))
     except ValueError:
         raise DbauditError(f"not a dbaudit fingerprint: {token!r}") from None
-
-
-def requested_algorithm(digest: DigestChoice) -> Algorithm | None:
-    """The Fingerprinter's algorithm for a user's --digest: None for md5 lets a server without MD5 use sha256."""
-    if digest not in ("md5", "crc32"):
-        raise DbauditError(f"digest must be md5 or crc32, not {digest!r}")
-    return "crc32" if digest == "crc32" else None
 
 
 def comparable(token_a: str, token_b: str) -> bool:
@@ -162,16 +155,10 @@ class LeafRow:
 class Fingerprinter:
     """Fingerprint queries on one open audit session: nothing here writes."""
 
-    def __init__(self, session: AuditSession, algorithm: Algorithm | None = None) -> None:
+    def __init__(self, session: AuditSession) -> None:
         self.session = session
-        conn = session.connection
-        supported = available_algorithms(conn, session.dialect.name)
-        if algorithm is not None and algorithm not in supported:
-            raise DbauditError(f"{session.masked_url} cannot compute {algorithm}: "
-                               f"{missing_digest(session.dialect.name, algorithm)}")
-        self.algorithm: Algorithm = algorithm or supported[0]
-        self.canon: Canon = canon_for(conn, session.dialect.name, self.algorithm)
-        self.canon.prepare(conn)
+        self.canon: Canon = canon_for(session.connection, session.dialect.name)
+        self.canon.prepare(session.connection)
 
     # --- SQL pieces -------------------------------------------------------------------------------
 
@@ -210,11 +197,13 @@ class Fingerprinter:
 
     # --- queries ----------------------------------------------------------------------------------
 
-    def digest(self, table: str, columns: Sequence[Column]) -> Digest:
-        """The whole table in one scan."""
+    def digest(self, table: str, columns: Sequence[Column], key: Column | None = None,
+               ranges: Sequence[tuple[int, int]] = ()) -> Digest:
+        """The whole table in one scan, or the rows whose integer `key` lies in `ranges`."""
         canon = self.canon
         value = canon.row_number(canon.row_text(columns))
-        inner = f"SELECT {value} AS v FROM {self._table(table)}{canon.fence}"
+        where = self._ranges(ranges, canon.column(key)) if key is not None else ""
+        inner = f"SELECT {value} AS v FROM {self._table(table)}{where}{canon.fence}"
         aggregates = ", ".join(canon.aggregates("d.v"))
         (row,) = self._run(f"fingerprinting {table!r}", f"SELECT COUNT(*), {aggregates} FROM ({inner}) d")
         return Digest(int(row[0]), canon.total(row[1:]))
@@ -270,34 +259,71 @@ class Fingerprinter:
 # --- choosing a plan ------------------------------------------------------------------------------
 
 
-def snapshot_plan(fp: Fingerprinter, table: Table) -> Plan:
-    """Chunks of about max(MIN_CHUNK_ROWS, rows / TARGET_CHUNKS) rows: small tables get few chunks."""
+def snapshot_plan(table: Table, span: tuple[int, int] | None) -> Plan:
+    """Chunks of about max(MIN_CHUNK_ROWS, rows / TARGET_CHUNKS) rows: small tables get few chunks.
+
+    `span` is the integer key's MIN and MAX (None when the table is empty or its key is not an integer)."""
     rows = table.row_count
     chunks = TARGET_CHUNKS if rows is None else max(1, min(TARGET_CHUNKS, rows // MIN_CHUNK_ROWS))
     key = key_columns(table)
     if not key:
         return Plan("rowhash", (), next_power_of_two(chunks))
     if integer_lead(table):
-        span = fp.key_span(table.name, key[0])
         size = 1 if span is None else span[1] - span[0] + 1
         return Plan("range", key, next_power_of_two(size / chunks))
     return Plan("hash", key, next_power_of_two(chunks))
 
 
-def fingerprint_table(fp: Fingerprinter, table: Table, mode: FingerprintMode) -> None:
+def key_slices(span: tuple[int, int] | None, rows: int | None) -> list[tuple[int, int]]:
+    """Key ranges of about SLICE_ROWS rows that cover `span` (a big integer key's MIN and MAX); [] for one scan.
+
+    Each slice is a range read of the primary key, so slicing costs no second scan; it lets progress
+    move inside a big table and a statement timeout apply to a slice rather than to the whole table."""
+    if span is None or rows is None or rows < 2 * SLICE_ROWS:
+        return []
+    step = math.ceil((span[1] - span[0] + 1) / math.ceil(rows / SLICE_ROWS))
+    return [(lo, min(lo + step - 1, span[1])) for lo in range(span[0], span[1] + 1, step)]
+
+
+Read = Callable[[Sequence[tuple[int, int]]], dict[int, Digest]]
+
+
+def _read_slices(read: Read, slices: list[tuple[int, int]], table: Table, advance: Callable[[int], object]
+                 ) -> dict[int, Digest]:
+    """Bucket digests of every slice added up; one unsliced read when there are no slices."""
+    merged: dict[int, Digest] = {}
+    for ranges in [[s] for s in slices] or [[]]:
+        part = read(ranges)
+        for bucket, digest in part.items():
+            merged[bucket] = merged.get(bucket, Digest()) + digest
+        advance(sum(d.rows for d in part.values()))
+    if slices and sum(d.rows for d in merged.values()) != table.row_count:
+        # Rows the key ranges cannot reach (SQLite lets a non-rowid INT key be NULL): read it whole.
+        return read([])
+    return merged
+
+
+def fingerprint_table(fp: Fingerprinter, table: Table, mode: FingerprintMode,
+                      advance: Callable[[int], object] = lambda rows: None) -> None:
     """Fill table.fingerprint (and, for mode "chunks", table.chunking and table.chunks).
 
-    A table of fewer than 2 * MIN_CHUNK_ROWS rows gets no chunks: they would locate nothing a key
-    compare cannot, and a one-row chunk's sum is that row's hash."""
+    `advance` is told how many rows each read covered (for a progress bar). A table of fewer than
+    2 * MIN_CHUNK_ROWS rows gets no chunks: they would locate nothing a key compare cannot, and a
+    one-row chunk's sum is that row's hash."""
     if mode == "none":
         return
-    if mode == "table" or (table.row_count is not None and table.row_count < 2 * MIN_CHUNK_ROWS):
-        table.fingerprint = fp.digest(table.name, table.columns).token(fp.algorithm)
+    chunked = mode == "chunks" and not (table.row_count is not None and table.row_count < 2 * MIN_CHUNK_ROWS)
+    key = key_columns(table)[0] if integer_lead(table) else None
+    wanted = key is not None and (chunked or (table.row_count or 0) >= 2 * SLICE_ROWS)
+    span = fp.key_span(table.name, key) if wanted and key is not None else None
+    slices = key_slices(span, table.row_count)
+    if not chunked:
+        whole = _read_slices(lambda r: {0: fp.digest(table.name, table.columns, key, r)}, slices, table, advance)
+        table.fingerprint = whole.get(0, Digest()).token()
         return
-    plan = snapshot_plan(fp, table)
-    buckets = fp.buckets(table.name, table.columns, plan)
-    total = sum(buckets.values(), Digest())
-    table.fingerprint = total.token(fp.algorithm)
+    plan = snapshot_plan(table, span)
+    buckets = _read_slices(lambda r: fp.buckets(table.name, table.columns, plan, ranges=r), slices, table, advance)
+    table.fingerprint = sum(buckets.values(), Digest()).token()
     table.chunking = plan.label
     table.chunks = [plan.chunk(b, buckets[b]) for b in sorted(buckets)]
 
@@ -328,16 +354,14 @@ def select_tables(names: Iterable[str], include: Sequence[str] | None = None,
 
 
 def fingerprint_tables(session: AuditSession, tables: Sequence[Table], mode: FingerprintMode,
-                       progress: bool = False, digest: DigestChoice = "md5") -> None:
+                       progress: bool = False) -> None:
     """Fingerprint tables inside the snapshot's own transaction, so they match its counts and schema."""
-    algorithm = requested_algorithm(digest)
     if mode == "none" or not tables:
         return
-    fp = Fingerprinter(session, algorithm)
+    fp = Fingerprinter(session)
     total = sum(t.row_count or 0 for t in tables) or None
     with tqdm(total=total, desc="fingerprinting", unit="row", unit_scale=True, disable=not progress,
               leave=False, file=sys.stderr) as bar:
         for table in tables:
             bar.set_postfix_str(table.name)
-            fingerprint_table(fp, table, mode)
-            bar.update(table.row_count or 0)
+            fingerprint_table(fp, table, mode, bar.update)

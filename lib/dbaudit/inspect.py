@@ -14,10 +14,9 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from tqdm import tqdm  # the plain bar: notebook widgets need ipywidgets, which reports do not
 
-from dbaudit.canonical import DigestChoice
 from dbaudit.connect import AuditSession, audit_session, describe_db_error
 from dbaudit.errors import DbauditError
-from dbaudit.fingerprint import FingerprintMode, fingerprint_tables, requested_algorithm, select_tables
+from dbaudit.fingerprint import FingerprintMode, fingerprint_tables, select_tables
 from dbaudit.snapshot import FORMAT_VERSION, KIND, Metric, Snapshot, load_snapshot
 
 _READ_QUERY = re.compile(r"^\s*(\(\s*)*(SELECT|WITH)\b", re.IGNORECASE)
@@ -40,17 +39,14 @@ def take_snapshot(
     fingerprint: FingerprintMode = "none",
     tables: Sequence[str] | None = None,
     exclude: Sequence[str] | None = None,
-    digest: DigestChoice = "md5",
 ) -> Snapshot:
     """Snapshot the database at `url`. `metrics` maps a name to a scalar SELECT.
 
     `fingerprint` adds content fingerprints ("table") and per-chunk ones ("chunks"); `tables` and
-    `exclude` (fnmatch patterns) limit which tables are counted and fingerprinted. `digest` "crc32" is
-    the faster row digest of MySQL/MariaDB and SQLite (PostgreSQL refuses it)."""
+    `exclude` (fnmatch patterns) limit which tables are counted and fingerprinted."""
     _check_metric_sql(metrics or {})
     if fingerprint not in ("none", "table", "chunks"):
         raise DbauditError(f"fingerprint must be none, table or chunks, not {fingerprint!r}")
-    requested_algorithm(digest)  # a bad digest fails before connecting
     started = time.monotonic()
     with audit_session(url, schema, statement_timeout) as session:
         conn, dialect, schema = session.connection, session.dialect, session.schema
@@ -72,7 +68,7 @@ def take_snapshot(
             _count_rows(session, snapshot, progress, selected)
         snapshot.metrics = {name: _metric(session, name, sql) for name, sql in (metrics or {}).items()}
         # After the metrics: fingerprinting sets the session's time zone to UTC, which metrics must not see.
-        fingerprint_tables(session, [snapshot.tables[n] for n in selected], fingerprint, progress, digest)
+        fingerprint_tables(session, [snapshot.tables[n] for n in selected], fingerprint, progress)
     snapshot.duration_seconds = round(time.monotonic() - started, 3)
     return snapshot
 

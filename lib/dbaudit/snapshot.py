@@ -68,7 +68,7 @@ class Table:
     engine: str | None = None
     collation: str | None = None
     row_count: int | None = None  # exact COUNT(*) inside the snapshot transaction; None = not counted
-    fingerprint: str | None = None  # content fingerprint, e.g. c1/md5:<rows>:<hex sum>; None = not taken
+    fingerprint: str | None = None  # content fingerprint, e.g. c2/sha256:<rows>:<hex sum>; None = not taken
     chunking: str | None = None  # how chunks were cut: range(<column>)/<width>, hash/<n>, rowhash/<n>
     chunks: list[Chunk] = field(default_factory=list)  # per-chunk fingerprints, by bucket
 
