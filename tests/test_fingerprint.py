@@ -117,7 +117,7 @@ def test_a_snapshot_of_an_older_canonical_version_is_refused_with_the_reason(
         diff_snapshots(old, new)
 
 
-PEOPLE = ("CREATE TABLE people (id INT PRIMARY KEY, first_name VARCHAR(40) NOT NULL, last_name VARCHAR(40) NOT NULL, "
+PEOPLE = ("CREATE TABLE people (id INTEGER PRIMARY KEY, first_name VARCHAR(40) NOT NULL, last_name VARCHAR(40) NOT NULL, "
           "phone VARCHAR(20) NULL, born DATE NOT NULL, seen DATETIME NULL)")
 
 
@@ -319,19 +319,37 @@ def test_a_big_table_is_read_in_key_slices_that_add_up_to_the_one_scan_fingerpri
     assert (table.fingerprint, table.chunking, table.chunks) == (whole.fingerprint, whole.chunking, whole.chunks)
 
 
-def test_rows_no_key_slice_can_reach_are_still_fingerprinted(
+def test_sqlite_keys_that_are_not_integers_are_still_read_and_compared(
     make_sqlite: Callable[[], ScratchDB], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # SQLite lets an INT (not INTEGER) PRIMARY KEY hold NULL; MIN..MAX slices would miss that row.
-    db = make_sqlite()
-    build_people(db)
-    db.run_sql("INSERT INTO people VALUES (NULL, 'no', 'key', NULL, '2000-01-01', NULL)")
-    whole = take_snapshot(db.url, fingerprint="table").tables["people"].fingerprint
+    # An INT PRIMARY KEY may hold NULL and 2.5 on SQLite (so it is chunked by key hash); a WITHOUT ROWID
+    # INTEGER key may hold 2.5 and text (its half-open slices, open at both ends, still reach them).
     monkeypatch.setattr(fingerprint, "SLICE_ROWS", 400)
+    odd = "(NULL, 'n'), (2.5, 'x'), ('abc', 'y')"
+    for ddl, rows in (("CREATE TABLE t (id INT PRIMARY KEY, v TEXT)", odd),
+                      ("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT) WITHOUT ROWID", odd.replace("(NULL, 'n'), ", ""))):
+        a, b = make_sqlite(), make_sqlite()
+        for db in (a, b):
+            db.run_sql(ddl, "INSERT INTO t VALUES " + ", ".join(f"({i}, 'v{i}')" for i in range(3000)),
+                       f"INSERT INTO t VALUES {rows}")
+        b.run_sql("UPDATE t SET v = 'changed' WHERE id = 2.5")
+        count = 3000 + rows.count("(")
 
-    sliced = take_snapshot(db.url, fingerprint="table").tables["people"].fingerprint
+        snaps = [take_snapshot(db.url, fingerprint=mode) for db in (a, b) for mode in ("table", "chunks")]
+        (table,) = compare(a.url, b.url).tables
 
-    assert sliced == whole and whole.startswith("c2/sha256:3001:")
+        assert all(s.tables["t"].fingerprint.startswith(f"c2/sha256:{count}:") for s in snaps)
+        assert snaps[0].tables["t"].fingerprint == snaps[1].tables["t"].fingerprint
+        assert snaps[0].tables["t"].fingerprint != snaps[2].tables["t"].fingerprint, ddl
+        assert (table.status, table.rows_a, [k.key["id"] for k in table.keys]) == ("different", count, ["2.5"]), ddl
+
+
+def test_key_slices_stay_few_for_sparse_keys_and_cover_the_whole_integer_range() -> None:
+    assert len(fingerprint.key_slices((1, 10**12), 10**12)) == fingerprint.MAX_SLICES
+    slices = fingerprint.key_slices((-2**63, 2**63 - 1), 2**64)
+    assert slices[0][0] is None and slices[-1][1] is None
+    assert all(earlier[1] == later[0] for earlier, later in zip(slices, slices[1:]))
+    assert fingerprint.key_slices((1, 3000), 3000) == []  # small: one scan
 
 
 def test_compare_reads_big_tables_in_slices_and_still_names_the_changed_keys(
@@ -345,3 +363,33 @@ def test_compare_reads_big_tables_in_slices_and_still_names_the_changed_keys(
 
     assert [(k.change, k.key["id"]) for k in table.keys] == [("changed", "1234"), ("removed", "2999")]
     assert (table.rows_a, table.rows_b) == (3000, 2999)
+
+
+def test_postgresql_infinite_dates_count_as_values_not_as_missing_rows(
+    make_postgres: Callable[[], ScratchDB],
+) -> None:
+    # to_char('infinity') is NULL: without care the row would drop out of the sum and its change pass.
+    a, b = make_postgres(), make_postgres()
+    for db in (a, b):
+        db.run_sql("CREATE TABLE t (id INT PRIMARY KEY, until TIMESTAMP NOT NULL, born DATE NOT NULL, name TEXT)",
+                   "INSERT INTO t VALUES (1, 'infinity', '-infinity', 'alice'), (2, '2020-01-01', '2000-01-01', 'bob')",
+                   "CREATE TABLE k (d DATE NOT NULL, n TEXT)", "INSERT INTO k VALUES ('infinity', 'a')")
+    b.run_sql("UPDATE t SET name = 'mallory' WHERE id = 1", "UPDATE k SET n = 'b'")
+
+    result = compare(a.url, b.url)
+
+    assert [(t.name, t.status, [k.key for k in t.keys]) for t in result.tables] == [
+        ("k", "different", []), ("t", "different", [{"id": "1"}])]
+    assert [t.removed + t.added for t in result.tables] == [2, 0]
+
+
+def test_mariadb_oracle_mode_does_not_change_the_canonical_text(make_mariadb: Callable[[], ScratchDB]) -> None:
+    # sql_mode=ORACLE makes CONCAT() skip NULLs and LENGTH() count characters; the fingerprint session clears it.
+    db = make_mariadb()
+    build_typed(db)
+    columns = take_snapshot(db.url).tables["t"].columns
+    with audit_session(db.url) as session:
+        session.connection.exec_driver_sql("SET SESSION sql_mode = 'ORACLE'")
+        fp = Fingerprinter(session)
+        sql = f"SELECT {fp.canon.row_text(columns)} FROM t ORDER BY id"
+        assert [str(v) for v in session.connection.exec_driver_sql(sql).scalars()] == CANONICAL

@@ -34,8 +34,8 @@ from dbaudit.connect import AuditSession, audit_session, mask_url
 from dbaudit.ci import add_output_options, write_outputs
 from dbaudit.expectations import Check
 from dbaudit.errors import DbauditError
-from dbaudit.fingerprint import (TARGET_CHUNKS, Digest, Fingerprinter, LeafRow, Plan, integer_lead, key_columns,
-                                 key_slices, next_power_of_two, select_tables)
+from dbaudit.fingerprint import (TARGET_CHUNKS, Digest, Fingerprinter, LeafRow, Plan, Slice, integer_lead,
+                                 key_columns, key_slices, merge_buckets, next_power_of_two, select_tables)
 from dbaudit.snapshot import Column, Table
 
 FORMAT_VERSION = 1
@@ -236,38 +236,41 @@ class _TableCompare:
         cols_b = [c for n in names if (c := tb.column(n))]
         same_key = ta.primary_key and ta.primary_key == tb.primary_key and all(n in names for n in ta.primary_key)
         if not same_key:
-            plan_a = plan_b = Plan("rowhash", (), TARGET_CHUNKS)
-        elif integer_lead(ta) and integer_lead(tb):
-            key_a, key_b = key_columns(ta), key_columns(tb)
+            rowhash = Plan("rowhash", (), TARGET_CHUNKS)
+            return _Target(self.name, cols_a, rowhash), _Target(self.name, cols_b, rowhash)
+        key_a, key_b = key_columns(ta), key_columns(tb)
+        if integer_lead(ta, self.a.dialect_name) and integer_lead(tb, self.b.dialect_name):
             spans = self.both(lambda fp, t: fp.key_span(t.name, t.plan.key[0]),
                               (_Target(self.name, [], Plan("range", key_a, 1)),
                                _Target(self.name, [], Plan("range", key_b, 1))))
             known = [s for s in spans if s]
-            low = min((s[0] for s in known), default=0)
-            high = max((s[1] for s in known), default=0)
-            self.span = (low, high) if known else None
-            width = next_power_of_two((high - low + 1) / TARGET_CHUNKS)
-            plan_a, plan_b = Plan("range", key_a, width), Plan("range", key_b, width)
-        else:
-            plan_a, plan_b = Plan("hash", key_columns(ta), TARGET_CHUNKS), Plan("hash", key_columns(tb), TARGET_CHUNKS)
-        return _Target(self.name, cols_a, plan_a), _Target(self.name, cols_b, plan_b)
+            if known:  # else both are empty (or, on SQLite, hold keys that are not integers): by key hash
+                self.span = min(s[0] for s in known), max(s[1] for s in known)
+                width = next_power_of_two((self.span[1] - self.span[0] + 1) / TARGET_CHUNKS)
+                return (_Target(self.name, cols_a, Plan("range", key_a, width)),
+                        _Target(self.name, cols_b, Plan("range", key_b, width)))
+        return (_Target(self.name, cols_a, Plan("hash", key_a, TARGET_CHUNKS)),
+                _Target(self.name, cols_b, Plan("hash", key_b, TARGET_CHUNKS)))
 
     def _level0(self, targets: tuple[_Target, _Target]) -> tuple[dict[int, Digest], dict[int, Digest]]:
         """Both sides' chunk sums. A big integer-keyed table is read in key slices, all queued at once so
         idle sessions share them, and progress moves with each slice of side A."""
         span = self.span if targets[0].plan.method == "range" else None
-        slices = [[s] for s in key_slices(span, None if span is None else span[1] - span[0] + 1)] or [[]]
+        # The span's width stands in for the row count (compare counts nothing first); MAX_SLICES bounds it.
+        slices: list[Slice | None] = [*key_slices(span, None if span is None else span[1] - span[0] + 1)] or [None]
         jobs = [(side is self.a, self.pool.submit(
-                    side.run, lambda fp, t=target, r=ranges: fp.buckets(t.name, t.columns, t.plan, ranges=r)))
-                for ranges in slices for side, target in zip((self.a, self.b), targets)]
+                    side.run, lambda fp, t=target, p=part: fp.buckets(t.name, t.columns, t.plan, part=p)))
+                for part in slices for side, target in zip((self.a, self.b), targets)]
         merged: tuple[dict[int, Digest], dict[int, Digest]] = ({}, {})
-        for is_a, job in jobs:
-            part = job.result()
-            for bucket, digest in part.items():
-                side = merged[0 if is_a else 1]
-                side[bucket] = side.get(bucket, Digest()) + digest
-            if is_a:
-                self.advance(sum(d.rows for d in part.values()))
+        try:
+            for is_a, job in jobs:
+                found = job.result()
+                merge_buckets(merged[0 if is_a else 1], found)
+                if is_a:
+                    self.advance(sum(d.rows for d in found.values()))
+        finally:
+            for _, job in jobs:
+                job.cancel()  # a failed slice fails the table: its queued slices need not run
         return merged
 
     def _locate(self, result: TableComparison, targets: tuple[_Target, _Target],

@@ -23,6 +23,7 @@ import math
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Literal
 
 from sqlalchemy.exc import DBAPIError
@@ -37,6 +38,8 @@ CANON_VERSION = "c2"  # bump when the canonical row text changes: older fingerpr
 TARGET_CHUNKS = 1024  # chunks per table at most (about)
 MIN_CHUNK_ROWS = 256  # snapshot chunks hold this many rows on average, so one chunk is never one row
 SLICE_ROWS = 250_000  # a bigger integer-keyed table is read in key slices of about this many rows
+MAX_SLICES = 64  # compare guesses rows from the key span: sparse keys must not turn into millions of reads
+Slice = tuple[int | None, int | None]  # lo <= key < hi; None: open on that side
 Method = Literal["range", "hash", "rowhash"]
 FingerprintMode = Literal["none", "table", "chunks"]
 
@@ -140,9 +143,16 @@ def key_columns(table: Table) -> tuple[Column, ...]:
     return columns if columns and all(columns) else ()  # type: ignore[return-value]
 
 
-def integer_lead(table: Table) -> bool:
+def integer_lead(table: Table, dialect_name: str) -> bool:
+    """Whether the primary key starts with a column the server keeps integral and not NULL, so key ranges
+    reach every row. On SQLite only an INTEGER key (the rowid, or a WITHOUT ROWID key) qualifies: an INT
+    PRIMARY KEY column there may hold NULL or 2.5."""
     key = key_columns(table)
-    return bool(key) and base_type(key[0].type).split(" ")[0].split("(")[0] in INTEGER_TYPES
+    if not key:
+        return False
+    if dialect_name == "sqlite":
+        return key[0].type.strip().upper() == "INTEGER"
+    return base_type(key[0].type).split(" ")[0].split("(")[0] in INTEGER_TYPES
 
 
 @dataclass(frozen=True)
@@ -189,31 +199,34 @@ class Fingerprinter:
         return canon.bucket(canon.row_text(columns), width)
 
     @staticmethod
-    def _ranges(ranges: Sequence[tuple[int, int]], column_sql: str) -> str:
-        """A WHERE clause for key ranges, the bounds written in as int literals (see _run)."""
-        if not ranges:
-            return ""
-        return " WHERE " + " OR ".join(f"{column_sql} BETWEEN {int(lo)} AND {int(hi)}" for lo, hi in ranges)
+    def _ranges(ranges: Sequence[tuple[int, int]], column_sql: str, part: Slice | None = None) -> str:
+        """A WHERE clause for inclusive key ranges and/or a half-open slice, the bounds written in as int
+        literals (see _run)."""
+        conditions = [" OR ".join(f"{column_sql} BETWEEN {int(lo)} AND {int(hi)}" for lo, hi in ranges)] if ranges else []
+        if part is not None:
+            conditions += [f"{column_sql} >= {int(part[0])}"] if part[0] is not None else []
+            conditions += [f"{column_sql} < {int(part[1])}"] if part[1] is not None else []
+        return " WHERE " + " AND ".join(f"({c})" for c in conditions) if conditions else ""
 
     # --- queries ----------------------------------------------------------------------------------
 
     def digest(self, table: str, columns: Sequence[Column], key: Column | None = None,
-               ranges: Sequence[tuple[int, int]] = ()) -> Digest:
-        """The whole table in one scan, or the rows whose integer `key` lies in `ranges`."""
+               part: Slice | None = None) -> Digest:
+        """The whole table in one scan, or the rows whose integer `key` lies in the slice `part`."""
         canon = self.canon
         value = canon.row_number(canon.row_text(columns))
-        where = self._ranges(ranges, canon.column(key)) if key is not None else ""
+        where = self._ranges((), canon.column(key), part) if key is not None else ""
         inner = f"SELECT {value} AS v FROM {self._table(table)}{where}{canon.fence}"
         aggregates = ", ".join(canon.aggregates("d.v"))
         (row,) = self._run(f"fingerprinting {table!r}", f"SELECT COUNT(*), {aggregates} FROM ({inner}) d")
         return Digest(int(row[0]), canon.total(row[1:]))
 
     def buckets(self, table: str, columns: Sequence[Column], plan: Plan, width: int | None = None,
-                ranges: Sequence[tuple[int, int]] = ()) -> dict[int, Digest]:
-        """Bucket digests in one scan (of the given key ranges only, for a range plan)."""
+                ranges: Sequence[tuple[int, int]] = (), part: Slice | None = None) -> dict[int, Digest]:
+        """Bucket digests in one scan (of the given key ranges and slice only, for a range plan)."""
         canon = self.canon
         width = width or plan.width
-        where = self._ranges(ranges, canon.column(plan.key[0])) if plan.method == "range" else ""
+        where = self._ranges(ranges, canon.column(plan.key[0]), part) if plan.method == "range" else ""
         value = canon.row_number(canon.row_text(columns))
         inner = (f"SELECT {self._bucket_sql(plan, columns, width)} AS b, {value} AS v "
                  f"FROM {self._table(table)}{where}{canon.fence}")
@@ -223,10 +236,12 @@ class Fingerprinter:
         return {int(r[0]): Digest(int(r[1]), canon.total(r[2:])) for r in found}
 
     def key_span(self, table: str, column: Column) -> tuple[int, int] | None:
+        """MIN and MAX of an integer key; None for an empty table (or, on SQLite, keys that are not integers)."""
         quoted = self.canon.column(column)
         (row,) = self._run(f"reading the key range of {table!r}",
                            f"SELECT MIN({quoted}), MAX({quoted}) FROM {self._table(table)}")
-        return None if row[0] is None else (int(row[0]), int(row[1]))
+        ends = [v for v in row if isinstance(v, int) or (isinstance(v, Decimal) and v == int(v))]
+        return (int(ends[0]), int(ends[1])) if len(ends) == 2 else None
 
     def leaf_rows(self, table: str, columns: Sequence[Column], plan: Plan, *, width: int | None = None,
                   ranges: Sequence[tuple[int, int]] = (), buckets: Iterable[int] = (),
@@ -262,44 +277,46 @@ class Fingerprinter:
 def snapshot_plan(table: Table, span: tuple[int, int] | None) -> Plan:
     """Chunks of about max(MIN_CHUNK_ROWS, rows / TARGET_CHUNKS) rows: small tables get few chunks.
 
-    `span` is the integer key's MIN and MAX (None when the table is empty or its key is not an integer)."""
+    `span` is the integer key's MIN and MAX, None when the key is not range-readable (see integer_lead)
+    or the table is empty: such a table is chunked by key hash."""
     rows = table.row_count
     chunks = TARGET_CHUNKS if rows is None else max(1, min(TARGET_CHUNKS, rows // MIN_CHUNK_ROWS))
     key = key_columns(table)
     if not key:
         return Plan("rowhash", (), next_power_of_two(chunks))
-    if integer_lead(table):
-        size = 1 if span is None else span[1] - span[0] + 1
-        return Plan("range", key, next_power_of_two(size / chunks))
+    if span is not None:
+        return Plan("range", key, next_power_of_two((span[1] - span[0] + 1) / chunks))
     return Plan("hash", key, next_power_of_two(chunks))
 
 
-def key_slices(span: tuple[int, int] | None, rows: int | None) -> list[tuple[int, int]]:
-    """Key ranges of about SLICE_ROWS rows that cover `span` (a big integer key's MIN and MAX); [] for one scan.
+def key_slices(span: tuple[int, int] | None, rows: int | None) -> list[Slice]:
+    """Half-open key slices of about SLICE_ROWS rows (at most MAX_SLICES) over a big integer key; [] for one scan.
 
-    Each slice is a range read of the primary key, so slicing costs no second scan; it lets progress
-    move inside a big table and a statement timeout apply to a slice rather than to the whole table."""
+    The first slice is open below and the last open above, so together they reach every row whatever
+    its key. Each slice is a range read of the primary key, so slicing costs no second scan; it lets
+    progress move inside a big table and a statement timeout apply to a slice rather than to the table."""
     if span is None or rows is None or rows < 2 * SLICE_ROWS:
         return []
-    step = math.ceil((span[1] - span[0] + 1) / math.ceil(rows / SLICE_ROWS))
-    return [(lo, min(lo + step - 1, span[1])) for lo in range(span[0], span[1] + 1, step)]
+    step = math.ceil((span[1] - span[0] + 1) / min(math.ceil(rows / SLICE_ROWS), MAX_SLICES))
+    cuts: list[int | None] = list(range(span[0] + step, span[1] + 1, step))
+    bounds = [None, *cuts, None]
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
-Read = Callable[[Sequence[tuple[int, int]]], dict[int, Digest]]
+def merge_buckets(into: dict[int, Digest], part: Mapping[int, Digest]) -> dict[int, Digest]:
+    for bucket, digest in part.items():
+        into[bucket] = into.get(bucket, Digest()) + digest
+    return into
 
 
-def _read_slices(read: Read, slices: list[tuple[int, int]], table: Table, advance: Callable[[int], object]
-                 ) -> dict[int, Digest]:
+def _read_slices(read: Callable[[Slice | None], dict[int, Digest]], slices: list[Slice],
+                 advance: Callable[[int], object]) -> dict[int, Digest]:
     """Bucket digests of every slice added up; one unsliced read when there are no slices."""
     merged: dict[int, Digest] = {}
-    for ranges in [[s] for s in slices] or [[]]:
-        part = read(ranges)
-        for bucket, digest in part.items():
-            merged[bucket] = merged.get(bucket, Digest()) + digest
-        advance(sum(d.rows for d in part.values()))
-    if slices and sum(d.rows for d in merged.values()) != table.row_count:
-        # Rows the key ranges cannot reach (SQLite lets a non-rowid INT key be NULL): read it whole.
-        return read([])
+    for part in slices or [None]:
+        found = read(part)
+        merge_buckets(merged, found)
+        advance(sum(d.rows for d in found.values()))
     return merged
 
 
@@ -313,16 +330,16 @@ def fingerprint_table(fp: Fingerprinter, table: Table, mode: FingerprintMode,
     if mode == "none":
         return
     chunked = mode == "chunks" and not (table.row_count is not None and table.row_count < 2 * MIN_CHUNK_ROWS)
-    key = key_columns(table)[0] if integer_lead(table) else None
+    key = key_columns(table)[0] if integer_lead(table, fp.session.dialect.name) else None
     wanted = key is not None and (chunked or (table.row_count or 0) >= 2 * SLICE_ROWS)
     span = fp.key_span(table.name, key) if wanted and key is not None else None
     slices = key_slices(span, table.row_count)
     if not chunked:
-        whole = _read_slices(lambda r: {0: fp.digest(table.name, table.columns, key, r)}, slices, table, advance)
+        whole = _read_slices(lambda p: {0: fp.digest(table.name, table.columns, key, p)}, slices, advance)
         table.fingerprint = whole.get(0, Digest()).token()
         return
     plan = snapshot_plan(table, span)
-    buckets = _read_slices(lambda r: fp.buckets(table.name, table.columns, plan, ranges=r), slices, table, advance)
+    buckets = _read_slices(lambda p: fp.buckets(table.name, table.columns, plan, part=p), slices, advance)
     table.fingerprint = sum(buckets.values(), Digest()).token()
     table.chunking = plan.label
     table.chunks = [plan.chunk(b, buckets[b]) for b in sorted(buckets)]
