@@ -109,6 +109,17 @@ def test_notebooks_run_as_committed_against_the_demo(notebook: str, tmp_path: Pa
     assert ("VERDICT: PASS" if notebook == "audit.ipynb" else "whatsapp_sessions") in text
 
 
+def test_the_snapshot_notebook_fingerprints_with_a_progress_bar(tmp_path: Path) -> None:
+    executed = tmp_path / "snapshot.ipynb"
+    execute_notebook(NOTEBOOKS / "snapshot.ipynb", executed, parameters={"fingerprint": "chunks"}, progress=False,
+                     cwd=NOTEBOOKS)
+    cells = nbformat.read(executed, as_version=4).cells
+    stderr = "".join(o.get("text", "") for c in cells for o in c.get("outputs", []) if o.get("name") == "stderr")
+    assert _error_outputs(executed) == []
+    assert re.search(r"fingerprinting: .*row/s", stderr)
+    assert "c2/sha256:1500:" in json.dumps(cells)  # chats, in the tables overview
+
+
 def test_committed_notebooks_are_clean_and_parameterised() -> None:
     for path in NOTEBOOKS.glob("*.ipynb"):
         nb = nbformat.read(path, as_version=4)

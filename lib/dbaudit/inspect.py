@@ -73,12 +73,14 @@ def take_snapshot(
     return snapshot
 
 
-def load_or_take(source: str | os.PathLike[str], metrics: Mapping[str, str] | None = None) -> Snapshot:
-    """A snapshot file (*.json) is loaded; anything else is taken to be a database URL."""
+def load_or_take(source: str | os.PathLike[str], metrics: Mapping[str, str] | None = None,
+                 fingerprint: FingerprintMode = "none") -> Snapshot:
+    """A snapshot file (*.json) is loaded as it is; anything else is taken to be a database URL and
+    snapshot with progress bars (rows/s while fingerprinting)."""
     text = os.fspath(source)
     if text.endswith(".json"):
         return load_snapshot(text)
-    return take_snapshot(text, metrics, progress=True)
+    return take_snapshot(text, metrics, progress=True, fingerprint=fingerprint)
 
 
 def _count_rows(session: AuditSession, snapshot: Snapshot, progress: bool, names: Iterable[str]) -> None:

@@ -151,12 +151,14 @@ def _metric_text(snapshot: Snapshot, name: str) -> str:
 
 
 def tables_table(snapshot: Snapshot) -> pd.DataFrame:
-    """The information_schema overview: one row per table."""
+    """The information_schema overview: one row per table, with its content fingerprint when taken."""
+    fingerprinted = any(t.fingerprint for t in snapshot.tables.values())
     return pd.DataFrame(
         [
             {
                 "table": t.name, "rows": t.row_count, "columns": len(t.columns), "indexes": len(t.indexes),
                 "foreign keys": len(t.foreign_keys), "engine": t.engine, "collation": t.collation,
+                **({"fingerprint": t.fingerprint, "chunks": len(t.chunks)} if fingerprinted else {}),
             }
             for t in snapshot.tables.values()
         ]

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 
 from dbaudit.expectations import Expectations, load_expectations
+from dbaudit.fingerprint import FingerprintMode
 from dbaudit.inspect import load_or_take
 from dbaudit.result import AuditResult, audit
 from dbaudit.snapshot import Snapshot
@@ -24,11 +25,14 @@ def run_audit(
     after: str | os.PathLike[str],
     expectations: str | os.PathLike[str] | None = None,
     title: str | None = None,
+    fingerprint: FingerprintMode = "none",
 ) -> Audit:
-    """`before`/`after` are snapshot files (*.json) or database URLs; expectations a YAML path or None."""
+    """`before`/`after` are snapshot files (*.json) or database URLs; expectations a YAML path or None.
+
+    `fingerprint` ("table" or "chunks") adds content fingerprints to snapshots taken from URLs."""
     rules = load_expectations(expectations) if expectations else None
     metrics = rules.metric_queries if rules else None
-    before_snapshot = load_or_take(before, metrics)
-    after_snapshot = load_or_take(after, metrics)
+    before_snapshot = load_or_take(before, metrics, fingerprint)
+    after_snapshot = load_or_take(after, metrics, fingerprint)
     result = audit(before_snapshot, after_snapshot, rules, title=title or None)
     return Audit(before_snapshot, after_snapshot, rules, result)
