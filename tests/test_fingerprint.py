@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -393,3 +394,42 @@ def test_mariadb_oracle_mode_does_not_change_the_canonical_text(make_mariadb: Ca
         fp = Fingerprinter(session)
         sql = f"SELECT {fp.canon.row_text(columns)} FROM t ORDER BY id"
         assert [str(v) for v in session.connection.exec_driver_sql(sql).scalars()] == CANONICAL
+
+
+@pytest.mark.parametrize("touch_old_column", [False, True])
+def test_a_migration_that_adds_a_column_is_checked_on_the_old_columns_against_a_baseline(
+    make_mariadb: Callable[[], ScratchDB], tmp_path, touch_old_column: bool,
+) -> None:
+    db = make_mariadb()
+    build_people(db)
+    before = tmp_path / "before.json"
+    assert main(["snapshot", db.url, "-o", str(before), "--fingerprint", "table"]) == 0
+    db.run_sql("ALTER TABLE people ADD COLUMN provider_type VARCHAR(20) NOT NULL DEFAULT 'meta' AFTER phone",
+               *(["UPDATE people SET last_name = 'Smith' WHERE id = 1234"] if touch_old_column else []))
+    unguided = take_snapshot(db.url, fingerprint="table")
+    after = tmp_path / "after.json"
+    assert main(["snapshot", db.url, "-o", str(after), "--fingerprint", "table", "--baseline", str(before)]) == 0
+
+    # Without the baseline the new column changes every row's text: no content verdict can be drawn.
+    assert [c.kind for c in diff_snapshots(load_snapshot(before), unguided)] == ["column_added"]
+    changes = diff_snapshots(load_snapshot(before), load_snapshot(after))
+    kinds = [c.kind for c in changes]
+    assert kinds == (["column_added", "content_changed"] if touch_old_column else ["column_added"])
+    if touch_old_column:
+        assert changes[1].describe() == "content of people changed in the columns it had before"
+
+
+def test_the_demo_audit_with_fingerprints_passes_as_planned_and_names_lost_content_when_faulty(
+    tmp_path: Path,
+) -> None:
+    from dbaudit import demo
+    from dbaudit.workflow import run_audit
+
+    before, after = demo.prepare(tmp_path)
+    planned = run_audit(before, after, demo.EXPECTATIONS, fingerprint="chunks").result
+    faulty_db = demo.build_database(tmp_path / "faulty.sqlite", "faulty")
+    faulty = run_audit(before, f"sqlite:///{faulty_db}", demo.EXPECTATIONS, fingerprint="table").result
+
+    assert planned.verdict == "pass"
+    assert faulty.verdict == "fail"
+    assert {c.table for c in faulty.changes if c.kind == "content_changed"} >= {"contacts"}

@@ -324,8 +324,12 @@ def test_snapshot_documents_match_the_published_schema(demo_results: list[Path],
     with db.engine.begin() as conn:  # enough rows for the snapshot to cut chunks
         conn.execute(sa.table("contacts", sa.column("id"), sa.column("status")).insert(),
                      [{"id": i, "status": "new"} for i in range(100, 1200)])
-    snap = json.loads(serde.dumps(take_snapshot(db.url, {"n": "SELECT 1"}, fingerprint="chunks")))
+    earlier = take_snapshot(db.url, {"n": "SELECT 1"}, fingerprint="chunks")
+    db.run_sql("ALTER TABLE contacts ADD COLUMN note TEXT")
+    snap = json.loads(serde.dumps(take_snapshot(db.url, fingerprint="chunks", baseline=earlier)))
     assert snap["tables"]["contacts"]["fingerprint"] and snap["tables"]["contacts"]["chunks"]
+    assert snap["tables"]["contacts"]["baseline"]["fingerprint"] == earlier.tables["contacts"].fingerprint
+    jsonschema.validate(json.loads(serde.dumps(earlier)), schema)
     jsonschema.validate(snap, schema)
 
 

@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     snap.add_argument("--no-counts", action="store_true", help="skip exact row counts")
     snap.add_argument("--fingerprint", choices=["none", "table", "chunks"], default="none",
                       help="content fingerprints: per table, or per table and key-range chunk")
+    snap.add_argument("--baseline", metavar="SNAPSHOT",
+                      help="an earlier fingerprinted snapshot: tables whose columns changed since are also "
+                           "fingerprinted over its columns, so diff can compare their old columns")
     snap.add_argument("--counts-only", action="store_true", help="counts, no fingerprints (same as --fingerprint none)")
     snap.add_argument("--tables", nargs="+", action="extend", metavar="PATTERN", help="count/fingerprint only these")
     snap.add_argument("--exclude", nargs="+", action="extend", metavar="PATTERN", help="do not count/fingerprint these")
@@ -101,13 +104,17 @@ def _fail(message: str) -> int:
 def _snapshot(args: argparse.Namespace) -> int:
     from dbaudit.expectations import load_expectations
     from dbaudit.inspect import take_snapshot
+    from dbaudit.snapshot import load_snapshot
 
     metrics = load_expectations(args.expect).metric_queries if args.expect else None
     if args.counts_only and args.fingerprint != "none":
         raise DbauditError("--counts-only and --fingerprint exclude each other")
+    if args.baseline and args.fingerprint == "none":
+        raise DbauditError("--baseline needs --fingerprint table or chunks")
     snapshot = take_snapshot(args.url, metrics, schema=args.schema, count_rows=not args.no_counts,
                              progress=sys.stderr.isatty(), fingerprint=args.fingerprint, tables=args.tables,
-                             exclude=args.exclude, statement_timeout=args.statement_timeout)
+                             exclude=args.exclude, statement_timeout=args.statement_timeout,
+                             baseline=load_snapshot(args.baseline) if args.baseline else None)
     snapshot.save(args.output)
     failed = [m.name for m in snapshot.metrics.values() if m.error]
     print(f"snapshot of {snapshot.database} ({snapshot.server.product} {snapshot.server.version}) from "

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from dbaudit import serde
 from dbaudit.errors import DbauditError
-from dbaudit.fingerprint import differing_chunks
+from dbaudit.fingerprint import column_signature, differing_chunks
 from dbaudit.snapshot import Column, Snapshot, Table
 
 ChangeKind = Literal[
@@ -29,6 +29,7 @@ ChangeKind = Literal[
 
 CHANGE_KINDS: tuple[str, ...] = ChangeKind.__args__  # type: ignore[attr-defined]
 CHUNKS_SHOWN = 10  # differing chunks named in a content_changed message; Change.fields lists them all
+OLD_COLUMNS = "the columns it had before"  # content_changed's fields when only the baseline fingerprint compares
 SCHEMA_OBJECTS = {"view": "views", "trigger": "triggers", "routine": "routines"}
 
 
@@ -82,6 +83,8 @@ def _value(obj: Any, name: str) -> str:
 def _content_text(change: Change) -> str:
     """Rows are named by chunk (key range or hash bucket), never by their values."""
     text = f"content of {change.table} changed"
+    if change.fields == [OLD_COLUMNS]:
+        return f"{text} in {OLD_COLUMNS}"
     if change.fields:
         shown = ", ".join(change.fields[:CHUNKS_SHOWN])
         more = f" and {len(change.fields) - CHUNKS_SHOWN} more" if len(change.fields) > CHUNKS_SHOWN else ""
@@ -115,7 +118,7 @@ def diff_snapshots(before: Snapshot, after: Snapshot) -> list[Change]:
 def _table_changes(old: Table, new: Table) -> list[Change]:
     changes = _compare("table", old.name, None, old, new, ignore={"columns", "indexes", "foreign_keys",
                                                                   "row_count", "primary_key", "name",
-                                                                  "fingerprint", "chunking", "chunks"})
+                                                                  "fingerprint", "chunking", "chunks", "baseline"})
     changes.extend(_column_changes(old, new))
     changes.extend(_named_changes("index", old.name, _by_name(old.indexes), _by_name(new.indexes)))
     changes.extend(_named_changes("fk", old.name, _by_name(old.foreign_keys), _by_name(new.foreign_keys)))
@@ -126,19 +129,32 @@ def _table_changes(old: Table, new: Table) -> list[Change]:
 
 
 def _content_changes(old: Table, new: Table) -> list[Change]:
-    """Fingerprints of the same scheme (canonical form and hash) that differ; with chunks, where."""
+    """Fingerprints of the same scheme (canonical form and hash) that differ; with chunks, where.
+
+    When the table's columns changed, every row's text did: only the new snapshot's fingerprint over
+    the old columns (Table.baseline) says whether the old columns' contents changed."""
+    if column_signature(old) != column_signature(new):
+        if old.fingerprint and new.baseline and new.baseline.columns == [c.name for c in old.columns]:
+            _refuse_other_schemes(old.name, old.fingerprint, new.baseline.fingerprint)
+            if old.fingerprint != new.baseline.fingerprint:
+                return [Change("content_changed", old.name, None, old.fingerprint, new.baseline.fingerprint,
+                               [OLD_COLUMNS])]
+        return []
     if not old.fingerprint or not new.fingerprint or old.fingerprint == new.fingerprint:
         return []
-    if _scheme(old.fingerprint) != _scheme(new.fingerprint):
-        # sums under two canonical versions (or digests) say nothing about each other: staying silent
-        # would let a real change through, so the comparison is refused instead.
-        raise DbauditError(
-            f"table {old.name}: fingerprints {_scheme(old.fingerprint)} and {_scheme(new.fingerprint)} cannot be "
-            "compared; they were taken under different canonical row versions or digests: compare snapshots "
-            "taken by one dbaudit version"
-        )
+    _refuse_other_schemes(old.name, old.fingerprint, new.fingerprint)
     chunks = differing_chunks(old, new) or []
     return [Change("content_changed", old.name, None, old.fingerprint, new.fingerprint, chunks)]
+
+
+def _refuse_other_schemes(table: str, old: str, new: str) -> None:
+    # Sums under two canonical versions (or digests) say nothing about each other: staying silent
+    # would let a real change through, so the comparison is refused instead.
+    if _scheme(old) != _scheme(new):
+        raise DbauditError(
+            f"table {table}: fingerprints {_scheme(old)} and {_scheme(new)} cannot be compared; they were taken "
+            "under different canonical row versions or digests: compare snapshots taken by one dbaudit version"
+        )
 
 
 def _scheme(fingerprint: str) -> str:

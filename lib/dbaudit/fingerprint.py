@@ -32,7 +32,7 @@ from tqdm import tqdm  # the plain bar: notebook widgets need ipywidgets, which 
 from dbaudit.canonical import DIGEST, INTEGER_TYPES, Canon, base_type, canon_for
 from dbaudit.connect import AuditSession, describe_db_error
 from dbaudit.errors import DbauditError
-from dbaudit.snapshot import Chunk, Column, Table
+from dbaudit.snapshot import BaselineFingerprint, Chunk, Column, Table
 
 CANON_VERSION = "c2"  # bump when the canonical row text changes: older fingerprints then do not compare
 TARGET_CHUNKS = 1024  # chunks per table at most (about)
@@ -370,15 +370,44 @@ def select_tables(names: Iterable[str], include: Sequence[str] | None = None,
     return [n for n in chosen if not any(fnmatch.fnmatchcase(n, p) for p in exclude or ())]
 
 
+def column_signature(table: Table) -> list[tuple[str, str]]:
+    """What a table's row text depends on: its columns' names, order and types."""
+    return [(c.name, c.type) for c in table.columns]
+
+
+def baseline_columns(table: Table, earlier: Table | None) -> list[Column] | None:
+    """The earlier snapshot's columns (current definitions), when the columns changed since but none is gone."""
+    if earlier is None or not earlier.fingerprint or column_signature(earlier) == column_signature(table):
+        return None
+    columns = [table.column(c.name) for c in earlier.columns]
+    return columns if all(columns) else None  # type: ignore[return-value]
+
+
+def fingerprint_baseline(fp: Fingerprinter, table: Table, columns: Sequence[Column],
+                         advance: Callable[[int], object] = lambda rows: None) -> None:
+    """Fill table.baseline: the content over an earlier snapshot's columns, read like fingerprint_table reads."""
+    key = key_columns(table)[0] if integer_lead(table, fp.session.dialect.name) else None
+    span = fp.key_span(table.name, key) if key is not None and (table.row_count or 0) >= 2 * SLICE_ROWS else None
+    whole = _read_slices(lambda p: {0: fp.digest(table.name, columns, key, p)}, key_slices(span, table.row_count),
+                         advance)
+    table.baseline = BaselineFingerprint([c.name for c in columns], whole.get(0, Digest()).token())
+
+
 def fingerprint_tables(session: AuditSession, tables: Sequence[Table], mode: FingerprintMode,
-                       progress: bool = False) -> None:
-    """Fingerprint tables inside the snapshot's own transaction, so they match its counts and schema."""
+                       progress: bool = False, baseline: Mapping[str, Table] | None = None) -> None:
+    """Fingerprint tables inside the snapshot's own transaction, so they match its counts and schema.
+
+    With `baseline` (an earlier snapshot's tables), a table whose columns changed since also gets
+    table.baseline, its content over the earlier columns, so a diff can still compare the old columns."""
     if mode == "none" or not tables:
         return
     fp = Fingerprinter(session)
-    total = sum(t.row_count or 0 for t in tables) or None
-    with tqdm(total=total, desc="fingerprinting", unit="row", unit_scale=True, disable=not progress,
+    extra = {t.name: cols for t in tables if (cols := baseline_columns(t, (baseline or {}).get(t.name)))}
+    total = sum(t.row_count or 0 for t in tables) + sum(t.row_count or 0 for t in tables if t.name in extra)
+    with tqdm(total=total or None, desc="fingerprinting", unit="row", unit_scale=True, disable=not progress,
               leave=False, file=sys.stderr) as bar:
         for table in tables:
             bar.set_postfix_str(table.name)
             fingerprint_table(fp, table, mode, bar.update)
+            if table.name in extra:
+                fingerprint_baseline(fp, table, extra[table.name], bar.update)

@@ -39,11 +39,14 @@ def take_snapshot(
     fingerprint: FingerprintMode = "none",
     tables: Sequence[str] | None = None,
     exclude: Sequence[str] | None = None,
+    baseline: Snapshot | None = None,
 ) -> Snapshot:
     """Snapshot the database at `url`. `metrics` maps a name to a scalar SELECT.
 
     `fingerprint` adds content fingerprints ("table") and per-chunk ones ("chunks"); `tables` and
-    `exclude` (fnmatch patterns) limit which tables are counted and fingerprinted."""
+    `exclude` (fnmatch patterns) limit which tables are counted and fingerprinted. With a fingerprinted
+    `baseline` (an earlier snapshot of this database), a table whose columns changed since is also
+    fingerprinted over the baseline's columns (Table.baseline), so a diff can tell whether they changed."""
     _check_metric_sql(metrics or {})
     if fingerprint not in ("none", "table", "chunks"):
         raise DbauditError(f"fingerprint must be none, table or chunks, not {fingerprint!r}")
@@ -68,19 +71,20 @@ def take_snapshot(
             _count_rows(session, snapshot, progress, selected)
         snapshot.metrics = {name: _metric(session, name, sql) for name, sql in (metrics or {}).items()}
         # After the metrics: fingerprinting sets the session's time zone to UTC, which metrics must not see.
-        fingerprint_tables(session, [snapshot.tables[n] for n in selected], fingerprint, progress)
+        fingerprint_tables(session, [snapshot.tables[n] for n in selected], fingerprint, progress,
+                           baseline.tables if baseline else None)
     snapshot.duration_seconds = round(time.monotonic() - started, 3)
     return snapshot
 
 
 def load_or_take(source: str | os.PathLike[str], metrics: Mapping[str, str] | None = None,
-                 fingerprint: FingerprintMode = "none") -> Snapshot:
+                 fingerprint: FingerprintMode = "none", baseline: Snapshot | None = None) -> Snapshot:
     """A snapshot file (*.json) is loaded as it is; anything else is taken to be a database URL and
     snapshot with progress bars (rows/s while fingerprinting)."""
     text = os.fspath(source)
     if text.endswith(".json"):
         return load_snapshot(text)
-    return take_snapshot(text, metrics, progress=True, fingerprint=fingerprint)
+    return take_snapshot(text, metrics, progress=True, fingerprint=fingerprint, baseline=baseline)
 
 
 def _count_rows(session: AuditSession, snapshot: Snapshot, progress: bool, names: Iterable[str]) -> None:

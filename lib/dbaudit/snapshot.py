@@ -59,6 +59,15 @@ class Chunk:
 
 
 @dataclass
+class BaselineFingerprint:
+    """A table's content over the columns a baseline (earlier) snapshot fingerprinted, taken when its columns
+    changed since: a migration that adds columns changes every row's text, but not the rows' old columns."""
+
+    columns: list[str]  # the baseline's columns, in its order; all still present
+    fingerprint: str
+
+
+@dataclass
 class Table:
     name: str
     columns: list[Column]
@@ -71,6 +80,7 @@ class Table:
     fingerprint: str | None = None  # content fingerprint, e.g. c2/sha256:<rows>:<hex sum>; None = not taken
     chunking: str | None = None  # how chunks were cut: range(<column>)/<width>, hash/<n>, rowhash/<n>
     chunks: list[Chunk] = field(default_factory=list)  # per-chunk fingerprints, by bucket
+    baseline: BaselineFingerprint | None = None  # see BaselineFingerprint; None when not taken
 
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)

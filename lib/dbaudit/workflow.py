@@ -33,6 +33,6 @@ def run_audit(
     rules = load_expectations(expectations) if expectations else None
     metrics = rules.metric_queries if rules else None
     before_snapshot = load_or_take(before, metrics, fingerprint)
-    after_snapshot = load_or_take(after, metrics, fingerprint)
+    after_snapshot = load_or_take(after, metrics, fingerprint, baseline=before_snapshot)
     result = audit(before_snapshot, after_snapshot, rules, title=title or None)
     return Audit(before_snapshot, after_snapshot, rules, result)
