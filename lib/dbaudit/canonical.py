@@ -239,12 +239,12 @@ class MySQLCanon(Canon):
         return f"({sql} DIV {int(width)})"
 
     def prepare(self, conn: Connection) -> None:
-        # TIMESTAMP columns read in UTC; CHAR columns without pad spaces; and not MariaDB's ORACLE mode, whose
-        # CONCAT() skips NULLs and whose LENGTH() counts characters - whatever the user's defaults.
+        # TIMESTAMP columns read in UTC, and no SQL mode, whatever the user's defaults: several change what
+        # a read returns (PAD_CHAR_TO_FULL_LENGTH pads CHARs; MariaDB's ORACLE makes CONCAT() skip NULLs and
+        # LENGTH() count characters; EMPTY_STRING_IS_NULL turns the '' literals here into NULL), and none is
+        # needed to read. The snapshot reads everything else before this.
         conn.exec_driver_sql("SET SESSION time_zone = '+00:00'")
-        modes = str(conn.exec_driver_sql("SELECT @@SESSION.sql_mode").scalar() or "").split(",")
-        kept = [m for m in modes if re.fullmatch(r"[A-Z0-9_]+", m) and m not in ("PAD_CHAR_TO_FULL_LENGTH", "ORACLE")]
-        conn.exec_driver_sql(f"SET SESSION sql_mode = '{','.join(kept)}'")
+        conn.exec_driver_sql("SET SESSION sql_mode = ''")
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------------

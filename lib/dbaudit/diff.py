@@ -30,6 +30,7 @@ ChangeKind = Literal[
 CHANGE_KINDS: tuple[str, ...] = ChangeKind.__args__  # type: ignore[attr-defined]
 CHUNKS_SHOWN = 10  # differing chunks named in a content_changed message; Change.fields lists them all
 OLD_COLUMNS = "the columns it had before"  # content_changed's fields when only the baseline fingerprint compares
+UNVERIFIED = "columns changed, old columns not fingerprinted"  # content_changed's fields when nothing compares
 SCHEMA_OBJECTS = {"view": "views", "trigger": "triggers", "routine": "routines"}
 
 
@@ -85,6 +86,9 @@ def _content_text(change: Change) -> str:
     text = f"content of {change.table} changed"
     if change.fields == [OLD_COLUMNS]:
         return f"{text} in {OLD_COLUMNS}"
+    if change.fields == [UNVERIFIED]:
+        return (f"content of {change.table} not verified: its columns changed, so every row's text did, and no "
+                "fingerprint of its old columns was taken (snapshot --baseline takes one when columns were only added)")
     if change.fields:
         shown = ", ".join(change.fields[:CHUNKS_SHOWN])
         more = f" and {len(change.fields) - CHUNKS_SHOWN} more" if len(change.fields) > CHUNKS_SHOWN else ""
@@ -133,14 +137,18 @@ def _content_changes(old: Table, new: Table) -> list[Change]:
 
     When the table's columns changed, every row's text did: only the new snapshot's fingerprint over
     the old columns (Table.baseline) says whether the old columns' contents changed."""
-    if column_signature(old) != column_signature(new):
-        if old.fingerprint and new.baseline and new.baseline.columns == [c.name for c in old.columns]:
-            _refuse_other_schemes(old.name, old.fingerprint, new.baseline.fingerprint)
-            if old.fingerprint != new.baseline.fingerprint:
-                return [Change("content_changed", old.name, None, old.fingerprint, new.baseline.fingerprint,
-                               [OLD_COLUMNS])]
+    if not old.fingerprint or not new.fingerprint:
         return []
-    if not old.fingerprint or not new.fingerprint or old.fingerprint == new.fingerprint:
+    if column_signature(old) != column_signature(new):
+        if new.baseline and new.baseline.columns == [c.name for c in old.columns]:
+            _refuse_other_schemes(old.name, old.fingerprint, new.baseline.fingerprint)
+            if old.fingerprint == new.baseline.fingerprint:
+                return []
+            return [Change("content_changed", old.name, None, old.fingerprint, new.baseline.fingerprint, [OLD_COLUMNS])]
+        # Nothing compares, so nothing is proven: reported (and judged) as a change, saying why.
+        _refuse_other_schemes(old.name, old.fingerprint, new.fingerprint)
+        return [Change("content_changed", old.name, None, old.fingerprint, new.fingerprint, [UNVERIFIED])]
+    if old.fingerprint == new.fingerprint:
         return []
     _refuse_other_schemes(old.name, old.fingerprint, new.fingerprint)
     chunks = differing_chunks(old, new) or []

@@ -32,7 +32,7 @@ from tqdm import tqdm  # the plain bar: notebook widgets need ipywidgets, which 
 from dbaudit.canonical import DIGEST, INTEGER_TYPES, Canon, base_type, canon_for
 from dbaudit.connect import AuditSession, describe_db_error
 from dbaudit.errors import DbauditError
-from dbaudit.snapshot import BaselineFingerprint, Chunk, Column, Table
+from dbaudit.snapshot import WITHOUT_ROWID, BaselineFingerprint, Chunk, Column, Table
 
 CANON_VERSION = "c2"  # bump when the canonical row text changes: older fingerprints then do not compare
 TARGET_CHUNKS = 1024  # chunks per table at most (about)
@@ -146,12 +146,13 @@ def key_columns(table: Table) -> tuple[Column, ...]:
 def integer_lead(table: Table, dialect_name: str) -> bool:
     """Whether the primary key starts with a column the server keeps integral and not NULL, so key ranges
     reach every row. On SQLite only an INTEGER key (the rowid, or a WITHOUT ROWID key) qualifies: an INT
-    PRIMARY KEY column there may hold NULL or 2.5."""
+    PRIMARY KEY column, a key of several columns and a WITHOUT ROWID key there may hold NULL or 2.5."""
     key = key_columns(table)
     if not key:
         return False
     if dialect_name == "sqlite":
-        return key[0].type.strip().upper() == "INTEGER"
+        # Only the rowid (a lone INTEGER PRIMARY KEY of a rowid table) is always an integer and never NULL.
+        return len(key) == 1 and key[0].type.strip().upper() == "INTEGER" and table.engine != WITHOUT_ROWID
     return base_type(key[0].type).split(" ")[0].split("(")[0] in INTEGER_TYPES
 
 
@@ -376,11 +377,14 @@ def column_signature(table: Table) -> list[tuple[str, str]]:
 
 
 def baseline_columns(table: Table, earlier: Table | None) -> list[Column] | None:
-    """The earlier snapshot's columns (current definitions), when the columns changed since but none is gone."""
+    """The earlier snapshot's columns, when the table's columns changed since but each earlier one is still
+    there with its type (a new type may spell the same values differently: no baseline then)."""
     if earlier is None or not earlier.fingerprint or column_signature(earlier) == column_signature(table):
         return None
     columns = [table.column(c.name) for c in earlier.columns]
-    return columns if all(columns) else None  # type: ignore[return-value]
+    if all(now is not None and now.type == then.type for now, then in zip(columns, earlier.columns)):
+        return columns  # type: ignore[return-value]
+    return None
 
 
 def fingerprint_baseline(fp: Fingerprinter, table: Table, columns: Sequence[Column],

@@ -58,6 +58,9 @@ class Chunk:
     hi: int | None = None
 
 
+WITHOUT_ROWID = "WITHOUT ROWID"  # Table.engine of such a SQLite table (others have none)
+
+
 @dataclass
 class BaselineFingerprint:
     """A table's content over the columns a baseline (earlier) snapshot fingerprinted, taken when its columns

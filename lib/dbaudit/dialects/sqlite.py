@@ -10,9 +10,11 @@ from collections import defaultdict
 from sqlalchemy.engine import URL, Connection
 
 from dbaudit.dialects import Dialect, rows, sha256
-from dbaudit.snapshot import Column, Definition, ForeignKey, Index, Server, Table
+from dbaudit.snapshot import WITHOUT_ROWID, Column, Definition, ForeignKey, Index, Server, Table
 
 _HIDDEN = {0: "", 1: "hidden", 2: "generated virtual", 3: "generated stored"}
+# Table options after the closing parenthesis: WITHOUT ROWID, STRICT, in either order.
+_WITHOUT_ROWID = re.compile(r"\)\s*(?:STRICT\s*,\s*)?WITHOUT\s+ROWID\s*(?:,\s*STRICT\s*)?;?\s*$", re.IGNORECASE)
 _TRIGGER_SHAPE = re.compile(
     r"\b(BEFORE|AFTER|INSTEAD\s+OF)?\s*(INSERT|DELETE|UPDATE(?:\s+OF\s+[^)]*?)?)\s+ON\s+", re.IGNORECASE
 )
@@ -50,14 +52,12 @@ class SQLiteDialect(Dialect):
         return Server("sqlite", "SQLite", sqlite3.sqlite_version)
 
     def tables(self, conn: Connection, schema: str | None) -> dict[str, Table]:
-        names = [
-            r["name"]
-            for r in rows(
-                conn,
-                "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite|_%' ESCAPE '|'",
-            )
-        ]
-        return {name: self._table(conn, name) for name in names}
+        found = rows(conn, "SELECT name, sql FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite|_%' ESCAPE '|'")
+        tables = {str(r["name"]): self._table(conn, str(r["name"])) for r in found}
+        for r in found:
+            if _WITHOUT_ROWID.search(str(r["sql"] or "")):
+                tables[str(r["name"])].engine = WITHOUT_ROWID  # its key is not the rowid: see fingerprint.integer_lead
+        return tables
 
     def _table(self, conn: Connection, name: str) -> Table:
         info = rows(conn, "SELECT * FROM pragma_table_xinfo(:t) ORDER BY cid", t=name)
