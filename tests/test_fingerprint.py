@@ -17,6 +17,7 @@ from dbaudit.errors import DbauditError
 from dbaudit import fingerprint
 from dbaudit.fingerprint import Fingerprinter, comparable
 from dbaudit.inspect import take_snapshot
+from dbaudit.report import list_reports
 from dbaudit.snapshot import load_snapshot
 
 # The same rows in each server's own types: NULL next to '', a '|' inside a value, a two-byte character,
@@ -208,6 +209,22 @@ def test_reports_name_keys_only_unless_values_are_asked_for(
     assert main(["compare", a.url, b.url, "--show-values"]) == 1
     shown = capsys.readouterr().out
     assert "Secretvalue" in shown and "first_name" not in shown  # only the column that differs
+
+
+def test_compare_report_is_archived_with_keys_only_and_its_verdict(
+    people_pair: tuple[ScratchDB, ScratchDB], capsys: pytest.CaptureFixture[str], tmp_path
+) -> None:
+    a, b = people_pair
+    b.run_sql("UPDATE people SET last_name = 'Secretvalue' WHERE id = 42")
+
+    assert main(["compare", a.url, b.url, "--report", "--out-dir", str(tmp_path)]) == 1
+
+    (page,) = tmp_path.glob("*/report.html")
+    html = page.read_text()
+    assert "VERDICT: FAIL" in html and "id=42" in html and "Secretvalue" not in html
+    (listed,) = list_reports(tmp_path)
+    assert (listed.verdict, listed.title) == ("fail", f"{a.url.rsplit('/', 1)[1]} vs {b.url.rsplit('/', 1)[1]}")
+    assert f"report: {page}" in capsys.readouterr().out
 
 
 def test_listed_keys_are_capped_but_the_totals_are_complete(people_pair: tuple[ScratchDB, ScratchDB]) -> None:

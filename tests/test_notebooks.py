@@ -99,14 +99,18 @@ def test_new_report_dir_never_returns_an_existing_folder(tmp_path: Path) -> None
     assert len(folders) == 5
 
 
-@pytest.mark.parametrize("notebook", ["audit.ipynb", "snapshot.ipynb"])
-def test_notebooks_run_as_committed_against_the_demo(notebook: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("notebook", "shown"), [
+    ("audit.ipynb", ["VERDICT: PASS"]),
+    ("snapshot.ipynb", ["whatsapp_sessions"]),
+    ("compare.ipynb", ["VERDICT: FAIL", "removed", "id=10", "only_in_b"]),
+])
+def test_notebooks_run_as_committed_against_the_demo(notebook: str, shown: list[str], tmp_path: Path) -> None:
     """What a DBA gets when opening the notebook in JupyterLab and choosing Run All."""
     executed = tmp_path / notebook
     execute_notebook(NOTEBOOKS / notebook, executed, parameters={}, progress=False, cwd=NOTEBOOKS)
     assert _error_outputs(executed) == []
     text = json.dumps(nbformat.read(executed, as_version=4).cells)
-    assert ("VERDICT: PASS" if notebook == "audit.ipynb" else "whatsapp_sessions") in text
+    assert all(s in text for s in shown), [s for s in shown if s not in text]
 
 
 def test_the_snapshot_notebook_fingerprints_with_a_progress_bar(tmp_path: Path) -> None:

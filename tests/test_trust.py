@@ -97,18 +97,23 @@ def test_a_full_audit_never_writes_the_password_into_any_file(
                 "--json", str(tmp_path / "result.json"), "--junit", str(tmp_path / "junit.xml")),
         dbaudit("report", "--before", str(tmp_path / "before.json"), "--after", str(tmp_path / "after.json"),
                 "--expect", str(expect), "--out-dir", str(tmp_path / "reports"), env=env),
-        dbaudit("compare", url, url, "--json", str(tmp_path / "compare.json"), env=env),
+        dbaudit("compare", url, url, "--json", str(tmp_path / "compare.json"), "--report",
+                "--out-dir", str(tmp_path / "reports"), env=env),
+        dbaudit("compare", url.replace(f"{user}@", f"{user}:{password}@"), url, "--counts-only", env=env),
         dbaudit("triggers", url, "--json", str(tmp_path / "triggers.json"), env=env),
     ]
     # The notebook path a DBA would take in JupyterLab: URLs as parameters, password from the environment.
     os.environ["DBAUDIT_PASSWORD"] = password
     try:
         execute_notebook(ROOT / "notebooks" / "audit.ipynb", tmp_path / "live.ipynb",
-                         {"before": url, "after": url, "expectations": str(expect)}, progress=False)
+                         {"before": url, "after": url, "expectations": str(expect), "fingerprint": "table"},
+                         progress=False)
+        execute_notebook(ROOT / "notebooks" / "compare.ipynb", tmp_path / "live-compare.ipynb",
+                         {"a": url, "b": url}, progress=False)
     finally:
         del os.environ["DBAUDIT_PASSWORD"]
 
-    assert [o.returncode for o in outputs] == [0, 0, 0, 0, 0, 0], [o.stderr for o in outputs]
+    assert [o.returncode for o in outputs] == [0, 0, 0, 0, 0, 0, 0], [o.stderr for o in outputs]
     produced = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert len(produced) >= 10
     leaks = [str(p) for p in produced if password.encode() in p.read_bytes()]

@@ -99,6 +99,8 @@ class CompareResult(serde.Document):
     tables: list[TableComparison]
     summary: dict[str, int]
     duration_seconds: float = 0.0
+    verdict: str = ""  # pass (every table the same), fail (a difference), error (a table not compared)
+    title: str = ""  # for the report archive: "<database A> vs <database B>"
 
     @property
     def identical(self) -> bool:
@@ -420,6 +422,8 @@ def compare(
         tables=results,
         summary=_summary(results),
         duration_seconds=round(time.monotonic() - started, 3),
+        verdict=_verdict(results),
+        title=f"{sources[0].database} vs {sources[1].database}",
     )
 
 
@@ -438,6 +442,11 @@ def _run_tables(names: list[str], a: _Side, b: _Side, options: _Options, workers
             bar.set_postfix_str(name)
             results.append(future.result())
     return results
+
+
+def _verdict(results: list[TableComparison]) -> str:
+    statuses = {r.status for r in results}
+    return "error" if "error" in statuses else "pass" if statuses <= {"same"} else "fail"
 
 
 def _summary(results: list[TableComparison]) -> dict[str, int]:
@@ -466,6 +475,8 @@ def add_commands(sub: Any) -> None:
     cmd.add_argument("--max-keys", type=int, default=MAX_KEYS, help=f"keys listed per table (default {MAX_KEYS})")
     cmd.add_argument("--workers", type=int, default=4, help="tables compared at once = sessions per database")
     cmd.add_argument("--statement-timeout", type=float, metavar="SECONDS", help="abandon any statement running longer")
+    cmd.add_argument("--report", action="store_true", help="also render an HTML report (notebooks/compare.ipynb)")
+    cmd.add_argument("--out-dir", default="reports", help="where --report archives it (default reports)")
     cmd.set_defaults(run=_run)
 
 
@@ -477,6 +488,10 @@ def _run(args: argparse.Namespace) -> int:
     write_outputs(args, result, f"dbaudit compare {result.a.database} {result.b.database}", compare_checks(result))
     for line in describe(result):
         print(line)
+    if args.report:
+        from dbaudit.report import render_compare
+
+        print(f"report: {render_compare(result, args.out_dir, progress=sys.stderr.isatty()).html}")
     if result.errors:
         return 2
     return 0 if result.identical else 1

@@ -19,12 +19,15 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nbformat
 from nbconvert import HTMLExporter
 
 from dbaudit.errors import DbauditError, first_line
+
+if TYPE_CHECKING:
+    from dbaudit.compare import CompareResult
 
 KERNEL = "python3"
 TEMPLATES = Path(__file__).parent / "templates"
@@ -99,6 +102,15 @@ def render_snapshot(snapshot: str | os.PathLike[str], out_dir: str | os.PathLike
     directory = new_report_dir(out_dir, name or f"snapshot-{Path(snapshot).stem}")
     parameters = {"source": archive_input(snapshot, directory / "snapshot.json"), "expectations": "", "output": ""}
     return render_notebook("snapshot.ipynb", directory, parameters, out_dir, progress, require_result=False)
+
+
+def render_compare(result: CompareResult, out_dir: str | os.PathLike[str] = "reports", name: str | None = None,
+                   progress: bool = True) -> Report:
+    """Archive a compare result and render notebooks/compare.ipynb on it: the notebook never sees a URL."""
+    directory = new_report_dir(out_dir, name or f"compare-{result.a.database}-{result.b.database}")
+    result.save(directory / RESULT_FILE)
+    return render_notebook("compare.ipynb", directory, {"result": str((directory / RESULT_FILE).resolve())},
+                           out_dir, progress)
 
 
 def archive_input(source: str | os.PathLike[str], target: Path) -> str:
@@ -222,7 +234,7 @@ def _result_summary(path: Path) -> dict[str, str]:
 
 def _subject(data: dict[str, Any]) -> str:
     """What a result document is about: a database (audits, restores, triggers) or a dump file."""
-    side = data.get("after") if isinstance(data.get("after"), dict) else data
+    side = next((data[k] for k in ("after", "b") if isinstance(data.get(k), dict)), data)
     if side.get("database"):
         product = f" ({side['product']})" if side.get("product") else ""
         return f"{side['database']}{product}"

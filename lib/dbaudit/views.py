@@ -14,6 +14,7 @@ from IPython.display import HTML
 from matplotlib.figure import Figure
 from pandas.io.formats.style import Styler
 
+from dbaudit.compare import CompareResult
 from dbaudit.result import AuditResult
 from dbaudit.snapshot import Snapshot
 
@@ -21,18 +22,61 @@ _PASS, _FAIL = "#1a7f37", "#cf222e"
 
 
 def verdict_banner(result: AuditResult) -> HTML:
-    ok = result.passed
     failed = len(result.failed_checks)
-    detail = (f"all {len(result.checks)} checks passed" if ok
+    detail = (f"all {len(result.checks)} checks passed" if result.passed
               else f"{failed} of {len(result.checks)} checks failed")
     changes = f"{result.summary['schema_changes']} schema change(s), {result.summary['unexpected_changes']} unexpected"
+    return _banner(result.verdict, f"{result.title} — {detail}; {changes}")
+
+
+def _banner(verdict: str, detail: str) -> HTML:
     return HTML(
-        f'<div class="dbaudit-verdict dbaudit-{result.verdict}" style="padding:16px 20px;border-radius:8px;'
-        f'color:white;background:{_PASS if ok else _FAIL};font-family:sans-serif">'
-        f'<div style="font-size:28px;font-weight:700">VERDICT: {result.verdict.upper()}</div>'
-        f'<div style="font-size:15px;margin-top:6px">{html.escape(result.title)} — {detail}; {changes}</div>'
+        f'<div class="dbaudit-verdict dbaudit-{html.escape(verdict)}" style="padding:16px 20px;border-radius:8px;'
+        f'color:white;background:{_PASS if verdict == "pass" else _FAIL};font-family:sans-serif">'
+        f'<div style="font-size:28px;font-weight:700">VERDICT: {html.escape(verdict.upper())}</div>'
+        f'<div style="font-size:15px;margin-top:6px">{html.escape(detail)}</div>'
         f"</div>"
     )
+
+
+def compare_banner(result: CompareResult) -> HTML:
+    """PASS when every table holds the same rows on both sides."""
+    s = result.summary
+    detail = (f"{s['tables']} tables: {s['same']} same, {s['different']} different, {s['only_in_a']} only in A, "
+              f"{s['only_in_b']} only in B, {s['error']} not compared")
+    if result.counts_only:
+        detail += " (row counts only: contents not compared)"
+    return _banner(result.verdict, f"{result.title} — {detail}")
+
+
+def compare_sides(result: CompareResult) -> pd.DataFrame:
+    """The two databases (sources with passwords masked)."""
+    return pd.DataFrame({"A": vars(result.a), "B": vars(result.b)})
+
+
+def compare_tables(result: CompareResult) -> pd.DataFrame:
+    """One row per table, differences first: how many rows were added, removed or changed."""
+    order = {"error": 0, "different": 1, "only_in_a": 2, "only_in_b": 2, "same": 3}
+    rows = [{"table": t.name, "status": t.status, "method": t.method, "rows A": t.rows_a, "rows B": t.rows_b,
+             "changed": t.changed, "removed": t.removed, "added": t.added, "note": t.note}
+            for t in sorted(result.tables, key=lambda t: (order[t.status], t.name))]
+    frame = pd.DataFrame(rows, columns=["table", "status", "method", "rows A", "rows B", "changed", "removed",
+                                        "added", "note"])
+    return frame.astype({"rows A": "Int64", "rows B": "Int64"}).set_index("table")  # a missing table: <NA>
+
+
+def compare_keys(result: CompareResult) -> pd.DataFrame:
+    """The differing keys (at most max_keys per table); column values only if the compare showed them."""
+    rows = []
+    for table in result.tables:
+        for diff in table.keys:
+            row = {"table": table.name, "change": diff.change,
+                   "key": ", ".join(f"{k}={v}" for k, v in diff.key.items()) or "(row without key)"}
+            if result.show_values:
+                row |= {"A": diff.a, "B": diff.b}
+            rows.append(row)
+    columns = ["table", "change", "key", *(["A", "B"] if result.show_values else [])]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def sides_table(result: AuditResult) -> pd.DataFrame:

@@ -52,8 +52,9 @@ def build_database(path: Path, migration: str | None = None) -> Path:
     return path
 
 
-def prepare(workdir: Path | None = None) -> tuple[str, str]:
-    """Build the demo before/after databases; return their URLs (for notebooks run without inputs).
+def prepare(workdir: Path | None = None, migration: str = "webjs") -> tuple[str, str]:
+    """Build the demo before/after databases (after the planned migration, or "faulty"); return their URLs
+    (for notebooks run without inputs).
 
     Without a workdir each call gets a private temporary folder (removed when the process ends), so
     two notebooks running at once never rebuild each other's files."""
@@ -62,7 +63,7 @@ def prepare(workdir: Path | None = None) -> tuple[str, str]:
         atexit.register(shutil.rmtree, workdir, ignore_errors=True)
     folder = workdir
     before = build_database(folder / "blazz-before.sqlite")
-    after = build_database(folder / "blazz-after-webjs.sqlite", "webjs")
+    after = build_database(folder / f"blazz-after-{migration}.sqlite", migration)
     return f"sqlite:///{before}", f"sqlite:///{after}"
 
 
