@@ -119,7 +119,8 @@ def test_a_snapshot_of_an_older_canonical_version_is_refused_with_the_reason(
         diff_snapshots(old, new)
 
 
-PEOPLE = ("CREATE TABLE people (id INTEGER PRIMARY KEY, first_name VARCHAR(40) NOT NULL, last_name VARCHAR(40) NOT NULL, "
+PEOPLE = ("CREATE TABLE people (id INTEGER PRIMARY KEY, first_name VARCHAR(40) NOT NULL, "
+          "last_name VARCHAR(40) NOT NULL, "
           "phone VARCHAR(20) NULL, born DATE NOT NULL, seen DATETIME NULL)")
 
 
@@ -347,7 +348,8 @@ def test_sqlite_keys_that_are_not_integers_are_still_read_and_compared(
     odd = "(NULL, 'n'), (2.5, 'x'), ('abc', 'y')"
     for ddl, rows in (("CREATE TABLE t (id INT PRIMARY KEY, v TEXT)", odd),
                       ("CREATE TABLE t (id INTEGER, v TEXT, PRIMARY KEY (id, v))", odd),
-                      ("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT) WITHOUT ROWID", odd.replace("(NULL, 'n'), ", ""))):
+                      ("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT) WITHOUT ROWID",
+                       odd.replace("(NULL, 'n'), ", ""))):
         a, b = make_sqlite(), make_sqlite()
         for db in (a, b):
             db.run_sql(ddl, "INSERT INTO t VALUES " + ", ".join(f"({i}, 'v{i}')" for i in range(3000)),

@@ -303,7 +303,6 @@ class PostgreSQLCanon(Canon):
     def never_null(self, text_sql: str, column: Column) -> bool:
         return True  # casts, encode and (finite values only, see _pg_finite) to_char of a value are never NULL
 
-
     def concat(self, parts: Sequence[str]) -> str:
         # `||`, not concat_ws(): functions take at most 100 arguments and tables can be wider.
         return "(" + " || ".join(parts) + ")"

@@ -55,6 +55,11 @@ class KeyDiff:
     a: dict[str, str | None] | None = None  # with show_values only: the differing columns in A
     b: dict[str, str | None] | None = None
 
+    @property
+    def label(self) -> str:
+        """`id=42`, `emp_no=10001, dept_no=d005`; a row of a table without a key has none."""
+        return ", ".join(f"{k}={v}" for k, v in self.key.items()) or "(row)"
+
 
 @dataclass
 class TableComparison:
@@ -185,7 +190,6 @@ class _TableCompare:
     def __init__(self, name: str, a: _Side, b: _Side, pool: ThreadPoolExecutor, options: _Options,
                  advance: Callable[[int], object] = lambda rows: None) -> None:
         self.name, self.a, self.b, self.pool, self.options, self.advance = name, a, b, pool, options, advance
-        self.span: tuple[int, int] | None = None  # the integer key's range over both sides (range plans)
 
     def both(self, work: Callable[[Fingerprinter, _Target], T], targets: tuple[_Target, _Target]) -> tuple[T, T]:
         """Run the same work on both sides at once."""
@@ -216,13 +220,13 @@ class _TableCompare:
             self.advance(max(rows))
             note = "; ".join(filter(None, [note, "counts only: contents not compared"]))
             return TableComparison(self.name, status, "counts", rows[0], rows[1], note=note)
-        targets = self._targets(ta, tb, names)
+        targets, span = self._targets(ta, tb, names)
         plan = targets[0].plan
         if plan.method == "rowhash" and ta.primary_key:
             note = "; ".join(filter(None, [note, "primary keys differ: compared as a multiset of rows"]))
         elif plan.method == "rowhash":
             note = "; ".join(filter(None, [note, "no primary key: compared as a multiset of rows"]))
-        level0 = self._level0(targets)
+        level0 = self._level0(targets, span)
         totals = [sum(side.values(), Digest()) for side in level0]
         result = TableComparison(
             self.name, "same" if level0[0] == level0[1] else "different", plan.method,
@@ -233,13 +237,15 @@ class _TableCompare:
             self._locate(result, targets, level0)
         return result
 
-    def _targets(self, ta: Table, tb: Table, names: list[str]) -> tuple[_Target, _Target]:
+    def _targets(self, ta: Table, tb: Table, names: list[str]
+                 ) -> tuple[tuple[_Target, _Target], tuple[int, int] | None]:
+        """Both sides' columns and chunk plan, and (for a range plan) the integer key's range over both."""
         cols_a = [c for n in names if (c := ta.column(n))]
         cols_b = [c for n in names if (c := tb.column(n))]
         same_key = ta.primary_key and ta.primary_key == tb.primary_key and all(n in names for n in ta.primary_key)
         if not same_key:
             rowhash = Plan("rowhash", (), TARGET_CHUNKS)
-            return _Target(self.name, cols_a, rowhash), _Target(self.name, cols_b, rowhash)
+            return (_Target(self.name, cols_a, rowhash), _Target(self.name, cols_b, rowhash)), None
         key_a, key_b = key_columns(ta), key_columns(tb)
         if integer_lead(ta, self.a.dialect_name) and integer_lead(tb, self.b.dialect_name):
             spans = self.both(lambda fp, t: fp.key_span(t.name, t.plan.key[0]),
@@ -247,17 +253,17 @@ class _TableCompare:
                                _Target(self.name, [], Plan("range", key_b, 1))))
             known = [s for s in spans if s]
             if known:  # else both are empty (or, on SQLite, hold keys that are not integers): by key hash
-                self.span = min(s[0] for s in known), max(s[1] for s in known)
-                width = next_power_of_two((self.span[1] - self.span[0] + 1) / TARGET_CHUNKS)
+                span = min(s[0] for s in known), max(s[1] for s in known)
+                width = next_power_of_two((span[1] - span[0] + 1) / TARGET_CHUNKS)
                 return (_Target(self.name, cols_a, Plan("range", key_a, width)),
-                        _Target(self.name, cols_b, Plan("range", key_b, width)))
+                        _Target(self.name, cols_b, Plan("range", key_b, width))), span
         return (_Target(self.name, cols_a, Plan("hash", key_a, TARGET_CHUNKS)),
-                _Target(self.name, cols_b, Plan("hash", key_b, TARGET_CHUNKS)))
+                _Target(self.name, cols_b, Plan("hash", key_b, TARGET_CHUNKS))), None
 
-    def _level0(self, targets: tuple[_Target, _Target]) -> tuple[dict[int, Digest], dict[int, Digest]]:
+    def _level0(self, targets: tuple[_Target, _Target], span: tuple[int, int] | None
+                ) -> tuple[dict[int, Digest], dict[int, Digest]]:
         """Both sides' chunk sums. A big integer-keyed table is read in key slices, all queued at once so
         idle sessions share them, and progress moves with each slice of side A."""
-        span = self.span if targets[0].plan.method == "range" else None
         # The span's width stands in for the row count (compare counts nothing first); MAX_SLICES bounds it.
         slices: list[Slice | None] = [*key_slices(span, None if span is None else span[1] - span[0] + 1)] or [None]
         jobs = [(side is self.a, self.pool.submit(
@@ -510,9 +516,8 @@ def describe(result: CompareResult) -> list[str]:
     for table in result.tables:
         lines.append(_table_line(table))
         for diff in table.keys:
-            key = ", ".join(f"{k}={v}" for k, v in diff.key.items()) or "(row)"
             values = f"  A: {diff.a}  B: {diff.b}" if result.show_values else ""
-            lines.append(f"    {diff.change:<8} {key}{values}")
+            lines.append(f"    {diff.change:<8} {diff.label}{values}")
         if table.keys_total > len(table.keys) and (table.keys or table.method != "rowhash"):
             lines.append(f"    … {table.keys_total - len(table.keys)} more (--max-keys)")
     s = result.summary

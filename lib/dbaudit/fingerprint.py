@@ -2,8 +2,9 @@
 
 A fingerprint is the row count plus the exact sum of every row's 64-bit value (see dbaudit.canonical),
 written `c2/sha256:<rows>:<sum in hex>`: the canonical version and the digest are part of it, so
-fingerprints written under another version never compare equal. It does not depend on row order, storage format, server version
-or a dump/restore, and the same rows give the same value on MySQL/MariaDB, PostgreSQL and SQLite.
+fingerprints written under another version never compare equal. It does not depend on row order,
+storage format, server version or a dump/restore, and the same rows give the same value on
+MySQL/MariaDB, PostgreSQL and SQLite.
 
 Chunk fingerprints split a table into buckets whose sums add up to the table's:
 
@@ -145,13 +146,12 @@ def key_columns(table: Table) -> tuple[Column, ...]:
 
 def integer_lead(table: Table, dialect_name: str) -> bool:
     """Whether the primary key starts with a column the server keeps integral and not NULL, so key ranges
-    reach every row. On SQLite only an INTEGER key (the rowid, or a WITHOUT ROWID key) qualifies: an INT
-    PRIMARY KEY column, a key of several columns and a WITHOUT ROWID key there may hold NULL or 2.5."""
+    reach every row. On SQLite only the rowid qualifies: an INT PRIMARY KEY column, a key of several
+    columns and a WITHOUT ROWID key there may hold NULL or 2.5."""
     key = key_columns(table)
     if not key:
         return False
-    if dialect_name == "sqlite":
-        # Only the rowid (a lone INTEGER PRIMARY KEY of a rowid table) is always an integer and never NULL.
+    if dialect_name == "sqlite":  # the rowid: a lone INTEGER PRIMARY KEY of a rowid table
         return len(key) == 1 and key[0].type.strip().upper() == "INTEGER" and table.engine != WITHOUT_ROWID
     return base_type(key[0].type).split(" ")[0].split("(")[0] in INTEGER_TYPES
 
@@ -203,7 +203,8 @@ class Fingerprinter:
     def _ranges(ranges: Sequence[tuple[int, int]], column_sql: str, part: Slice | None = None) -> str:
         """A WHERE clause for inclusive key ranges and/or a half-open slice, the bounds written in as int
         literals (see _run)."""
-        conditions = [" OR ".join(f"{column_sql} BETWEEN {int(lo)} AND {int(hi)}" for lo, hi in ranges)] if ranges else []
+        conditions = [" OR ".join(f"{column_sql} BETWEEN {int(lo)} AND {int(hi)}" for lo, hi in ranges)]
+        conditions = conditions if ranges else []
         if part is not None:
             conditions += [f"{column_sql} >= {int(part[0])}"] if part[0] is not None else []
             conditions += [f"{column_sql} < {int(part[1])}"] if part[1] is not None else []
@@ -321,6 +322,23 @@ def _read_slices(read: Callable[[Slice | None], dict[int, Digest]], slices: list
     return merged
 
 
+def _key_span(fp: Fingerprinter, table: Table, needed: bool) -> tuple[int, int] | None:
+    """The range-readable integer key's MIN and MAX (see integer_lead), when needed; else None."""
+    if not (needed and integer_lead(table, fp.session.dialect.name)):
+        return None
+    return fp.key_span(table.name, key_columns(table)[0])
+
+
+def _table_digest(fp: Fingerprinter, table: Table, columns: Sequence[Column],
+                  advance: Callable[[int], object]) -> Digest:
+    """The table's digest over `columns`: one scan, or key slices when the table is big."""
+    span = _key_span(fp, table, needed=(table.row_count or 0) >= 2 * SLICE_ROWS)
+    key = key_columns(table)[0] if span is not None else None
+    whole = _read_slices(lambda p: {0: fp.digest(table.name, columns, key, p)}, key_slices(span, table.row_count),
+                         advance)
+    return whole.get(0, Digest())
+
+
 def fingerprint_table(fp: Fingerprinter, table: Table, mode: FingerprintMode,
                       advance: Callable[[int], object] = lambda rows: None) -> None:
     """Fill table.fingerprint (and, for mode "chunks", table.chunking and table.chunks).
@@ -330,16 +348,12 @@ def fingerprint_table(fp: Fingerprinter, table: Table, mode: FingerprintMode,
     one-row chunk's sum is that row's hash."""
     if mode == "none":
         return
-    chunked = mode == "chunks" and not (table.row_count is not None and table.row_count < 2 * MIN_CHUNK_ROWS)
-    key = key_columns(table)[0] if integer_lead(table, fp.session.dialect.name) else None
-    wanted = key is not None and (chunked or (table.row_count or 0) >= 2 * SLICE_ROWS)
-    span = fp.key_span(table.name, key) if wanted and key is not None else None
-    slices = key_slices(span, table.row_count)
-    if not chunked:
-        whole = _read_slices(lambda p: {0: fp.digest(table.name, table.columns, key, p)}, slices, advance)
-        table.fingerprint = whole.get(0, Digest()).token()
+    if mode == "table" or (table.row_count is not None and table.row_count < 2 * MIN_CHUNK_ROWS):
+        table.fingerprint = _table_digest(fp, table, table.columns, advance).token()
         return
+    span = _key_span(fp, table, needed=True)
     plan = snapshot_plan(table, span)
+    slices = key_slices(span, table.row_count)
     buckets = _read_slices(lambda p: fp.buckets(table.name, table.columns, plan, part=p), slices, advance)
     table.fingerprint = sum(buckets.values(), Digest()).token()
     table.chunking = plan.label
@@ -390,11 +404,7 @@ def baseline_columns(table: Table, earlier: Table | None) -> list[Column] | None
 def fingerprint_baseline(fp: Fingerprinter, table: Table, columns: Sequence[Column],
                          advance: Callable[[int], object] = lambda rows: None) -> None:
     """Fill table.baseline: the content over an earlier snapshot's columns, read like fingerprint_table reads."""
-    key = key_columns(table)[0] if integer_lead(table, fp.session.dialect.name) else None
-    span = fp.key_span(table.name, key) if key is not None and (table.row_count or 0) >= 2 * SLICE_ROWS else None
-    whole = _read_slices(lambda p: {0: fp.digest(table.name, columns, key, p)}, key_slices(span, table.row_count),
-                         advance)
-    table.baseline = BaselineFingerprint([c.name for c in columns], whole.get(0, Digest()).token())
+    table.baseline = BaselineFingerprint([c.name for c in columns], _table_digest(fp, table, columns, advance).token())
 
 
 def fingerprint_tables(session: AuditSession, tables: Sequence[Table], mode: FingerprintMode,

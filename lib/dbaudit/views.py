@@ -70,8 +70,7 @@ def compare_keys(result: CompareResult) -> pd.DataFrame:
     rows = []
     for table in result.tables:
         for diff in table.keys:
-            row = {"table": table.name, "change": diff.change,
-                   "key": ", ".join(f"{k}={v}" for k, v in diff.key.items()) or "(row without key)"}
+            row = {"table": table.name, "change": diff.change, "key": diff.label}
             if result.show_values:
                 row |= {"A": diff.a, "B": diff.b}
             rows.append(row)

@@ -52,7 +52,8 @@ class SQLiteDialect(Dialect):
         return Server("sqlite", "SQLite", sqlite3.sqlite_version)
 
     def tables(self, conn: Connection, schema: str | None) -> dict[str, Table]:
-        found = rows(conn, "SELECT name, sql FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite|_%' ESCAPE '|'")
+        found = rows(conn, "SELECT name, sql FROM sqlite_schema "
+                           "WHERE type = 'table' AND name NOT LIKE 'sqlite|_%' ESCAPE '|'")
         tables = {str(r["name"]): self._table(conn, str(r["name"])) for r in found}
         for r in found:
             if _WITHOUT_ROWID.search(str(r["sql"] or "")):
