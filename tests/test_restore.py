@@ -302,6 +302,16 @@ def _with_statement(dump: Path, statement: str) -> Path:
     return target
 
 
+@pytest.fixture
+def account_prefix(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A name prefix for restore-check's temporary accounts that only this test uses."""
+    from dbaudit import restore
+
+    prefix = f"dbaudit_t_rst{uuid.uuid4().hex[:6]}_"
+    monkeypatch.setattr(restore, "ACCOUNT_PREFIX", prefix)
+    return prefix
+
+
 def _accounts(server: sa.Engine, prefix: str) -> int:
     with server.connect() as conn:
         return conn.exec_driver_sql("SELECT COUNT(*) FROM mysql.user WHERE User LIKE %s",
@@ -334,14 +344,11 @@ def test_a_mariadb_dump_acting_on_another_database_fails_dump_check_and_restore_
 
 
 def test_a_statement_the_detector_misses_still_cannot_touch_another_database_and_the_account_is_dropped(
-    victim_and_dump: tuple[str, str, Path], mariadb_server: sa.Engine, monkeypatch: pytest.MonkeyPatch
+    victim_and_dump: tuple[str, str, Path], mariadb_server: sa.Engine, account_prefix: str
 ) -> None:
     """A trigger body is not parsed for qualified names: the temporary account's lack of rights stops it."""
-    from dbaudit import restore
-
     victim, source, dump = victim_and_dump
-    prefix = f"dbaudit_t_rst{uuid.uuid4().hex[:6]}_"
-    monkeypatch.setattr(restore, "ACCOUNT_PREFIX", prefix)
+    prefix = account_prefix
     tampered = _with_statement(dump, f"DELIMITER ;;\nCREATE TRIGGER wipe AFTER INSERT ON t FOR EACH ROW "
                                      f"DELETE FROM {victim}.t ;;\nDELIMITER ;\nINSERT INTO t VALUES (99);")
     assert check_dump(tampered, use_manifest=False).passed  # it slips past detection
@@ -358,13 +365,13 @@ def test_a_statement_the_detector_misses_still_cannot_touch_another_database_and
 
 
 def test_the_temporary_account_exists_only_during_the_restore_with_rights_on_the_scratch_database_alone(
-    victim_and_dump: tuple[str, str, Path], mariadb_server: sa.Engine, monkeypatch: pytest.MonkeyPatch
+    victim_and_dump: tuple[str, str, Path], mariadb_server: sa.Engine, monkeypatch: pytest.MonkeyPatch,
+    account_prefix: str,
 ) -> None:
     from dbaudit import restore
 
     _, source, dump = victim_and_dump
-    prefix = f"dbaudit_t_rst{uuid.uuid4().hex[:6]}_"
-    monkeypatch.setattr(restore, "ACCOUNT_PREFIX", prefix)
+    prefix = account_prefix
     seen: list[list[str]] = []
     real_load = restore._load
 
