@@ -26,9 +26,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from dbaudit.compare import compare
-from dbaudit.connect import audit_session
-from dbaudit.fingerprint import Fingerprinter, fingerprint_table
+from dbaudit.live.compare import compare
+from dbaudit.live.connect import audit_session
+from dbaudit.live.fingerprint import Fingerprinter, fingerprint_table
 
 SERVER = os.environ.get("DBAUDIT_BENCH_MARIADB", "mysql+pymysql://root@127.0.0.1:3306")
 A, B = "dbaudit_bench_a", "dbaudit_bench_b"
@@ -92,7 +92,7 @@ def on_server(server: sa.Engine, sql: str) -> Callable[[], Any]:
 
 def fingerprint_rounds(server: sa.Engine, url: str, rounds: int) -> dict[str, Any]:
     """CHECKSUM TABLE, the snapshot's table fingerprint and one unsliced scan, timed back to back per round."""
-    from dbaudit.inspect import take_snapshot
+    from dbaudit.live.inspect import take_snapshot
 
     table = take_snapshot(url).tables["people"]  # with its exact row count, as a snapshot has it
     checksum = on_server(server, f"CHECKSUM TABLE `{A}`.people")
@@ -145,7 +145,8 @@ def main() -> int:
     url_a, url_b = f"{SERVER}/{A}", f"{SERVER}/{B}"
     started = time.perf_counter()
     expected = build(server, args.rows)
-    figures: dict[str, Any] = {"expected_keys": sorted(expected, key=int), "rows": args.rows, "build_seconds": round(time.perf_counter() - started, 2)}
+    figures: dict[str, Any] = {"expected_keys": sorted(expected, key=int), "rows": args.rows,
+                               "build_seconds": round(time.perf_counter() - started, 2)}
     try:
         figures["count_seconds"], _ = best(args.repeat, on_server(server, f"SELECT COUNT(*) FROM `{A}`.people"))
         figures.update(fingerprint_rounds(server, url_a, args.rounds))

@@ -109,7 +109,7 @@ def make_sqlite(tmp_path: Path) -> Callable[[], ScratchDB]:
         engine = sa.create_engine(f"sqlite:///{path}", poolclass=sa.pool.NullPool)
 
         @sa.event.listens_for(engine, "connect")
-        def _fk_on(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        def _fk_on(dbapi_conn, _record):
             dbapi_conn.execute("PRAGMA foreign_keys = ON")
 
         return ScratchDB("sqlite", f"sqlite:///{path}", engine)
@@ -191,3 +191,19 @@ def employees(mariadb_server: sa.Engine, mariadb_client: str,
         script = _EMPLOYEE_DATABASE.sub("", (folder / "employee.sql").read_text(encoding="utf-8"))
         load_sql(mariadb_client, name, script, cwd=folder)
         yield name, dump_database(name, tmp_path_factory.mktemp("employees") / f"{name}.sql")
+
+
+_SERVER_FIXTURES = {
+    "mariadb": {"mariadb_server", "make_mariadb", "mariadb_client", "employees"},
+    "postgresql": {"postgres_server", "make_postgres"},
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with the servers it needs (`-m "not mariadb"` runs without one), from its fixtures."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        backend = getattr(getattr(item, "callspec", None), "params", {}).get("make_db")
+        for marker, fixtures in _SERVER_FIXTURES.items():
+            if names & fixtures or backend == marker:
+                item.add_marker(getattr(pytest.mark, marker))

@@ -15,10 +15,10 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from dbaudit.demo.sample_data import TABLE_ORDER, sample_rows
-from dbaudit.report import Report, render_audit
+from dbaudit.outputs.report import Report, render_audit
 
 HERE = Path(__file__).parent
-EXPECTATIONS = HERE.parents[2] / "expectations" / "blazz-webjs.yml"
+EXPECTATIONS = HERE / "blazz-webjs.yml"  # also linked as expectations/blazz-webjs.yml in the repository
 SCHEMA = HERE / "blazz_schema.sqlite.sql"
 # The faulty scenario is the planned migration plus three mistakes, so the two cannot drift apart.
 MIGRATIONS = {
@@ -69,8 +69,8 @@ def prepare(workdir: Path | None = None, migration: str = "webjs") -> tuple[str,
 
 def run(out_dir: Path, progress: bool = False, log: Callable[[str], None] = lambda _: None) -> list[tuple[str, Report]]:
     """The main job: audit the migration done right and done wrong; return both reports."""
-    from dbaudit.expectations import load_expectations
-    from dbaudit.inspect import take_snapshot
+    from dbaudit.audit.expectations import load_expectations
+    from dbaudit.live.inspect import take_snapshot
 
     metrics = load_expectations(EXPECTATIONS).metric_queries
     scenarios = [

@@ -231,7 +231,7 @@ def _users(rng: random.Random) -> list[Row]:
 
 
 def _contact_groups(rng: random.Random) -> list[Row]:
-    result = []
+    result: list[Row] = []
     for workspace_id in range(1, len(_WORKSPACES) + 1):
         for name in ("Pelanggan VIP", "Newsletter", "Leads"):
             created = _between(rng, datetime(2024, 1, 1), datetime(2024, 12, 31))

@@ -1,0 +1,241 @@
+"""Every difference between two snapshots, as typed changes.
+
+Objects are matched by name, so a rename shows as a removal plus an addition. Column positions are
+compared by relative order only: adding a column in the middle shifts every later ordinal, which is
+not a change to those columns, but moving a column is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
+
+from dbaudit.audit.chunks import column_signature, differing_chunks
+from dbaudit.core import serde
+from dbaudit.core.errors import DbauditError
+from dbaudit.core.snapshot import SCHEMA, Column, Snapshot, Table, role_of
+
+ChangeKind = Literal[
+    "table_added", "table_removed", "table_changed",
+    "column_added", "column_removed", "column_changed",
+    "index_added", "index_removed", "index_changed",
+    "fk_added", "fk_removed", "fk_changed",
+    "view_added", "view_removed", "view_changed",
+    "trigger_added", "trigger_removed", "trigger_changed",
+    "routine_added", "routine_removed", "routine_changed",
+    "row_count_changed", "metric_changed", "content_changed",
+]  # fmt: skip
+
+CHANGE_KINDS: tuple[str, ...] = ChangeKind.__args__  # type: ignore[attr-defined]
+CHUNKS_SHOWN = 10  # differing chunks named in a content_changed message; Change.fields lists them all
+OLD_COLUMNS = "the columns it had before"  # content_changed's fields when only the baseline fingerprint compares
+UNVERIFIED = "columns changed, old columns not fingerprinted"  # content_changed's fields when nothing compares
+SCHEMA_OBJECTS = {"view": "views", "trigger": "triggers", "routine": "routines"}
+# A table's own schema properties are compared as table_changed; its objects and measurements are not.
+_NOT_TABLE_SCHEMA = {f.name for f in dataclasses.fields(Table) if role_of(f) != SCHEMA}
+
+
+@dataclass
+class Change:
+    kind: ChangeKind
+    table: str | None  # the table it belongs to; None for views, triggers, routines and metrics
+    name: str | None  # column, index, foreign key, view, trigger, routine or metric name
+    before: Any = None  # the object (or value) before; None when added
+    after: Any = None  # the object (or value) after; None when removed
+    fields: list[str] = field(default_factory=list)  # for *_changed: the attributes that differ
+
+    @property
+    def target(self) -> str:
+        """table, table.name or name: what an expectation pattern is matched against."""
+        if self.table and self.name:
+            return f"{self.table}.{self.name}"
+        return self.table or self.name or ""
+
+    @property
+    def object_type(self) -> str:
+        return self.kind.rsplit("_", 1)[0]
+
+    def describe(self) -> str:
+        """One line a DBA can read: what changed, and from what to what."""
+        action = self.kind.rsplit("_", 1)[1]
+        if self.kind == "row_count_changed":
+            return f"rows of {self.table}: {self.before:,} → {self.after:,} ({self.after - self.before:+,})"
+        if self.kind == "metric_changed":
+            return f"metric {self.name}: {self.before} → {self.after}"
+        if self.kind == "content_changed":
+            return _content_text(self)
+        head = f"{self.object_type.replace('fk', 'foreign key')} {self.target} {action}"
+        if action == "changed":
+            parts = [f"{f}: {_value(self.before, f)} → {_value(self.after, f)}" for f in self.fields]
+            return f"{head} ({'; '.join(parts)})"
+        if action == "added" and self.kind == "column_added":
+            return f"{head}: {_column_text(self.after)}"
+        if action == "removed" and self.kind == "table_removed" and self.before:
+            return f"{head} (had {self.before.get('row_count')} rows)"
+        return head
+
+
+def _value(obj: Any, name: str) -> str:
+    value = obj.get(name) if isinstance(obj, dict) else obj
+    if name == "sha256" and isinstance(value, str):
+        return value[:12]
+    return "∅" if value is None else repr(value) if isinstance(value, str) else str(value)
+
+
+def _content_text(change: Change) -> str:
+    """Rows are named by chunk (key range or hash bucket), never by their values."""
+    text = f"content of {change.table} changed"
+    if change.fields == [OLD_COLUMNS]:
+        return f"{text} in {OLD_COLUMNS}"
+    if change.fields == [UNVERIFIED]:
+        return (f"content of {change.table} not verified: its columns changed, so every row's text did, and no "
+                "fingerprint of its old columns was taken (snapshot --baseline takes one when columns were only added)")
+    if change.fields:
+        shown = ", ".join(change.fields[:CHUNKS_SHOWN])
+        more = f" and {len(change.fields) - CHUNKS_SHOWN} more" if len(change.fields) > CHUNKS_SHOWN else ""
+        text += f" in {len(change.fields)} chunk(s): {shown}{more}"
+    return text
+
+
+def _column_text(column: dict[str, Any]) -> str:
+    text = f"{column['type']} {'NULL' if column['nullable'] else 'NOT NULL'}"
+    if column.get("default") is not None:
+        text += f" DEFAULT {column['default']}"
+    return text
+
+
+def diff_snapshots(before: Snapshot, after: Snapshot) -> list[Change]:
+    changes: list[Change] = []
+    for name in _union(before.tables, after.tables):
+        old, new = before.tables.get(name), after.tables.get(name)
+        if old is None:
+            changes.append(Change("table_added", name, None, after=_plain(new)))
+        elif new is None:
+            changes.append(Change("table_removed", name, None, before=_plain(old)))
+        else:
+            changes.extend(_table_changes(old, new))
+    for singular, attr in SCHEMA_OBJECTS.items():
+        changes.extend(_named_changes(singular, None, getattr(before, attr), getattr(after, attr)))
+    changes.extend(_metric_changes(before, after))
+    return changes
+
+
+def _table_changes(old: Table, new: Table) -> list[Change]:
+    changes = _compare("table", old.name, None, old, new, ignore=_NOT_TABLE_SCHEMA)
+    changes.extend(_column_changes(old, new))
+    changes.extend(_named_changes("index", old.name, _by_name(old.indexes), _by_name(new.indexes)))
+    changes.extend(_named_changes("fk", old.name, _by_name(old.foreign_keys), _by_name(new.foreign_keys)))
+    if old.row_count is not None and new.row_count is not None and old.row_count != new.row_count:
+        changes.append(Change("row_count_changed", old.name, None, old.row_count, new.row_count))
+    changes.extend(_content_changes(old, new))
+    return changes
+
+
+def _content_changes(old: Table, new: Table) -> list[Change]:
+    """Fingerprints of the same scheme (canonical form and hash) that differ; with chunks, where.
+
+    When the table's columns changed, every row's text did: only the new snapshot's fingerprint over
+    the old columns (Table.baseline) says whether the old columns' contents changed."""
+    if not old.fingerprint or not new.fingerprint:
+        return []
+    if column_signature(old) != column_signature(new):
+        if new.baseline and new.baseline.columns == [c.name for c in old.columns]:
+            _refuse_other_schemes(old.name, old.fingerprint, new.baseline.fingerprint)
+            if old.fingerprint == new.baseline.fingerprint:
+                return []
+            return [Change("content_changed", old.name, None, old.fingerprint, new.baseline.fingerprint, [OLD_COLUMNS])]
+        # Nothing compares, so nothing is proven: reported (and judged) as a change, saying why.
+        _refuse_other_schemes(old.name, old.fingerprint, new.fingerprint)
+        return [Change("content_changed", old.name, None, old.fingerprint, new.fingerprint, [UNVERIFIED])]
+    if old.fingerprint == new.fingerprint:
+        return []
+    _refuse_other_schemes(old.name, old.fingerprint, new.fingerprint)
+    chunks = differing_chunks(old, new) or []
+    return [Change("content_changed", old.name, None, old.fingerprint, new.fingerprint, chunks)]
+
+
+def _refuse_other_schemes(table: str, old: str, new: str) -> None:
+    # Sums under two canonical versions (or digests) say nothing about each other: staying silent
+    # would let a real change through, so the comparison is refused instead.
+    if _scheme(old) != _scheme(new):
+        raise DbauditError(
+            f"table {table}: fingerprints {_scheme(old)} and {_scheme(new)} cannot be compared; they were taken "
+            "under different canonical row versions or digests: compare snapshots taken by one dbaudit version"
+        )
+
+
+def _scheme(fingerprint: str) -> str:
+    return fingerprint.split(":", 1)[0]
+
+
+def _column_changes(old: Table, new: Table) -> list[Change]:
+    before = {c.name: c for c in old.columns}
+    after = {c.name: c for c in new.columns}
+    moved = _moved_columns(old.columns, new.columns)
+    changes = []
+    for name in _union(before, after):
+        if name not in after:
+            changes.append(Change("column_removed", old.name, name, before=_plain(before[name])))
+        elif name not in before:
+            changes.append(Change("column_added", old.name, name, after=_plain(after[name])))
+        else:
+            ignore = {"position"} if name not in moved else set()
+            changes.extend(_compare("column", old.name, name, before[name], after[name], ignore))
+    return changes
+
+
+def _moved_columns(old: list[Column], new: list[Column]) -> set[str]:
+    """Columns whose place among the columns both sides share has changed."""
+    names_new = {c.name for c in new}
+    names_old = {c.name for c in old}
+    order_old = [c.name for c in old if c.name in names_new]
+    order_new = [c.name for c in new if c.name in names_old]
+    # The longest run of columns kept in order stayed put; the rest moved around it.
+    matcher = difflib.SequenceMatcher(a=order_old, b=order_new, autojunk=False)
+    kept = {order_old[i + k] for i, _, n in matcher.get_matching_blocks() for k in range(n)}
+    return set(order_old) - kept
+
+
+def _named_changes(kind: str, table: str | None, old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
+    """Added, removed and changed objects of one kind, matched by name."""
+    changes = []
+    for name in _union(old, new):
+        if name not in new:
+            changes.append(Change(f"{kind}_removed", table, name, before=_plain(old[name])))  # type: ignore[arg-type]
+        elif name not in old:
+            changes.append(Change(f"{kind}_added", table, name, after=_plain(new[name])))  # type: ignore[arg-type]
+        else:
+            changes.extend(_compare(kind, table, name, old[name], new[name]))
+    return changes
+
+
+def _by_name(objects: list[Any]) -> dict[str, Any]:
+    return {o.name: o for o in objects}
+
+
+def _metric_changes(before: Snapshot, after: Snapshot) -> list[Change]:
+    changes = []
+    for name in sorted(set(before.metrics) & set(after.metrics)):
+        old, new = before.metrics[name], after.metrics[name]
+        if old.error is None and new.error is None and old.value != new.value:
+            changes.append(Change("metric_changed", None, name, old.value, new.value))
+    return changes
+
+
+def _compare(kind: str, table: str | None, name: str | None, old: Any, new: Any,
+             ignore: set[str] | None = None) -> list[Change]:
+    differing = [f.name for f in fields(old) if f.name not in (ignore or set())
+                 and getattr(old, f.name) != getattr(new, f.name)]
+    if not differing:
+        return []
+    return [Change(f"{kind}_changed", table, name, _plain(old), _plain(new), differing)]  # type: ignore[arg-type]
+
+
+def _plain(obj: Any) -> Any:
+    return serde.to_jsonable(obj)
+
+
+def _union(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    return sorted(set(a) | set(b))

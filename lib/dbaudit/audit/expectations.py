@@ -1,0 +1,337 @@
+"""Declared expectations for a change, and judging a diff against them.
+
+An expectations file (YAML) says which changes a migration must make (`required`), which it may make
+(`allowed`), how each table's row count may move (`rows`) and which business metrics must hold
+(`metrics`). Every schema change that no entry declares is unexpected and fails the audit.
+The README documents the format; `expectations/blazz-webjs.yml` is a worked example.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from dbaudit.audit.diff import CHANGE_KINDS, Change
+from dbaudit.core.checks import Check
+from dbaudit.core.errors import DbauditError
+from dbaudit.core.snapshot import SCHEMA, Column, Definition, ForeignKey, Index, Snapshot, Table, fields_with_role
+
+FORMAT_VERSION = 1
+RowPolicy = Literal["equal", "no_shrink", "any"]
+MetricRule = Literal["equal", "no_decrease", "no_increase", "any"]
+# What the rows hold rather than the schema: judged by `rows` and `metrics` (content also by patterns).
+DATA_CHANGES = {"row_count_changed", "metric_changed", "content_changed"}
+# `rollback:` holds the rollback-trigger settings, read by dbaudit.live.rollback.
+_TOP_KEYS = {"format_version", "name", "description", "metrics", "required", "allowed", "rows", "rollback"}
+
+
+@dataclass
+class ChangePattern:
+    """`column_added: chats.provider_type` plus optional attributes the new object must have."""
+
+    kind: str
+    target: str  # fnmatch pattern over table, table.name or name
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    def matches(self, change: Change) -> bool:
+        if change.kind != self.kind or not fnmatch.fnmatchcase(change.target, self.target):
+            return False
+        state = change.after if change.after is not None else change.before
+        return all(_same(state.get(key) if isinstance(state, dict) else None, want)
+                   for key, want in self.attributes.items())
+
+    def __str__(self) -> str:
+        extra = "".join(f", {k}={v!r}" for k, v in self.attributes.items())
+        return f"{self.kind} {self.target}{extra}"
+
+
+@dataclass
+class MetricExpectation:
+    name: str
+    sql: str
+    expect: MetricRule = "any"
+    min: float | None = None
+    max: float | None = None
+
+
+@dataclass
+class RowRules:
+    default: RowPolicy = "equal"
+    tables: dict[str, RowPolicy] = field(default_factory=dict)
+
+    def policy(self, table: str) -> RowPolicy:
+        return self.tables.get(table, self.default)
+
+
+@dataclass
+class Expectations:
+    name: str = "no-changes"
+    description: str = ""
+    required: list[ChangePattern] = field(default_factory=list)
+    allowed: list[ChangePattern] = field(default_factory=list)
+    rows: RowRules = field(default_factory=RowRules)
+    metrics: dict[str, MetricExpectation] = field(default_factory=dict)
+    source: str | None = None
+
+    @property
+    def metric_queries(self) -> dict[str, str]:
+        return {name: m.sql for name, m in self.metrics.items()}
+
+
+def load_expectations(path: str | os.PathLike[str]) -> Expectations:
+    return parse_expectations(read_yaml(path), str(path))
+
+
+def read_yaml(path: str | os.PathLike[str]) -> Any:
+    """The parsed YAML of an expectations file (its sections are read by several modules)."""
+    source = Path(path)
+    try:
+        return yaml.safe_load(source.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DbauditError(f"expectations file not found: {source}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise DbauditError(f"expectations file {source} is not valid YAML: {exc}") from None
+
+
+def parse_expectations(data: Any, source: str = "<expectations>") -> Expectations:
+    if not isinstance(data, dict):
+        raise DbauditError(f"{source}: expected a YAML mapping at the top level")
+    unknown = set(data) - _TOP_KEYS
+    if unknown:
+        raise DbauditError(f"{source}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_TOP_KEYS)}")
+    if data.get("format_version", FORMAT_VERSION) != FORMAT_VERSION:
+        raise DbauditError(f"{source}: format_version {data['format_version']!r} is not {FORMAT_VERSION}")
+    return Expectations(
+        name=str(data.get("name") or Path(source).stem),
+        description=str(data.get("description") or "").strip(),
+        required=[_pattern(e, f"{source}: required[{i}]") for i, e in enumerate(section_list(data, "required", f"{source}: "))],
+        allowed=[_pattern(e, f"{source}: allowed[{i}]") for i, e in enumerate(section_list(data, "allowed", f"{source}: "))],
+        rows=_rows(data.get("rows") or {}, source),
+        metrics={str(k): _metric(str(k), v, source) for k, v in section_mapping(data, "metrics", f"{source}: ").items()},
+        source=source,
+    )
+
+
+def section_mapping(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    """data[key] as a mapping (empty when absent); `where` prefixes the key in the error, e.g. "x.yml: "."""
+    value = data.get(key) or {}
+    if not isinstance(value, dict):
+        raise DbauditError(f"{where}{key} must be a mapping, not a {type(value).__name__}")
+    return value
+
+
+def section_list(data: dict[str, Any], key: str, where: str) -> list[Any]:
+    """data[key] as a list (empty when absent)."""
+    value = data.get(key) or []
+    if not isinstance(value, list):
+        raise DbauditError(f"{where}{key} must be a list, not a {type(value).__name__}")
+    return value
+
+
+def _pattern(entry: Any, where: str) -> ChangePattern:
+    if not isinstance(entry, dict):
+        raise DbauditError(f"{where}: expected e.g. `column_added: chats.provider_type`, got {entry!r}")
+    if not all(isinstance(k, str) for k in entry):
+        raise DbauditError(f"{where}: keys must be change kinds and attribute names, got {list(entry)!r}")
+    kinds = [k for k in entry if k in CHANGE_KINDS]
+    if len(kinds) != 1:
+        names = [k for k in entry if k.endswith(("_added", "_removed", "_changed"))] or list(entry)
+        raise DbauditError(f"{where}: needs exactly one change kind (got {names}); kinds: {', '.join(CHANGE_KINDS)}")
+    kind = kinds[0]
+    if not isinstance(entry[kind], str) or not entry[kind].strip():
+        raise DbauditError(f"{where}: {kind} needs a target such as `table` or `table.name`")
+    attributes = {k: v for k, v in entry.items() if k != kind}
+    known = _ATTRIBUTES[kind.rsplit("_", 1)[0]]
+    unknown = sorted(set(attributes) - known)
+    if unknown:
+        raise DbauditError(f"{where}: unknown attribute(s) {unknown} for {kind}; known: {sorted(known)}")
+    return ChangePattern(kind, entry[kind].strip(), attributes)
+
+
+def _field_names(cls: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+# The attributes an expectation may demand of the object a change adds (or, when removed, had).
+_ATTRIBUTES: dict[str, set[str]] = {
+    "table": set(fields_with_role(Table, SCHEMA)),
+    "column": _field_names(Column),
+    "index": _field_names(Index),
+    "fk": _field_names(ForeignKey),
+    "view": _field_names(Definition),
+    "trigger": _field_names(Definition),
+    "routine": _field_names(Definition),
+    "row_count": set(),
+    "metric": set(),
+    "content": set(),
+}
+
+
+def _rows(data: Any, source: str) -> RowRules:
+    if not isinstance(data, dict):
+        raise DbauditError(f"{source}: rows must be a mapping like {{default: no_shrink, equal: [contacts]}}")
+    policies = ("equal", "no_shrink", "any")
+    default = data.get("default", "equal")
+    if default not in policies:
+        raise DbauditError(f"{source}: rows.default must be one of {policies}, not {default!r}")
+    tables: dict[str, RowPolicy] = {}
+    for key, names in data.items():
+        if key == "default":
+            continue
+        if key not in policies or not isinstance(names, list):
+            raise DbauditError(f"{source}: rows.{key}: expected one of {policies} with a list of tables")
+        tables.update({str(n): key for n in names})
+    return RowRules(default, tables)
+
+
+def _metric(name: str, spec: Any, source: str) -> MetricExpectation:
+    if isinstance(spec, str):
+        return MetricExpectation(name, spec)
+    if not isinstance(spec, dict) or not isinstance(spec.get("sql"), str):
+        raise DbauditError(f"{source}: metrics.{name} needs `sql:` (a scalar SELECT)")
+    unknown = set(spec) - {"sql", "expect", "min", "max"}
+    if unknown:
+        raise DbauditError(f"{source}: metrics.{name}: unknown key(s) {sorted(unknown)}")
+    rule = spec.get("expect", "any")
+    if rule not in ("equal", "no_decrease", "no_increase", "any"):
+        raise DbauditError(f"{source}: metrics.{name}.expect must be equal, no_decrease, no_increase or any")
+    for bound in ("min", "max"):
+        value = spec.get(bound)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise DbauditError(f"{source}: metrics.{name}.{bound} must be a number, not {value!r}")
+    return MetricExpectation(name, spec["sql"], rule, spec.get("min"), spec.get("max"))
+
+
+def _same(actual: Any, wanted: Any) -> bool:
+    if isinstance(actual, str) and isinstance(wanted, str):
+        return actual.lower() == wanted.lower()
+    return bool(actual == wanted)
+
+
+# --- judging -----------------------------------------------------------------------------------
+
+
+def check_tables_exist(expectations: Expectations, before: Snapshot, after: Snapshot) -> None:
+    """A row rule for a table in neither snapshot is a typo, and would silently check nothing."""
+    known = set(before.tables) | set(after.tables)
+    missing = sorted(t for t in expectations.rows.tables if t not in known)
+    if missing:
+        raise DbauditError(
+            f"expectations {expectations.name!r} name table(s) {missing} that exist in neither snapshot"
+        )
+
+
+def judge(expectations: Expectations, changes: list[Change], before: Snapshot, after: Snapshot) -> list[Check]:
+    check_tables_exist(expectations, before, after)
+    return [
+        *_required_checks(expectations, changes),
+        *_unexpected_checks(expectations, changes),
+        *_row_checks(expectations.rows, before, after),
+        *_metric_checks(expectations, before, after),
+    ]
+
+
+def is_declared(expectations: Expectations, change: Change) -> bool:
+    if change.kind == "metric_changed":
+        return change.name in expectations.metrics  # a metric nobody set a rule for may not move
+    if change.kind == "row_count_changed":
+        return True  # every table has a row rule (rows.default)
+    if change.kind == "content_changed" and expectations.rows.policy(change.table or "") == "any":
+        return True  # a table whose rows may change any way may hold other rows too
+    return any(p.matches(change) for p in (*expectations.required, *expectations.allowed))
+
+
+def _required_checks(expectations: Expectations, changes: list[Change]) -> list[Check]:
+    checks = []
+    for pattern in expectations.required:
+        hits = [c.target for c in changes if pattern.matches(c)]
+        if hits:
+            checks.append(Check("required", str(pattern), "pass", f"found: {', '.join(hits)}"))
+        else:
+            checks.append(Check("required", str(pattern), "fail", f"required change did not happen: {pattern}"))
+    return checks
+
+
+def _unexpected_checks(expectations: Expectations, changes: list[Change]) -> list[Check]:
+    surprises = [c for c in changes if not is_declared(expectations, c)]
+    if not surprises:
+        declared = sum(1 for c in changes if c.kind not in DATA_CHANGES)
+        return [Check("unexpected", "no unexpected changes", "pass",
+                      f"all {declared} schema change(s) are declared")]
+    return [Check("unexpected", f"{c.kind} {c.target}", "fail", f"unexpected: {c.describe()}") for c in surprises]
+
+
+def _row_checks(rules: RowRules, before: Snapshot, after: Snapshot) -> list[Check]:
+    checks = []
+    for name in sorted(set(before.tables) & set(after.tables)):
+        old, new = before.tables[name].row_count, after.tables[name].row_count
+        policy = rules.policy(name)
+        if old is None or new is None:
+            # A rule that cannot be checked must not pass quietly ("no table loses rows").
+            if policy != "any":
+                side = "before" if old is None else "after"
+                checks.append(Check("rows", name, "fail", f"rows were not counted in the {side} snapshot "
+                                    f"(--no-counts or --tables): cannot check that they {_ROW_WORDS[policy]}"))
+            continue
+        ok = policy == "any" or (policy == "equal" and new == old) or (policy == "no_shrink" and new >= old)
+        message = f"{old:,} → {new:,} ({new - old:+,}); {'may change' if policy == 'any' else 'must ' + _ROW_WORDS[policy]}"
+        checks.append(Check("rows", name, "pass" if ok else "fail", message))
+    return checks
+
+
+_ROW_WORDS = {"equal": "stay equal", "no_shrink": "not shrink"}
+
+
+def _metric_checks(expectations: Expectations, before: Snapshot, after: Snapshot) -> list[Check]:
+    return [_metric_check(m, before, after) for m in expectations.metrics.values()]
+
+
+def _metric_check(rule: MetricExpectation, before: Snapshot, after: Snapshot) -> Check:
+    old, new = before.metrics.get(rule.name), after.metrics.get(rule.name)
+    if new is None:
+        return Check("metric", rule.name, "fail", "not in the after snapshot: take it with --expect")
+    if new.error:
+        return Check("metric", rule.name, "fail", f"query failed after the change: {new.error}")
+    problems = []
+    was = old.value if old is not None and not old.error else None
+    if rule.expect != "any":
+        if was is None:
+            problems.append(f"no before value to compare ({old.error if old else 'not in the before snapshot'})")
+        elif not _holds(rule.expect, was, new.value):
+            problems.append(_RULE_WORDS[rule.expect])
+    limited = rule.max is not None or rule.min is not None
+    if limited and math.isnan(_number(new.value)):
+        problems.append(f"{new.value!r} is not a number, so the limits cannot hold")
+    if rule.max is not None and _number(new.value) > rule.max:
+        problems.append(f"above the limit {rule.max:,}")
+    if rule.min is not None and _number(new.value) < rule.min:
+        problems.append(f"below the limit {rule.min:,}")
+    message = f"{was if was is not None else '∅'} → {new.value}"
+    if problems:
+        return Check("metric", rule.name, "fail", f"{message}: {'; '.join(problems)}")
+    return Check("metric", rule.name, "pass", message)
+
+
+_RULE_WORDS = {"equal": "must stay equal", "no_decrease": "must not decrease", "no_increase": "must not increase"}
+
+
+def _holds(rule: MetricRule, old: Any, new: Any) -> bool:
+    if rule == "equal":
+        return bool(old == new)
+    if rule == "no_decrease":
+        return _number(new) >= _number(old)
+    return _number(new) <= _number(old)
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")

@@ -1,0 +1,287 @@
+"""What each statement of a MySQL dump is: the classification that turns a scanned script into its contents.
+
+`Collector` receives the statements `sqlscan.SqlScanner` splits off and records the dump's header, its
+databases, tables (with the rows counted from their INSERT tuples), views, triggers, routines and events,
+and everything that makes a dump unsafe to restore: client commands, statements acting on the server, and
+statements naming another database than the dump's own.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from dbaudit.backups.lexicon import (
+    DEFINER,
+    DEFINER_CLAUSE,
+    IDENT,
+    IF_NOT_EXISTS,
+    LITERALS,
+    NAME,
+    OR_REPLACE,
+    QNAME,
+    unquote,
+)
+from dbaudit.backups.sqlscan import Statement
+
+_STATEMENTS: list[tuple[str, re.Pattern[str]]] = [
+    (kind, re.compile(pattern, re.IGNORECASE)) for kind, pattern in [
+        # Statements that act on the server, its accounts or its files rather than on the dumped tables. A dump
+        # holding one is refused by restore-check (not cut: a dump that tries this is not a plain backup).
+        ("refused", (r"^(?:(?:CREATE(?:\s+OR\s+REPLACE)?|ALTER|DROP|RENAME)\s+(?:USER|ROLE)\b|GRANT\b|REVOKE\b"
+                    r"|SET\s+(?:PASSWORD|PERSIST(?:_ONLY)?|DEFAULT\s+ROLE)\b|(?:INSTALL|UNINSTALL)\s+(?:PLUGIN|SONAME)\b"
+                    r"|FLUSH\b|KILL\b|SHUTDOWN\b|RESTART\b|(?:CREATE(?:\s+OR\s+REPLACE)?|ALTER|DROP)\s+SERVER\b"
+                    r"|CHANGE\s+(?:MASTER|REPLICATION)\b|(?:START|STOP|RESET)\s+(?:SLAVE|REPLICA|MASTER)\b"
+                    r"|PURGE\s+(?:BINARY|MASTER)\s+LOGS\b|BINLOG\b|LOAD\s+(?:DATA|XML)\b|PREPARE\b|EXECUTE\b|CALL\b"
+                    r"|SELECT\b.*\bINTO\s+(?:OUTFILE|DUMPFILE)\b"
+                    r"|CREATE\s+(?:OR\s+REPLACE\s+)?(?:AGGREGATE\s+)?FUNCTION\s+\S+\s+RETURNS\s+\w+\s+SONAME\b)")),
+        ("insert", rf"^(?:INSERT|REPLACE)\s+(?:(?:LOW_PRIORITY|DELAYED|HIGH_PRIORITY|IGNORE)\s+)*(?:INTO\s+)?{QNAME}"),
+        ("table", rf"^CREATE\s+{OR_REPLACE}(?:TEMPORARY\s+)?TABLE\s+{IF_NOT_EXISTS}{QNAME}"),
+        ("view", rf"^CREATE\s+{OR_REPLACE}(?:ALGORITHM\s*=\s*\w+\s+)?{DEFINER}(?:SQL\s+SECURITY\s+\w+\s+)?"
+                 rf"VIEW\s+{IF_NOT_EXISTS}{QNAME}"),
+        ("trigger", rf"^CREATE\s+{OR_REPLACE}{DEFINER}TRIGGER\s+{IF_NOT_EXISTS}{QNAME}\s+"
+                    rf"(BEFORE|AFTER)\s+(INSERT|UPDATE|DELETE)\s+ON\s+{QNAME}"),
+        ("routine", rf"^CREATE\s+{OR_REPLACE}{DEFINER}(?:AGGREGATE\s+)?(PROCEDURE|FUNCTION)\s+{IF_NOT_EXISTS}{QNAME}"),
+        ("event", rf"^CREATE\s+{OR_REPLACE}{DEFINER}EVENT\s+{IF_NOT_EXISTS}{QNAME}"),
+        ("create_database", rf"^CREATE\s+{OR_REPLACE}(?:DATABASE|SCHEMA)\s+{IF_NOT_EXISTS}{NAME}"),
+        ("drop_database", rf"^DROP\s+(?:DATABASE|SCHEMA)\s+(?:IF\s+EXISTS\s+)?{NAME}"),
+        ("use", rf"^USE\s+{NAME}"),
+        ("alter_database", r"^ALTER\s+(?:DATABASE|SCHEMA)\b"),
+        ("server_state", r"^SET\s+(?:@@GLOBAL\.|GLOBAL\s)"),
+        ("lock", r"^LOCK\s+TABLES?\b"),
+        ("disable_keys", rf"^ALTER\s+TABLE\s+{QNAME}\s+DISABLE\s+KEYS"),
+        ("drop_table", r"^DROP\s+TABLE\b"),
+        ("set", r"^SET\s+(.+)$"),
+    ]
+]  # fmt: skip
+_ASSIGNMENT = re.compile(r"(?:^|,)\s*(?:@@(?:SESSION\.)?)?([A-Za-z_]\w*)\s*=\s*('(?:[^'\\]|\\.|'')*'|[^,]+)")
+_TOOL = re.compile(r"^(MySQL|MariaDB) dump ([\d.]+)(?:\s+Distrib\s+([^,\s]+))?")
+_HOST = re.compile(r"^Host:\s*(\S+)\s+Database:\s*(\S+)")
+_SERVER = re.compile(r"^Server version\s+(.+)$")
+# Statements whose qualified names (`db`.`t`, also inside /*! */) are read as database qualifiers. View, trigger and
+# routine bodies are left out (their `alias`.`column` look the same); their own names are parsed above, and what a
+# body does runs as restore-check's temporary account, which has no rights outside the scratch database.
+_ACTS_ON_TABLES = re.compile(r"^(?:DROP|ALTER\s+(?:ONLINE\s+|IGNORE\s+)*TABLE|RENAME|TRUNCATE|UPDATE|DELETE|INSERT|REPLACE"
+                             r"|LOCK|CREATE\s+(?:OR\s+REPLACE\s+)?(?:TEMPORARY\s+|UNIQUE\s+|FULLTEXT\s+|SPATIAL\s+)*"
+                             r"(?:TABLE|INDEX|SEQUENCE))\b", re.IGNORECASE)
+_QUALIFIED = re.compile(rf"(?<![\w$`.])({IDENT})\s*\.\s*(?={IDENT})")
+# Where a name is a table reference: `UPDATE db.t`, `FROM db.t`, `JOIN db.t` … (an alias there is no alias).
+_TABLE_POSITION = re.compile(r"(?<![\w$])(?:UPDATE|FROM|JOIN|INTO|TABLES?|USING|TO|AS|EXISTS|REFERENCES|TRUNCATE"
+                             r"|IGNORE|LOW_PRIORITY|QUICK)\s*$", re.IGNORECASE)
+_CLAUSE = re.compile(r"(?<![\w$`])(?:SET|WHERE|ON|VALUES?|SELECT|ORDER|LIMIT|PARTITION)(?![\w$`])|\(", re.IGNORECASE)
+
+
+@dataclass
+class DumpTable:
+    name: str
+    database: str | None
+    rows: int = 0  # tuples in its INSERT statements
+    inserts: int = 0  # INSERT statements
+    created: bool = False  # the dump holds its CREATE TABLE
+
+
+@dataclass
+class DumpObject:
+    name: str
+    kind: str  # view, trigger, procedure, function, event
+    database: str | None
+    table: str | None = None  # the table a trigger fires on
+    summary: str = ""  # e.g. "AFTER INSERT ON film"
+
+
+@dataclass
+class DumpHeader:
+    tool: str | None = None  # "MySQL dump 10.13", "MariaDB dump 10.19"; None: not written by mysqldump
+    client: str | None = None  # the mysqldump's Distrib version
+    server_version: str | None = None
+    host: str | None = None
+    database: str | None = None
+    completed_at: str | None = None  # from the "-- Dump completed on …" trailer
+    settings: dict[str, str] = field(default_factory=dict)  # SETs before the first object: UNIQUE_CHECKS=0 …
+    features: list[str] = field(default_factory=list)  # what the body shows: extended-insert, add-locks …
+
+
+
+class Collector:
+    """Turns the scanner's statements into tables, objects and row counts."""
+
+    def __init__(self) -> None:
+        self.database: str | None = None
+        self.databases: list[str] = []
+        self.tables: dict[tuple[str | None, str], DumpTable] = {}
+        self.objects: dict[str, dict[tuple[str | None, str], DumpObject]] = {
+            k: {} for k in ("view", "trigger", "routine", "event")}
+        self.qualified: set[str] = set()
+        self.unsafe: list[tuple[int, int, str]] = []
+        self.client_commands: list[str] = []
+        self.refused: list[str] = []
+        self.named: list[tuple[str, str]] = []  # (database, statement) for every database a statement names
+        self.created: list[str] = []  # CREATE DATABASE names
+        self.dropped: list[str] = []  # DROP DATABASE names
+        self.definers: list[tuple[int, int]] = []
+        self.header = DumpHeader()
+        self.features: set[str] = set()
+        self.statements = 0
+        self.last_table: str | None = None
+        self.in_header = True
+
+    def comment(self, text: str, offset: int) -> None:
+        if offset > 16384 or not self.in_header:
+            return
+        for pattern, apply in ((_TOOL, self._tool), (_HOST, self._host), (_SERVER, self._server)):
+            m = pattern.match(text)
+            if m:
+                apply(m)
+
+    def client_command(self, text: str, offset: int) -> None:
+        self.client_commands.append(text[:80])
+
+    def _tool(self, m: re.Match[str]) -> None:
+        self.header.tool, self.header.client = f"{m[1]} dump {m[2]}", m[3]
+
+    def _host(self, m: re.Match[str]) -> None:
+        self.header.host, self.header.database = m[1], m[2]
+
+    def _server(self, m: re.Match[str]) -> None:
+        self.header.server_version = m[1].strip()
+
+    def statement(self, st: Statement) -> None:
+        self.statements += 1
+        if _ACTS_ON_TABLES.match(st.head):
+            self._scan_qualifiers(st.head)
+        if st.head[:6].upper() in ("CREATE", "ALTER ") and DEFINER_CLAUSE.search(st.head[:600].encode()):
+            self.definers.append((st.start, st.end))
+        for kind, pattern in _STATEMENTS:
+            m = pattern.match(st.head)
+            if m:
+                getattr(self, f"_{kind}")(m, st)
+                if kind != "set":
+                    self.in_header = False
+                return
+        self.in_header = False
+
+    def _scan_qualifiers(self, head: str) -> None:
+        """Every `x`.`y` outside string literals names database x, unless x is an alias or a table of the dump
+        qualifying a column (`UPDATE t AS a SET a.c = 1`) and never stands where a table does (`FROM x.y`)."""
+        code = LITERALS.sub("''", head)
+        matches = list(_QUALIFIED.finditer(code))
+        if not matches:
+            return
+        standalone = {unquote(m[1]).lower() for m in re.finditer(rf"(?<![\w$`.])({IDENT})(?!\s*\.)(?![\w$`])", code)}
+        known = {name.lower() for _, name in self.tables}
+        clause = _CLAUSE.search(code, 6)
+        table_list_end = clause.start() if clause else len(code)  # `UPDATE a, db.t AS x SET …`: a list of tables
+        for m in matches:
+            name = unquote(m[1])
+            before = code[max(0, m.start() - 40) : m.start()]
+            at_table = _TABLE_POSITION.search(before) is not None or (
+                m.start() < table_list_end and before.rstrip().endswith(","))
+            if not at_table and (name.lower() in standalone or name.lower() in known):
+                continue
+            self.qualified.add(name)
+            self.named.append((name, head[:120]))
+
+    def _qualified(self, qualifier: str | None, name: str) -> tuple[str | None, str]:
+        if qualifier is not None and name:
+            db = unquote(qualifier)
+            self.qualified.add(db)
+            return db, unquote(name)
+        return self.database, unquote(qualifier or name)
+
+    def _touch_table(self, db: str | None, name: str) -> DumpTable:
+        key = (db, name)
+        if key not in self.tables:
+            self.tables[key] = DumpTable(name, db)
+        self.last_table = name if db == self.database or db is None else f"{db}.{name}"
+        return self.tables[key]
+
+    def _insert(self, m: re.Match[str], st: Statement) -> None:
+        table = self._touch_table(*self._qualified(m[1], m[2] or ""))
+        table.inserts += 1
+        table.rows += st.tuples
+        if st.tuples > 1:
+            self.features.add("extended-insert")
+        if st.head[m.end():].lstrip().startswith("("):
+            self.features.add("complete-insert")
+
+    def _table(self, m: re.Match[str], st: Statement) -> None:
+        self._touch_table(*self._qualified(m[1], m[2] or "")).created = True
+
+    def _object(self, kind: str, key: tuple[str | None, str], obj: DumpObject) -> None:
+        self.objects[kind][key] = obj
+
+    def _view(self, m: re.Match[str], st: Statement) -> None:
+        db, name = self._qualified(m[1], m[2] or "")
+        self._object("view", (db, name), DumpObject(name, "view", db))
+
+    def _trigger(self, m: re.Match[str], st: Statement) -> None:
+        db, name = self._qualified(m[1], m[2] or "")
+        _, table = self._qualified(m[5], m[6] or "")
+        summary = f"{m[3].upper()} {m[4].upper()} ON {table}"
+        self._object("trigger", (db, name), DumpObject(name, "trigger", db, table, summary))
+
+    def _routine(self, m: re.Match[str], st: Statement) -> None:
+        db, name = self._qualified(m[2], m[3] or "")
+        self._object("routine", (db, name), DumpObject(name, m[1].lower(), db))
+
+    def _event(self, m: re.Match[str], st: Statement) -> None:
+        db, name = self._qualified(m[1], m[2] or "")
+        self._object("event", (db, name), DumpObject(name, "event", db))
+
+    def _create_database(self, m: re.Match[str], st: Statement) -> None:
+        self._database(unquote(m[1]))
+        self.created.append(unquote(m[1]))
+        self.named.append((unquote(m[1]), st.head[:120]))
+        self.features.add("databases")
+        self.unsafe.append((st.start, st.end, "create_database"))
+
+    def _use(self, m: re.Match[str], st: Statement) -> None:
+        self._database(unquote(m[1]))
+        self.named.append((unquote(m[1]), st.head[:120]))
+        self.unsafe.append((st.start, st.end, "use"))
+
+    def _database(self, name: str) -> None:
+        self.database = name
+        if name not in self.databases:
+            self.databases.append(name)
+
+    def _drop_database(self, m: re.Match[str], st: Statement) -> None:
+        self.dropped.append(unquote(m[1]))
+        self.named.append((unquote(m[1]), st.head[:120]))
+        self.unsafe.append((st.start, st.end, "drop_database"))
+
+    def _refused(self, m: re.Match[str], st: Statement) -> None:
+        kind = " ".join(m[0].split()).upper()  # the keywords matched, e.g. CREATE USER, SET PASSWORD, FLUSH
+        if kind.startswith("SELECT"):
+            kind = "SELECT … INTO OUTFILE"
+        elif kind.endswith("SONAME") and kind.startswith("CREATE"):
+            kind = "CREATE FUNCTION … SONAME"
+        self.refused.append(kind)
+
+    def _alter_database(self, m: re.Match[str], st: Statement) -> None:
+        self.unsafe.append((st.start, st.end, "alter_database"))
+
+    def _server_state(self, m: re.Match[str], st: Statement) -> None:
+        self.unsafe.append((st.start, st.end, "server_state"))
+
+    def _lock(self, m: re.Match[str], st: Statement) -> None:
+        self.features.add("add-locks")
+
+    def _disable_keys(self, m: re.Match[str], st: Statement) -> None:
+        self.features.add("disable-keys")
+
+    def _drop_table(self, m: re.Match[str], st: Statement) -> None:
+        self.features.add("add-drop-table")
+
+    def _set(self, m: re.Match[str], st: Statement) -> None:
+        if not self.in_header:
+            return
+        body = m[1]
+        if body.upper().startswith("NAMES "):
+            self.header.settings["NAMES"] = body.split()[1].strip("'\"")
+            return
+        for name, value in _ASSIGNMENT.findall(body):
+            if not value.strip().startswith("@"):
+                self.header.settings[name.upper()] = value.strip().strip("'")
+
+

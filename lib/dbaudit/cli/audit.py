@@ -1,0 +1,139 @@
+"""`dbaudit snapshot`, `diff`, `report`, `demo` and `reports`: the audit of one database change."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from dbaudit.cli.common import EXIT_PASS, add_output_options, exit_code, progress, shown, write_outputs
+from dbaudit.core.errors import DbauditError
+from dbaudit.live.connect import mask_url
+
+
+def add_commands(sub: Any) -> None:
+    snap = sub.add_parser("snapshot", help="write a snapshot of a database to JSON")
+    snap.add_argument("url", help="SQLAlchemy URL, e.g. mysql+pymysql://audit@db/blazz (password: DBAUDIT_PASSWORD)")
+    snap.add_argument("-o", "--output", required=True, help="snapshot JSON file to write")
+    snap.add_argument("--expect", help="expectations YAML whose metrics: to record")
+    snap.add_argument("--schema", help="PostgreSQL schema to audit (default public)")
+    snap.add_argument("--no-counts", action="store_true", help="skip exact row counts")
+    snap.add_argument("--fingerprint", choices=["none", "table", "chunks"], default="none",
+                      help="content fingerprints: per table, or per table and key-range chunk")
+    snap.add_argument("--baseline", metavar="SNAPSHOT",
+                      help="an earlier fingerprinted snapshot: tables whose columns changed since are also "
+                           "fingerprinted over its columns, so diff can compare their old columns")
+    snap.add_argument("--counts-only", action="store_true", help="counts, no fingerprints (same as --fingerprint none)")
+    snap.add_argument("--tables", nargs="+", action="extend", metavar="PATTERN", help="count/fingerprint only these")
+    snap.add_argument("--exclude", nargs="+", action="extend", metavar="PATTERN", help="do not count/fingerprint these")
+    snap.add_argument("--statement-timeout", type=float, metavar="SECONDS", help="abandon any statement running longer")
+    snap.set_defaults(run=snapshot_command)
+
+    diff = sub.add_parser("diff", help="compare two snapshots, optionally against expectations")
+    diff.add_argument("before", help="snapshot JSON from before the change")
+    diff.add_argument("after", help="snapshot JSON from after the change")
+    diff.add_argument("--expect", help="expectations YAML; without it any difference fails")
+    add_output_options(diff)
+    diff.set_defaults(run=diff_command)
+
+    report = sub.add_parser("report", help="render the HTML audit report through the notebook")
+    report.add_argument("--before", required=True, help="snapshot JSON (or database URL) before the change")
+    report.add_argument("--after", required=True, help="snapshot JSON (or database URL) after the change")
+    report.add_argument("--expect", help="expectations YAML; without it any difference fails")
+    report.add_argument("--out-dir", default="reports", help="the report archive (default reports)")
+    report.add_argument("--name", help="report name (default: the expectations' name: key)")
+    add_output_options(report)
+    report.set_defaults(run=report_command)
+
+    demo = sub.add_parser("demo", help="audit the built-in blazz demo database (SQLite) and render reports")
+    demo.add_argument("--out-dir", default="reports", help="the report archive (default reports)")
+    demo.set_defaults(run=demo_command)
+
+    listing = sub.add_parser("reports", help="list archived reports, newest first")
+    listing.add_argument("--out-dir", default="reports", help="the report archive (default reports)")
+    listing.set_defaults(run=reports_command)
+
+
+def snapshot_command(args: argparse.Namespace) -> int:
+    from dbaudit.audit.expectations import load_expectations
+    from dbaudit.core.snapshot import load_snapshot
+    from dbaudit.live.inspect import take_snapshot
+
+    metrics = load_expectations(args.expect).metric_queries if args.expect else None
+    if args.counts_only and args.fingerprint != "none":
+        raise DbauditError("--counts-only and --fingerprint exclude each other")
+    if args.baseline and args.fingerprint == "none":
+        raise DbauditError("--baseline needs --fingerprint table or chunks")
+    snapshot = take_snapshot(args.url, metrics, schema=args.schema, count_rows=not args.no_counts,
+                             progress=progress(), fingerprint=args.fingerprint, tables=args.tables,
+                             exclude=args.exclude, statement_timeout=args.statement_timeout,
+                             baseline=load_snapshot(args.baseline) if args.baseline else None)
+    snapshot.save(args.output)
+    failed = [m.name for m in snapshot.metrics.values() if m.error]
+    print(f"snapshot of {snapshot.database} ({snapshot.server.product} {snapshot.server.version}) from "
+          f"{mask_url(args.url)}: {len(snapshot.tables)} tables, {snapshot.total_rows:,} rows, "
+          f"{len(snapshot.metrics)} metrics -> {args.output}")
+    for name in failed:
+        print(f"  metric {name}: {snapshot.metrics[name].error}", file=sys.stderr)
+    return EXIT_PASS
+
+
+def diff_command(args: argparse.Namespace) -> int:
+    from dbaudit.live.workflow import run_audit
+
+    for path in (args.before, args.after):
+        if not str(path).endswith(".json"):
+            what = mask_url(path) if "://" in str(path) else path
+            raise DbauditError(f"diff compares snapshot files (*.json), not {what}")
+    result = run_audit(args.before, args.after, args.expect).result
+    write_outputs(args, result, f"dbaudit diff {result.title}", result.checks)
+    for change in result.changes:
+        mark = " " if change.declared and args.expect else "!"
+        print(f"{mark} {change.message}")
+    if not result.changes:
+        print("no differences")
+    if args.expect:
+        for check in result.failed_checks:
+            print(f"FAIL [{check.category}] {check.name}: {check.message}")
+        print(f"verdict: {result.verdict.upper()} ({len(result.checks) - len(result.failed_checks)}/"
+              f"{len(result.checks)} checks passed)")
+    return exit_code(result.passed)
+
+
+def report_command(args: argparse.Namespace) -> int:
+    from dbaudit.audit.result import load_result
+    from dbaudit.outputs.report import render_audit
+
+    report = render_audit(args.before, args.after, args.expect, args.out_dir, args.name, progress=progress())
+    if report.result:
+        result = load_result(report.result)
+        write_outputs(args, result, f"dbaudit report {result.title}", result.checks)
+    print(f"verdict: {(report.verdict or 'unknown').upper()}  report: {shown(report.html)}")
+    return exit_code(report.verdict == "pass")
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    from dbaudit import demo
+    from dbaudit.audit.result import load_result
+
+    reports = demo.run(Path(args.out_dir), progress=progress(),
+                       log=lambda step: print(f"… {step}", file=sys.stderr, flush=True))
+    for scenario, report in reports:
+        print(f"{scenario:<52} {str(report.verdict).upper():<5} {shown(report.html)}")
+        if report.result and report.verdict == "fail":
+            for check in load_result(report.result).failed_checks:
+                print(f"    failed [{check.category}] {check.name}: {check.message}")
+    print(f"index of all reports: {Path(args.out_dir) / 'index.html'}")
+    return EXIT_PASS
+
+
+def reports_command(args: argparse.Namespace) -> int:
+    from dbaudit.outputs.report import list_reports
+
+    found = list_reports(args.out_dir)
+    for r in found:
+        print(f"{r.created:<26} {r.verdict.upper():<5} {r.title:<30} {r.database:<30} {r.folder}")
+    if not found:
+        print(f"no reports in {args.out_dir}")
+    return EXIT_PASS

@@ -1,0 +1,69 @@
+"""What every command shares: the exit-code contract, --json/--junit, and how paths and errors print."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from dbaudit.core import serde
+from dbaudit.core.checks import Check
+from dbaudit.core.errors import first_line
+from dbaudit.outputs.junit import junit_xml
+
+EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
+
+
+def fail(message: str) -> int:
+    print(f"dbaudit: error: {first_line(message)}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def exit_code(passed: bool) -> int:
+    return EXIT_PASS if passed else EXIT_FAIL
+
+
+def progress() -> bool:
+    """Progress bars only where someone watches: on a terminal."""
+    return sys.stderr.isatty()
+
+
+def add_output_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--json", dest="json_out", metavar="OUT", help="write the result JSON here")
+    command.add_argument("--junit", metavar="OUT", help="write the checks as JUnit XML here (one testcase per check)")
+
+
+def add_report_options(command: argparse.ArgumentParser, notebook: str) -> None:
+    command.add_argument("--report", action="store_true", help=f"also render an HTML report (notebooks/{notebook})")
+    command.add_argument("--out-dir", default="reports", help="where --report archives it (default reports)")
+
+
+def write_outputs(args: argparse.Namespace, document: Any, suite: str, checks: Sequence[Check]) -> None:
+    """Write what --json and --junit asked for: both, or (when one cannot be written) neither."""
+    wanted = [(path, text) for path, text in ((args.json_out, lambda: serde.dumps(document)),
+                                              (args.junit, lambda: junit_xml(suite, checks))) if path]
+    written: list[str] = []
+    try:
+        for path, text in wanted:
+            serde.write_atomic(path, text())
+            written.append(path)
+    except BaseException:
+        for path in written:
+            os.unlink(path)
+        raise
+
+
+def shown(path: Path) -> str:
+    """Paths under the current folder print relative, as the user typed them."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def print_checks(checks: Sequence[Check], width: int = 4) -> None:
+    for check in checks:
+        print(f"{check.status.upper():<{width}} [{check.category}] {check.name}: {check.message}")

@@ -1,0 +1,167 @@
+"""Taking a snapshot: schema, exact row counts and named metrics, all inside one read-only transaction."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
+from tqdm import tqdm  # the plain bar: notebook widgets need ipywidgets, which reports do not
+
+from dbaudit.audit.chunks import FingerprintMode, select_tables
+from dbaudit.core.errors import DbauditError
+from dbaudit.core.snapshot import FORMAT_VERSION, KIND, Metric, Snapshot, load_snapshot
+from dbaudit.live.connect import AuditSession, audit_session, describe_db_error
+from dbaudit.live.fingerprint import fingerprint_tables
+
+_READ_QUERY = re.compile(r"^\s*(\(\s*)*(SELECT|WITH)\b", re.IGNORECASE)
+# A read-only transaction still lets these through: files written on the server, variables set, locks taken.
+_SIDE_EFFECTS = re.compile(
+    r"\bINTO\s+(OUTFILE|DUMPFILE|@)|\bFOR\s+(UPDATE|SHARE|NO\s+KEY\s+UPDATE|KEY\s+SHARE)\b"
+    r"|\bLOCK\s+IN\s+SHARE\s+MODE\b|\bINTO\s+\w+\s+FROM\b|;\s*\S",
+    re.IGNORECASE,
+)
+
+
+def take_snapshot(
+    url: str | URL,
+    metrics: Mapping[str, str] | None = None,
+    *,
+    schema: str | None = None,
+    count_rows: bool = True,
+    progress: bool = False,
+    statement_timeout: float | None = None,
+    fingerprint: FingerprintMode = "none",
+    tables: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
+    baseline: Snapshot | None = None,
+) -> Snapshot:
+    """Snapshot the database at `url`. `metrics` maps a name to a scalar SELECT.
+
+    `fingerprint` adds content fingerprints ("table") and per-chunk ones ("chunks"); `tables` and
+    `exclude` (fnmatch patterns) limit which tables are counted and fingerprinted. With a fingerprinted
+    `baseline` (an earlier snapshot of this database), a table whose columns changed since is also
+    fingerprinted over the baseline's columns (Table.baseline), so a diff can tell whether they changed."""
+    _check_metric_sql(metrics or {})
+    if fingerprint not in ("none", "table", "chunks"):
+        raise DbauditError(f"fingerprint must be none, table or chunks, not {fingerprint!r}")
+    started = time.monotonic()
+    with audit_session(url, schema, statement_timeout) as session:
+        conn, dialect, schema = session.connection, session.dialect, session.schema
+        snapshot = Snapshot(
+            format_version=FORMAT_VERSION,
+            kind=KIND,
+            taken_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            source=session.masked_url,
+            database=session.database,
+            server=dialect.server(conn),
+            tables=dialect.tables(conn, schema),
+            views=dialect.views(conn, schema),
+            triggers=dialect.triggers(conn, schema),
+            routines=dialect.routines(conn, schema),
+            schema=schema,
+        )
+        selected = select_tables(snapshot.tables, tables, exclude)
+        if count_rows:
+            _count_rows(session, snapshot, progress, selected)
+        snapshot.metrics = {name: _metric(session, name, sql) for name, sql in (metrics or {}).items()}
+        # After the metrics: fingerprinting sets the session's time zone to UTC, which metrics must not see.
+        fingerprint_tables(session, [snapshot.tables[n] for n in selected], fingerprint, progress,
+                           baseline.tables if baseline else None)
+    snapshot.duration_seconds = round(time.monotonic() - started, 3)
+    return snapshot
+
+
+def load_or_take(source: str | os.PathLike[str], metrics: Mapping[str, str] | None = None,
+                 fingerprint: FingerprintMode = "none", baseline: Snapshot | None = None) -> Snapshot:
+    """A snapshot file (*.json) is loaded as it is; anything else is taken to be a database URL and
+    snapshot with progress bars (rows/s while fingerprinting)."""
+    text = os.fspath(source)
+    if text.endswith(".json"):
+        return load_snapshot(text)
+    return take_snapshot(text, metrics, progress=True, fingerprint=fingerprint, baseline=baseline)
+
+
+def _count_rows(session: AuditSession, snapshot: Snapshot, progress: bool, names: Iterable[str]) -> None:
+    bar = tqdm(names, desc="counting rows", unit="table", disable=not progress, leave=False)
+    for name in bar:
+        bar.set_postfix_str(name)
+        try:
+            snapshot.tables[name].row_count = session.dialect.count_rows(session.connection, name, session.schema)
+        except DBAPIError as exc:
+            raise DbauditError(f"counting rows of {name!r}: {describe_db_error(exc)}") from None
+
+
+def _metric(session: AuditSession, name: str, sql: str) -> Metric:
+    """Run a metric in a savepoint: a failing one (table not there yet) must not end the snapshot."""
+    cursor = session.connection.connection.cursor()
+    try:
+        cursor.execute("SAVEPOINT dbaudit_metric")
+        try:
+            # The raw DBAPI cursor runs the user's SQL exactly as written: no bind-parameter parsing of
+            # ':' or '%' inside string literals.
+            cursor.execute(sql)
+            found = cursor.fetchmany(2)
+            width = len(cursor.description or ())
+            cursor.execute("RELEASE SAVEPOINT dbaudit_metric")
+            if len(found) > 1 or width != 1:
+                shape = f"{len(found) if len(found) < 2 else 'several'} row(s) of {width} column(s)"
+                return Metric(name, sql, None, error=f"a metric must return one value, this query returned {shape}")
+            row = found[0] if found else None
+        except Exception as exc:  # noqa: BLE001 - any driver error becomes the metric's error
+            _rollback_to_savepoint(cursor, name, exc)
+            return Metric(name, sql, None, error=_driver_message(exc))
+    except DbauditError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the connection itself failed
+        raise DbauditError(f"metric {name!r}: {_driver_message(exc)}") from None
+    finally:
+        _close_quietly(cursor)
+    value = None if row is None else row[0]
+    return Metric(name, sql, _plain(value))
+
+
+def _rollback_to_savepoint(cursor: Any, name: str, cause: Exception) -> None:
+    """A metric's own failure is data; a connection that is gone ends the snapshot."""
+    try:
+        cursor.execute("ROLLBACK TO SAVEPOINT dbaudit_metric")
+    except Exception:  # noqa: BLE001
+        raise DbauditError(f"lost the database connection during metric {name!r}: "
+                           f"{_driver_message(cause)}") from None
+
+
+def _close_quietly(cursor: Any) -> None:
+    with contextlib.suppress(Exception):  # closing a cursor on a dead connection has nothing to report
+        cursor.close()
+
+
+def _plain(value: object) -> float | int | str | None:
+    if value is None or isinstance(value, (int, float, str)):
+        return value
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return str(value)
+
+
+def _driver_message(exc: Exception) -> str:
+    args: tuple[Any, ...] = getattr(exc, "args", ())
+    if len(args) == 2 and isinstance(args[0], int):
+        return f"({args[0]}) {args[1]}"
+    return " ".join(str(exc).split())
+
+
+def _check_metric_sql(metrics: Mapping[str, str]) -> None:
+    for name, sql in metrics.items():
+        if not isinstance(sql, str) or not _READ_QUERY.match(sql):
+            raise DbauditError(f"metric {name!r} must be a single SELECT (or WITH …) query")
+        found = _SIDE_EFFECTS.search(sql)
+        if found:
+            what = "a second statement" if found.group(0).startswith(";") else repr(" ".join(found.group(0).split()))
+            raise DbauditError(f"metric {name!r} must only read: {what} is not allowed")

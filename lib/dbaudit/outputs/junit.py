@@ -1,0 +1,27 @@
+"""JUnit XML for CI: one testcase per check, so a failed audit shows up as failed tests."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+
+from dbaudit.core.checks import Check
+
+
+def junit_xml(suite: str, checks: Sequence[Check]) -> str:
+    failures = sum(1 for c in checks if c.status == "fail")
+    skipped = sum(1 for c in checks if c.status == "skipped")
+    root = ET.Element("testsuites", name="dbaudit", tests=str(len(checks)), failures=str(failures))
+    node = ET.SubElement(root, "testsuite", name=suite, tests=str(len(checks)), failures=str(failures),
+                         errors="0", skipped=str(skipped))
+    for check in checks:
+        case = ET.SubElement(node, "testcase", classname=f"dbaudit.{check.category}", name=check.name)
+        if check.status == "fail":
+            failure = ET.SubElement(case, "failure", message=check.message, type=check.category)
+            failure.text = check.message
+        elif check.status == "skipped":
+            ET.SubElement(case, "skipped", message=check.message)
+        else:
+            ET.SubElement(case, "system-out").text = check.message
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
