@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 
 from tqdm import tqdm
 
-from dbaudit.backups.sqlscan import ScanEnd, SqlScanner
+from dbaudit.backups.sqlscan import MAX_STATEMENT, ScanEnd, SqlScanner, Statement
 from dbaudit.backups.statements import Collector, DumpHeader, DumpObject, DumpTable
 from dbaudit.core.errors import DbauditError
 
@@ -69,6 +69,8 @@ class DumpContents:
     foreign_statements: list[str] = field(default_factory=list)  # "ux_victim: DROP TABLE ux_victim.t"
     drops_own_database: bool = False  # DROP DATABASE of its own database: a plain `mysql < dump` recreates it
     definer_spans: list[tuple[int, int]] = field(default_factory=list)  # statements with a DEFINER= clause
+    # What the scanner cannot be sure the server reads as it does, and statements no server takes: one line each.
+    ambiguities: list[str] = field(default_factory=list)
 
     @property
     def foreign_databases(self) -> list[str]:
@@ -79,7 +81,9 @@ class DumpContents:
         """Why the dump must not be restored, one phrase per kind; empty for a plain dump."""
         commands = list(dict.fromkeys(self.client_commands))
         return ([f"client command(s) {'; '.join(commands[:5])}{' …' if len(commands) > 5 else ''}"]
-                if commands else []) + [f"{kind} statement(s)" for kind in dict.fromkeys(self.refused_statements)]
+                if commands else []) + [f"{kind} statement(s)" for kind in dict.fromkeys(self.refused_statements)] + (
+                    [f"{self.ambiguities[0]}{f' (+{len(self.ambiguities) - 1} more)' if len(self.ambiguities) > 1 else ''}"]
+                    if self.ambiguities else [])
 
     @property
     def total_rows(self) -> int:
@@ -108,18 +112,18 @@ class _HashingReader:
             pass
 
 
-def sql_chunks(reader: Any, compressed: bool) -> Iterator[bytes]:
+def sql_chunks(reader: Any, compressed: bool, chunk: int = CHUNK) -> Iterator[bytes]:
     """The SQL text of a dump, decompressed when it is gzip; `reader` is anything with read(size)."""
     if not compressed:
-        while data := reader.read(CHUNK):
+        while data := reader.read(chunk):
             yield data
         return
     # zlib rather than GzipFile: GzipFile.read raises on a cut-off stream and loses what it decoded.
     inflater, fed = zlib.decompressobj(wbits=31), False
-    while raw := reader.read(CHUNK):
+    while raw := reader.read(chunk):
         while raw:
             fed = True
-            yield inflater.decompress(raw, 4 * CHUNK)  # bounded output: a highly compressed dump stays in memory limits
+            yield inflater.decompress(raw, 4 * chunk)  # bounded output: a highly compressed dump stays in memory limits
             raw = inflater.unconsumed_tail
             if inflater.eof:  # another gzip member may follow (concatenated .gz files)
                 raw = inflater.unused_data
@@ -128,34 +132,101 @@ def sql_chunks(reader: Any, compressed: bool) -> Iterator[bytes]:
         raise EOFError("the gzip stream ends early")
 
 
+@dataclass
+class ScannedStatement:
+    """One statement of a dump as the server must receive it, and what it is.
+
+    Client commands (`\\! cmd`, `source f` …) and DELIMITER lines are no statements: they are never yielded, and
+    recorded in `DumpScan.refusals` when they make the dump unsafe."""
+
+    kind: str  # the classification: insert, table, view, trigger, routine, event, use, create_database, set, other …
+    head: str  # its first bytes, comments dropped, whitespace squeezed (what it was classified by)
+    start: int  # offset of its first byte in the decompressed SQL
+    end: int  # offset just after its delimiter
+    text: bytes | None  # the bytes [start, delimiter) as the server must receive them; only with keep_text
+    refusal: str | None  # why it must never run (a server statement, another database, an ambiguity …); None: it may
+    definer: bool = False  # it carries a DEFINER= clause
+    rows: int = 0  # INSERT tuples
+
+
+class DumpScan:
+    """One streaming pass over a dump file (plain or compressed): its statements as they come, then its contents.
+
+    Iterate it once; `contents()` is ready when the iteration has ended. `refusals` grows while it runs: every reason
+    the dump must not be restored found so far (statements' refusals and the client commands between them).
+    With `keep_text`, every statement's bytes are kept until it is yielded: memory is bounded by the largest
+    statement, and a statement longer than `max_statement` bytes is refused and yielded without text."""
+
+    def __init__(self, path: str | os.PathLike[str], *, progress: bool = False, keep_text: bool = False,
+                 max_statement: int = MAX_STATEMENT, chunk: int = CHUNK) -> None:
+        self.path = Path(path)
+        self.chunk = chunk  # bytes read at a time (tests read in tiny chunks: the result must not change)
+        if not self.path.is_file():
+            raise DbauditError(f"dump file not found: {self.path}")
+        self.progress, self.keep_text = progress, keep_text
+        self._collector = Collector(max_statement)
+        self._scanner = SqlScanner(self._statement, self._collector.comment, self._client_command,
+                                   keep_text=keep_text, max_statement=max_statement)
+        self._pending: list[ScannedStatement] = []
+        self._contents: DumpContents | None = None
+        self._started = False
+        self.refusals: list[str] = []
+
+    def _statement(self, st: Statement) -> None:
+        c = self._collector.statement(st)
+        if c.refusal:
+            self.refusals.append(c.refusal)
+        self._pending.append(ScannedStatement(c.kind, st.head, st.start, st.end, st.text, c.refusal, c.definer,
+                                              st.tuples))
+
+    def _client_command(self, text: str, offset: int) -> None:
+        self._collector.client_command(text, offset)
+        self.refusals.append(f"client command {text[:80]} at byte {offset:,}")
+
+    def __iter__(self) -> Iterator[ScannedStatement]:
+        if self._started:
+            raise DbauditError(f"{self.path} is being or was already scanned: a DumpScan reads its file once")
+        self._started = True
+        started = time.monotonic()
+        size = self.path.stat().st_size
+        problem, sql_bytes = None, 0
+        with self.path.open("rb") as handle, tqdm(total=size, unit="B", unit_scale=True, disable=not self.progress,
+                                                  desc=f"reading {self.path.name}", leave=False, file=sys.stderr) as bar:
+            compressed = handle.read(2) == b"\x1f\x8b"
+            handle.seek(0)
+            reader = _HashingReader(handle, bar)
+            try:
+                for data in sql_chunks(reader, compressed, self.chunk):
+                    sql_bytes += len(data)
+                    self._scanner.feed(data)
+                    yield from self._flush()
+            except EOFError:
+                problem = "the gzip stream ends early"
+            except zlib.error as exc:
+                problem = f"the gzip stream is corrupt ({exc})"
+            reader.drain()  # bytes after the gzip stream still belong to the file's checksum
+        end = self._scanner.finish()
+        yield from self._flush()
+        file = DumpFile(str(self.path), size, reader.sha256.hexdigest(), reader.md5.hexdigest(), compressed, sql_bytes)
+        self._contents = _contents(file, self._collector, end, problem, time.monotonic() - started)
+
+    def _flush(self) -> Iterator[ScannedStatement]:
+        pending, self._pending = self._pending, []
+        yield from pending
+
+    def contents(self) -> DumpContents:
+        """Checksums, completeness, tables, rows and refusals: what the whole dump holds (after the iteration)."""
+        if self._contents is None:
+            raise DbauditError(f"{self.path}: contents() before the scan has read the whole dump")
+        return self._contents
+
+
 def read_dump(path: str | os.PathLike[str], progress: bool = False) -> DumpContents:
     """Stream the dump once: checksums of the file as stored, and everything the SQL in it declares."""
-    source = Path(path)
-    if not source.is_file():
-        raise DbauditError(f"dump file not found: {source}")
-    started = time.monotonic()
-    collector = Collector()
-    scanner = SqlScanner(collector.statement, collector.comment, collector.client_command)
-    size = source.stat().st_size
-    problem = None
-    sql_bytes = 0
-    with source.open("rb") as handle, tqdm(total=size, unit="B", unit_scale=True, desc=f"reading {source.name}",
-                                           disable=not progress, leave=False, file=sys.stderr) as bar:
-        compressed = handle.read(2) == b"\x1f\x8b"
-        handle.seek(0)
-        reader = _HashingReader(handle, bar)
-        try:
-            for data in sql_chunks(reader, compressed):
-                sql_bytes += len(data)
-                scanner.feed(data)
-        except EOFError:
-            problem = "the gzip stream ends early"
-        except zlib.error as exc:
-            problem = f"the gzip stream is corrupt ({exc})"
-        reader.drain()  # bytes after the gzip stream still belong to the file's checksum
-    end = scanner.finish()
-    file = DumpFile(str(source), size, reader.sha256.hexdigest(), reader.md5.hexdigest(), compressed, sql_bytes)
-    return _contents(file, collector, end, problem, time.monotonic() - started)
+    scan = DumpScan(path, progress=progress)
+    for _ in scan:
+        pass
+    return scan.contents()
 
 
 def _contents(file: DumpFile, c: Collector, end: ScanEnd, stream_problem: str | None,
@@ -186,7 +257,7 @@ def _contents(file: DumpFile, c: Collector, end: ScanEnd, stream_problem: str | 
         refused_statements=c.refused, own_database=(own := _own_database(header, c)),
         foreign_statements=[f"{db}: {text}" for db, text in c.named if own is None or db.lower() != own.lower()],
         drops_own_database=own is not None and any(d.lower() == own.lower() for d in c.dropped),
-        definer_spans=c.definers,
+        definer_spans=c.definers, ambiguities=c.problems,
     )
 
 

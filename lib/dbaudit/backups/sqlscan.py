@@ -20,6 +20,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+# The largest statement a MariaDB/MySQL server accepts at all (max_allowed_packet cannot be set higher).
+MAX_STATEMENT = 1 << 30
 HEAD_BYTES = 4096  # a statement's first bytes: enough for CREATE … DEFINER=… VIEW `name` or a column list
 _NORMAL, _STRING, _LINE_COMMENT, _BLOCK_COMMENT = range(4)
 _NONSPACE = re.compile(rb"\S")
@@ -46,6 +48,10 @@ class Statement:
     start: int  # byte offset (of the decompressed script) of its first character
     end: int  # byte offset just after its delimiter
     tuples: int  # top-level tuples after VALUES (INSERT/REPLACE); 0 otherwise
+    # The statement as the server must receive it: its bytes from `start` up to its delimiter (kept only when the
+    # scanner was asked to; None otherwise, or when it is longer than the scanner's max_statement).
+    text: bytes | None = None
+    too_long: bool = False  # longer than max_statement bytes (never kept)
 
 
 @dataclass
@@ -63,8 +69,12 @@ class SqlScanner:
 
     def __init__(self, on_statement: Callable[[Statement], None],
                  on_comment: Callable[[str, int], None] | None = None,
-                 on_client_command: Callable[[str, int], None] | None = None) -> None:
+                 on_client_command: Callable[[str, int], None] | None = None, *,
+                 keep_text: bool = False, max_statement: int = MAX_STATEMENT) -> None:
         self._on_statement = on_statement
+        self._keep_text = keep_text
+        self._max_statement = max_statement
+        self._text = bytearray()
         self._on_comment = on_comment
         self._on_client_command = on_client_command
         self._carry = b""
@@ -90,6 +100,8 @@ class SqlScanner:
         self._insert: bool | None = None
         self._values = False
         self._tuples = 0
+        self._text.clear()
+        self._too_long = False
 
     def _set_delimiter(self, delimiter: bytes) -> None:
         self._delimiter = delimiter
@@ -123,11 +135,29 @@ class SqlScanner:
         if len(self._head) < HEAD_BYTES:
             self._head += text
 
-    def _end_statement(self, end: int) -> None:
+    def _end_statement(self, end: int, buf: bytes) -> None:
         if not self._empty:
             head = " ".join(bytes(self._head).decode("utf-8", "replace").split())
-            self._on_statement(Statement(head, self._start, self._base + end, self._tuples))
+            stop = self._base + end
+            text = None
+            self._measure(stop - len(self._delimiter))
+            if self._keep_text and not self._too_long:
+                self._save_text(buf, end - len(self._delimiter))
+                text = bytes(self._text)
+            self._on_statement(Statement(head, self._start, stop, self._tuples, text, self._too_long))
         self._reset_statement()
+
+    def _measure(self, upto: int) -> None:
+        """A statement longer than max_statement is marked and its text dropped: no server would take it."""
+        if not self._empty and upto - self._start > self._max_statement:
+            self._too_long = True
+            self._text.clear()
+
+    def _save_text(self, buf: bytes, upto: int) -> None:
+        """The statement's bytes in `buf` up to `upto` (an index into buf) join its text."""
+        begin = max(self._start + len(self._text) - self._base, 0)
+        if upto > begin:
+            self._text += buf[begin:upto]
 
     def _open_paren(self) -> None:
         if self._insert is None:
@@ -156,6 +186,10 @@ class SqlScanner:
             i = nxt
         if eof:
             i = n
+        if not self._empty:
+            self._measure(self._base + i)
+            if self._keep_text and not self._too_long:
+                self._save_text(buf, i)
         self._carry = buf[i:]
         self._base += i
 
@@ -250,7 +284,7 @@ class SqlScanner:
             if n - j < len(delimiter) and not eof:
                 return None
             if buf.startswith(delimiter, j):
-                self._end_statement(j + len(delimiter))
+                self._end_statement(j + len(delimiter), buf)
                 return j + len(delimiter)
         if c in _QUOTE_BYTES:
             self._content(buf, j, j + 1, code=False)

@@ -22,7 +22,7 @@ from dbaudit.backups.lexicon import (
     QNAME,
     unquote,
 )
-from dbaudit.backups.sqlscan import Statement
+from dbaudit.backups.sqlscan import MAX_STATEMENT, Statement
 
 _STATEMENTS: list[tuple[str, re.Pattern[str]]] = [
     (kind, re.compile(pattern, re.IGNORECASE)) for kind, pattern in [
@@ -71,6 +71,20 @@ _TABLE_POSITION = re.compile(r"(?<![\w$])(?:UPDATE|FROM|JOIN|INTO|TABLES?|USING|
 _CLAUSE = re.compile(r"(?<![\w$`])(?:SET|WHERE|ON|VALUES?|SELECT|ORDER|LIMIT|PARTITION)(?![\w$`])|\(", re.IGNORECASE)
 
 
+# Statement kinds restore-check does not send to the server: they name or act on a database (the scratch database is
+# chosen by restore-check) or on the server's global state.
+NOT_RESTORED = frozenset({"use", "create_database", "drop_database", "alter_database", "server_state"})
+
+
+@dataclass
+class Classified:
+    """What one statement is: its kind, why it must never run (None: it may), and whether it carries a DEFINER."""
+
+    kind: str  # insert, table, view, trigger, routine, event, use, create_database, drop_database, set, refused, other …
+    refusal: str | None
+    definer: bool
+
+
 @dataclass
 class DumpTable:
     name: str
@@ -105,7 +119,11 @@ class DumpHeader:
 class Collector:
     """Turns the scanner's statements into tables, objects and row counts."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_statement: int = MAX_STATEMENT) -> None:
+        self.max_statement = max_statement
+        # Why the dump cannot be trusted besides refused kinds: what the scanner cannot be sure the server reads as it
+        # does, one line each, naming where (ambiguities, oversized statements).
+        self.problems: list[str] = []
         self.database: str | None = None
         self.databases: list[str] = []
         self.tables: dict[tuple[str | None, str], DumpTable] = {}
@@ -145,20 +163,40 @@ class Collector:
     def _server(self, m: re.Match[str]) -> None:
         self.header.server_version = m[1].strip()
 
-    def statement(self, st: Statement) -> None:
+    def statement(self, st: Statement) -> Classified:
+        """Record one statement and say what it is, and why it must never run if it must not."""
         self.statements += 1
+        named, refused, problems = len(self.named), len(self.refused), len(self.problems)
         if _ACTS_ON_TABLES.match(st.head):
             self._scan_qualifiers(st.head)
-        if st.head[:6].upper() in ("CREATE", "ALTER ") and DEFINER_CLAUSE.search(st.head[:600].encode()):
+        definer = st.head[:6].upper() in ("CREATE", "ALTER ") and DEFINER_CLAUSE.search(st.head[:600].encode()) is not None
+        if definer:
             self.definers.append((st.start, st.end))
+        kind = self._classify(st)
+        if st.too_long:
+            self.problems.append(f"a statement longer than {self.max_statement:,} bytes (at byte {st.start:,}): "
+                                 "no server takes it")
+        return Classified(kind, self._refusal(refused, named, problems), definer)
+
+    def _classify(self, st: Statement) -> str:
         for kind, pattern in _STATEMENTS:
             m = pattern.match(st.head)
             if m:
                 getattr(self, f"_{kind}")(m, st)
                 if kind != "set":
                     self.in_header = False
-                return
+                return kind
         self.in_header = False
+        return "other"
+
+    def _refusal(self, refused: int, named: int, problems: int) -> str | None:
+        """Why the statement just recorded must not run: a refused kind, or another database it names (as far as the
+        dump's own database is known by now: its header's, or the database it created or used)."""
+        reasons = [f"{kind} statement" for kind in self.refused[refused:]] + self.problems[problems:]
+        own = self.header.database or (self.databases[0] if self.databases else None)
+        reasons += [f"names database {db}" for db, _ in self.named[named:]
+                    if own is not None and db.lower() != own.lower()]
+        return "; ".join(dict.fromkeys(reasons)) or None
 
     def _scan_qualifiers(self, head: str) -> None:
         """Every `x`.`y` outside string literals names database x, unless x is an alias or a table of the dump
