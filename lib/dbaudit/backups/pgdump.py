@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import shutil
 import subprocess
 import tempfile
@@ -135,7 +136,7 @@ class PgCollector:
     in_header: bool = True
     footer: bool = False
     restrict_key: str | None = None
-    unrestricted: bool = False
+    restricted: bool = False
 
     # --- callbacks ---------------------------------------------------------------------------------
 
@@ -157,7 +158,7 @@ class PgCollector:
 
     def meta(self, m: MetaCommand) -> None:
         restrict = _RESTRICT.match(m.text)
-        if restrict and self._restrict(restrict[1] is not None, restrict[2]):
+        if restrict and m.whole_line and self._restrict(restrict[1] is not None, restrict[2]):
             self.unsafe.append((m.start, m.end, "restrict"))
             return
         connect = _CONNECT.match(m.text)
@@ -170,19 +171,23 @@ class PgCollector:
         self.client_commands.append(shown[:80])
 
     def _restrict(self, closing: bool, key: str) -> bool:
-        """pg_dump (15.14+) opens its script with \\restrict KEY and closes it with \\unrestrict KEY."""
-        if not closing and self.restrict_key is None and self.statements == 0:
+        """pg_dump (15.14+) opens its script with \\restrict KEY and closes it with \\unrestrict KEY (with -C also
+        around its \\connect); any other use, or another key, is no part of a dump."""
+        if closing:
+            if key != self.restrict_key or not self.restricted:
+                return False
+            self.restricted = False
+            return True
+        if self.restrict_key is None and self.statements == 0:
             self.restrict_key = key
-            return True
-        if closing and key == self.restrict_key and not self.unrestricted:
-            self.unrestricted = True
-            return True
-        return False
+        elif key != self.restrict_key or self.restricted:
+            return False
+        self.restricted = True
+        return True
 
     def statement(self, st: PgStatement) -> None:
         self.statements += 1
         self.footer = False  # the footer must come after every statement
-        self.unrestricted = False
         code = st.code
         if not st.code_complete and not code[:6].upper().startswith(("INSERT", "CREATE")):
             self.refused.append(f"a statement longer than dbaudit reads whole ({code[:40]} …)")
@@ -204,7 +209,7 @@ class PgCollector:
         table.rows += data.rows
         table.inserts += 1
         columns = len(re.findall(rf"{_NAME}", m[2])) if m[2] is not None else None
-        if columns and data.tabs != data.rows * (columns - 1):
+        if data.terminated and columns and data.tabs != data.rows * (columns - 1):
             self.malformed.append(f"{self.last_table}: {data.rows:,} rows with {data.tabs:,} column separators "
                                   f"for {columns} columns")
 
@@ -427,7 +432,7 @@ def truncation_of(c: PgCollector, problem: str | None) -> str | None:
         return problem
     if not c.footer:
         return f"the '-- {FOOTER}' footer pg_dump writes last is missing"
-    if c.restrict_key is not None and not c.unrestricted:
+    if c.restricted:
         return "the closing \\unrestrict line pg_dump writes after its footer is missing"
     return None
 
@@ -546,8 +551,11 @@ def pg_restore_binary() -> str:
 
 def list_archive(path: Path) -> tuple[dict[str, str], list[TocEntry], str | None]:
     """The archive's TOC, or why pg_restore cannot list it (a cut or damaged header: a failed check, not an error)."""
-    run = subprocess.run([pg_restore_binary(), "--list", str(path)], capture_output=True, env=_environment(),
-                         stdin=subprocess.DEVNULL)
+    try:
+        run = subprocess.run([pg_restore_binary(), "--list", str(path)], capture_output=True, env=_environment(),
+                             stdin=subprocess.DEVNULL, check=False, timeout=STALL_SECONDS)
+    except subprocess.TimeoutExpired:
+        return {}, [], f"pg_restore --list did not finish in {STALL_SECONDS:g} s"
     if run.returncode != 0:
         reason = _first_error(run.stderr)
         if "unsupported version" in reason:
@@ -563,6 +571,9 @@ def _first_error(stderr: bytes) -> str:
     return errors[0].removeprefix("pg_restore: ").removeprefix("error: ")[:200]
 
 
+STALL_SECONDS = 120.0  # pg_restore 15 spins forever on some cut tar archives: silence this long means it hangs
+
+
 def _restore_script(path: Path) -> Iterator[bytes]:
     """The whole archive as the psql script pg_restore would run; raises RuntimeError(reason) if it fails."""
     with tempfile.TemporaryFile() as errors:
@@ -570,10 +581,18 @@ def _restore_script(path: Path) -> Iterator[bytes]:
                                 stdin=subprocess.DEVNULL, env=_environment())
         stdout: IO[bytes] = proc.stdout  # type: ignore[assignment]
         try:
-            while data := stdout.read(CHUNK):
+            while True:
+                ready, _, _ = select.select([stdout], [], [], STALL_SECONDS)
+                if not ready:
+                    raise RuntimeError(f"pg_restore wrote nothing for {STALL_SECONDS:g} s (it hangs on this archive)")
+                data = os.read(stdout.fileno(), CHUNK)
+                if not data:
+                    break
                 yield data
         finally:
             stdout.close()
+            if proc.poll() is None:
+                proc.kill()
             code = proc.wait()
         if code != 0:
             errors.seek(0)
@@ -594,6 +613,8 @@ def read_pg_archive(path: Path, form: str, digest: DumpFile) -> tuple[DumpConten
             problem = scanner.finish().problem
         except RuntimeError as exc:
             problem = f"pg_restore cannot read the archive whole: {exc}"
+    if problem is None and form == "pg_dump tar":
+        problem = _tar_end_problem(path)
     digest.sql_bytes = size
     digest.compressed = header.get("Compression", "0") not in ("0", "none")
     if header.get("Dumped by pg_dump version"):
@@ -604,6 +625,18 @@ def read_pg_archive(path: Path, form: str, digest: DumpFile) -> tuple[DumpConten
     contents = contents_of(collector, digest, form, problem, started, header.get("dbname"))
     checks = format_checks(collector, contents) if listing_problem is None else []
     return contents, [*checks, *_toc_checks(entries, collector, listing_problem)]
+
+
+def _tar_end_problem(path: Path) -> str | None:
+    """pg_dump's tar ends with two zero blocks and is whole 512-byte blocks: a cut one may lose only padding, which
+    pg_restore never misses, but it is not the file pg_dump wrote."""
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        handle.seek(max(0, size - 1024))
+        end = handle.read()
+    if size % 512 or end.strip(b"\0"):
+        return "the tar archive is cut: it does not end with the two zero blocks pg_dump writes last"
+    return None
 
 
 def _toc_checks(entries: list[TocEntry], c: PgCollector, listing_problem: str | None) -> list[Check]:

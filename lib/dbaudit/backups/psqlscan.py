@@ -2,7 +2,7 @@
 
 It follows psql's own lexer (src/fe_utils/psqlscan.l) where splitting a script depends on it: `'…'` strings
 (standard or with backslash escapes, following `standard_conforming_strings`), `E'…'`, `B'…'`/`X'…'`, quote
-continuation across a newline, `"…"` identifiers, `$tag$…$tag$` bodies, nested `/* */` and `--` comments
+continuation (which psql, lexing line by line, only sees across a \\r), `"…"` identifiers, `$tag$…$tag$` bodies, nested `/* */` and `--` comments
 (ended by `\\n` or `\\r`), parentheses, `BEGIN … END` inside `CREATE FUNCTION|PROCEDURE` (SQL-standard bodies)
 and the `;` that ends a statement. A backslash outside those is a meta-command that psql runs itself (the rest
 of its line), `:name` outside them may be a variable psql interpolates, and the lines after a
@@ -30,8 +30,10 @@ _IDENT_START = _IDENT_CONT - frozenset(b"0123456789$")
 _DIGITS = frozenset(b"0123456789")
 _DOLLAR_TAG = re.compile(rb"\$(?:[A-Za-z\x80-\xff_][A-Za-z\x80-\xff_0-9]*)?\$")
 _DOLLAR_TAG_PREFIX = re.compile(rb"\$[A-Za-z\x80-\xff_0-9]*")
-_WHITESPACE = re.compile(rb"(?:[ \t\n\r\f]+|--[^\n\r]*)*")
-_QUOTE_CONTINUE = re.compile(rb"(?:[ \t\f]|--[^\n\r]*)*[\n\r](?:[ \t\n\r\f]+|--[^\n\r]*[\n\r])*'")
+# psql lexes one line (up to \n) at a time, so a quote continuation (whitespace holding a newline, then a quote)
+# never spans lines there; only a \r inside a line makes one. The server lexes the whole statement, psql does not.
+_WHITESPACE = re.compile(rb"(?:[ \t\r\f]+|--[^\n\r]*)*")
+_QUOTE_CONTINUE = re.compile(rb"(?:[ \t\f]|--[^\n\r]*)*\r(?:[ \t\r\f]+|--[^\n\r]*\r)*'")
 _VARIABLE = re.compile(rb":(?:'([A-Za-z\x80-\xff_0-9]+)'|\"([A-Za-z\x80-\xff_0-9]+)\"|\{\?([A-Za-z\x80-\xff_0-9]+)\}"
                        rb"|([A-Za-z\x80-\xff_0-9]+))")
 _STRING_END = {_XQ: re.compile(b"'"), _XB: re.compile(b"'"), _XE: re.compile(rb"[\\']")}
@@ -67,6 +69,7 @@ class MetaCommand:
     text: str  # the backslash command and the rest of its line (first 200 bytes)
     start: int
     end: int  # just after its line
+    whole_line: bool = True  # False: the script ends inside its line (no newline after it)
 
 
 @dataclass
@@ -246,7 +249,7 @@ class PsqlScanner:
         if state == _LINE:
             self._comment_done()
         elif state == _META:
-            self._meta_done(self._base)
+            self._meta_done(self._base, whole_line=False)
         if state in (_XQ, _XE, _XB):
             problem = "ends inside a quoted string"
         elif state == _XD:
@@ -258,6 +261,8 @@ class PsqlScanner:
         elif state in (_COPY, _AFTER_COPY) and self._copy is not None:
             table = self._copy.statement.head[:80]
             problem = f"ends inside the data of {table} ({self._copy.rows:,} rows read, no \\. line)"
+            self._copy.end = self._base
+            self._on_copy(self._copy)  # what was read counts, and names the table the dump was cut in
         elif not self._empty:
             problem = "its last statement has no terminating ;"
         return PsqlEnd(problem)
@@ -501,8 +506,9 @@ class PsqlScanner:
         self._state = _NORMAL
         return j + 1
 
-    def _meta_done(self, end: int) -> None:
-        self._on_meta(MetaCommand(bytes(self._meta).decode("utf-8", "replace").rstrip(), self._meta_start, end))
+    def _meta_done(self, end: int, whole_line: bool = True) -> None:
+        text = bytes(self._meta).decode("utf-8", "replace").rstrip()
+        self._on_meta(MetaCommand(text, self._meta_start, end, whole_line))
 
     def _scan_after_copy(self, buf: bytes, i: int, n: int, eof: bool) -> int | None:
         """psql sends COPY … FROM stdin at its `;` and reads the data from the next line on; anything else on the
