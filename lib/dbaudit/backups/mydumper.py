@@ -224,7 +224,9 @@ def _aggregate(root: Path, scanned: list[_Scanned], meta: Metadata, unfinished: 
     foreign: list[str] = []
     for s in scanned:
         c, db = s.contents, s.file.database
-        for t in c.tables.values():
+        # Tables come from schema and data files only: a routine body in -schema-post.sql (no DELIMITER there) reads
+        # as statements, CREATE TEMPORARY TABLE among them.
+        for t in c.tables.values() if s.file.kind in ("schema", "data") else ():
             key = f"{db}.{t.name}" if many else t.name
             into = tables.setdefault(key, DumpTable(t.name, db))
             into.rows, into.inserts, into.created = into.rows + t.rows, into.inserts + t.inserts, into.created or t.created
