@@ -13,9 +13,9 @@ import pytest
 from formats_samples import Sample, mariadb_samples, pg_args, pg_dump, samples  # noqa: F401
 
 from conftest import POSTGRES_URL
+from dbaudit.backups import pgdump
 from dbaudit.backups.checks import check_dump, write_manifest
 from dbaudit.backups.formats import format_of
-from dbaudit.backups import pgdump
 from dbaudit.backups.pgdump import scan_script
 from dbaudit.live.inspect import take_snapshot
 
@@ -108,7 +108,7 @@ def test_a_corrupted_custom_archive_fails(samples: dict[str, Sample], tmp_path: 
     assert check.verdict == "fail" and "pg_restore cannot read the archive whole" in check.dump.truncation
 
 
-def _copy_directory(samples: dict[str, Sample], tmp_path: Path) -> tuple[Path, list[Path]]:
+def _copy_directory(samples: dict[str, Sample], tmp_path: Path) -> tuple[Path, list[Path]]:  # noqa: F811
     folder = shutil.copytree(samples["sakila"].dumps["directory"], tmp_path / "sakila.dir")
     data = sorted(folder.glob("*.dat.gz"), key=lambda p: p.stat().st_size)
     return folder, data
@@ -261,7 +261,8 @@ def test_meta_commands_and_interpolated_variables_are_refused_by_name(statement:
     ("DROP ROLE x;", "DROP ROLE"), ("GRANT pg_read_server_files TO evil;", "GRANT role membership"),
     ("DO $$BEGIN PERFORM 1; END$$;", "DO"), ("CREATE EXTENSION adminpack;", "CREATE EXTENSION adminpack"),
     ("LOAD 'auto_explain';", "LOAD"), ("SET session_authorization = 'postgres';", "SET SESSION_AUTHORIZATION"),
-    ("SET ROLE postgres;", "SET ROLE"), ("CREATE FUNCTION f() RETURNS int AS '/tmp/x.so' LANGUAGE c;", "CREATE FUNCTION … LANGUAGE c"),
+    ("SET ROLE postgres;", "SET ROLE"),
+    ("CREATE FUNCTION f() RETURNS int AS '/tmp/x.so' LANGUAGE c;", "CREATE FUNCTION … LANGUAGE c"),
     ("SELECT pg_read_file('/etc/passwd');", "pg_read_file()"), ("SELECT now();", "SELECT (runs functions"),
     ("INSERT INTO t VALUES (pg_catalog.pg_read_file('/etc/passwd'));", "pg_read_file()"),
     ("SELECT set_config('standard_conforming_strings', 'off', false);", "set_config()"),

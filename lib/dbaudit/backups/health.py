@@ -201,8 +201,9 @@ def _freshness(ordered: list[_Candidate], max_age_hours: float) -> tuple[Check, 
         return Check("freshness", "newest backup", "fail", "no restorable backup at all"), None
     skipped = [Path(c.entry.path).name for c in ordered if c.mtime > newest.mtime]
     later = f" (newer but not restorable: {', '.join(skipped[:3])})" if skipped else ""
-    status = "pass" if newest.entry.age_hours <= max_age_hours else "fail"
-    return Check("freshness", "newest backup", status, f"the newest restorable backup, {Path(newest.entry.path).name}, "
+    fresh = newest.entry.age_hours <= max_age_hours
+    name = Path(newest.entry.path).name
+    return Check("freshness", "newest backup", "pass" if fresh else "fail", f"the newest restorable backup, {name}, "
                  f"is {newest.entry.age_hours:,.1f} hours old (at most {max_age_hours:g}){later}"), newest
 
 
@@ -240,7 +241,7 @@ def _retention(ordered: list[_Candidate], keep_days: float, max_age_hours: float
 def _permissions(ordered: list[_Candidate]) -> Check:
     exposed = [f for c in ordered for f in c.entry.exposed]
     if not exposed:
-        return Check("permissions", "backup files", "pass", f"no backup file is readable or writable by group or other")
+        return Check("permissions", "backup files", "pass", "no backup file is readable or writable by group or other")
     modes = ", ".join(f"{Path(f).name} ({os.stat(f).st_mode & 0o777:04o})" for f in exposed[:5])
     more = f" (+{len(exposed) - 5} more)" if len(exposed) > 5 else ""
     return Check("permissions", "backup files", "fail", f"readable or writable by group or other, while a dump holds "
@@ -285,7 +286,7 @@ def _git_check(ordered: list[_Candidate]) -> Check:
     bad = [c for c in ordered if c.entry.git not in (None, "ignored")]
     if not bad:
         inside = sum(1 for c in ordered if c.entry.git == "ignored")
-        return Check("git", "work tree", "pass", f"no backup in a git work tree that git would add"
+        return Check("git", "work tree", "pass", "no backup in a git work tree that git would add"
                      + (f" ({inside} inside one, ignored)" if inside else ""))
     shown = "; ".join(f"{Path(c.entry.path).name}: {c.entry.git}" for c in bad[:5])
     return Check("git", "work tree", "fail", f"backups inside a git work tree and not ignored: {shown} "
@@ -302,7 +303,7 @@ def mask_url(url: str) -> str:
 def _offsite(url: str, backup: _Candidate | None) -> tuple[Check, OffsiteCopy | None]:
     if backup is None or backup.manifest is None:
         return Check("offsite", "offsite copy", "fail", "no restorable backup to look for offsite"), None
-    import fsspec
+    import fsspec  # type: ignore[import-untyped]  # fsspec ships no type information
 
     name = Path(backup.entry.path).name
     try:

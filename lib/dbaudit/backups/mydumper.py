@@ -230,9 +230,9 @@ def _aggregate(root: Path, scanned: list[_Scanned], meta: Metadata, unfinished: 
             key = f"{db}.{t.name}" if many else t.name
             into = tables.setdefault(key, DumpTable(t.name, db))
             into.rows, into.inserts, into.created = into.rows + t.rows, into.inserts + t.inserts, into.created or t.created
-        for kind in objects:
+        for kind, found in objects.items():
             for name, obj in getattr(c, kind).items():
-                objects[kind][f"{db}.{name}" if many else name] = obj
+                found[f"{db}.{name}" if many else name] = obj
         refusals += c.refused_statements
         commands += [f"{s.file.path.name}: {text}" for text in c.client_commands]
         foreign += [f for f in c.foreign_statements if f.split(":", 1)[0] not in databases]

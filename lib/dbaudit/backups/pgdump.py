@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from dbaudit.backups.dumpfile import CHUNK, DumpContents, DumpFile
 from dbaudit.backups.psqlscan import CopyData, MetaCommand, PgStatement, PsqlScanner
@@ -197,7 +197,7 @@ class PgCollector:
             if m:
                 getattr(self, f"_{kind}")(m, st)
                 break
-        if self.in_header and not code[:3].upper() == "SET" and not _DUMP_SELECT.match(st.head):
+        if self.in_header and code[:3].upper() != "SET" and not _DUMP_SELECT.match(st.head):
             self.in_header = False
 
     def copy(self, data: CopyData) -> None:
@@ -259,9 +259,8 @@ class PgCollector:
                 self._standard(False)
             else:
                 self.refused.append(f"SET standard_conforming_strings {value} (dbaudit cannot tell how psql lexes on)")
-        elif name in ("client_encoding", "names"):
-            if local or re.sub(r"[^a-z0-9]", "", plain) not in _SAFE_ENCODINGS:
-                self.refused.append(f"SET client_encoding {value} (an encoding psql lexes differently, or unknown)")
+        elif name in ("client_encoding", "names") and (local or re.sub(r"[^a-z0-9]", "", plain) not in _SAFE_ENCODINGS):
+            self.refused.append(f"SET client_encoding {value} (an encoding psql lexes differently, or unknown)")
         if self.in_header:
             self.header.settings[name] = value.strip("'")
 
@@ -443,10 +442,11 @@ def contents_of(c: PgCollector, file: DumpFile, form: str, problem: str | None, 
     schemas = {schema for schema, _ in c.tables} | {schema for kind in c.objects.values() for schema, _ in kind}
     many = len(schemas - {None}) > 1
 
-    def keyed(items: dict[tuple[str | None, str], DumpObject]) -> dict[str, DumpObject]:
-        return {(f"{s}.{n}" if many and s else n): o for (s, n), o in sorted(items.items(), key=lambda kv: (kv[0][0] or "", kv[0][1]))}
+    def keyed(items: dict[tuple[str | None, str], Any]) -> dict[str, Any]:
+        ordered = sorted(items.items(), key=lambda kv: (kv[0][0] or "", kv[0][1]))
+        return {(f"{s}.{n}" if many and s else n): o for (s, n), o in ordered}
 
-    tables = {(f"{s}.{n}" if many and s else n): t for (s, n), t in sorted(c.tables.items(), key=lambda kv: (kv[0][0] or "", kv[0][1]))}
+    tables = keyed(c.tables)
     created = list(dict.fromkeys(c.created))
     own = database or (created[0] if len(created) == 1 else None)
     truncation = truncation_of(c, problem)

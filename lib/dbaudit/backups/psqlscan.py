@@ -2,11 +2,11 @@
 
 It follows psql's own lexer (src/fe_utils/psqlscan.l) where splitting a script depends on it: `'…'` strings
 (standard or with backslash escapes, following `standard_conforming_strings`), `E'…'`, `B'…'`/`X'…'`, quote
-continuation (which psql, lexing line by line, only sees across a \\r), `"…"` identifiers, `$tag$…$tag$` bodies, nested `/* */` and `--` comments
-(ended by `\\n` or `\\r`), parentheses, `BEGIN … END` inside `CREATE FUNCTION|PROCEDURE` (SQL-standard bodies)
-and the `;` that ends a statement. A backslash outside those is a meta-command that psql runs itself (the rest
-of its line), `:name` outside them may be a variable psql interpolates, and the lines after a
-`COPY … FROM stdin;` are data up to a line that is exactly `\\.`.
+continuation (which psql, lexing line by line, only sees across a \\r), `"…"` identifiers, `$tag$…$tag$` bodies,
+nested `/* */` and `--` comments (ended by `\\n` or `\\r`), parentheses, `BEGIN … END` inside
+`CREATE FUNCTION|PROCEDURE` (SQL-standard bodies) and the `;` that ends a statement. A backslash outside
+those is a meta-command that psql runs itself (the rest of its line), `:name` outside them may be a variable
+psql interpolates, and the lines after a `COPY … FROM stdin;` are data up to a line that is exactly `\\.`.
 
 What this lexer cannot follow the way psql would (a `$` or a quote prefix right after a number, `U&` strings,
 a statement too long to keep track of) is reported to `on_unsure`: the caller must then refuse the script,
@@ -201,9 +201,7 @@ class PsqlScanner:
             first[1] == ord("o") and first[2] == ord("r") and first[3] in (ord("f"), ord("p"))))
         if not routine or self._token_depth:
             return
-        if word == b"begin":
-            self._begin_depth += 1
-        elif word == b"case" and self._begin_depth:
+        if word == b"begin" or word == b"case" and self._begin_depth:
             self._begin_depth += 1
         elif word == b"end" and self._begin_depth:
             self._begin_depth -= 1
