@@ -25,6 +25,9 @@ from conftest import MARIADB_URL, POSTGRES_URL, SHARED_DATA, load_sql, unavailab
 SAKILA_ROWS = {"payment": 16049, "rental": 16044, "film": 1000, "film_actor": 5462, "inventory": 4581,
                "customer": 599, "address": 603, "city": 600, "country": 109, "actor": 200}
 WORLD_ROWS = {"city": 4079, "country": 239, "countrylanguage": 984}
+EMPLOYEES_ROWS = {"employee": 10000, "department": 9, "dept_manager": 24, "dept_emp": 11051, "title": 14782,
+                  "salary": 94917}
+KNOWN_ROWS = {"world": WORLD_ROWS, "sakila": SAKILA_ROWS, "employees": EMPLOYEES_ROWS}  # ../shared/data/README.md
 # Values COPY text format must escape, and text that looks like psql commands or end-of-data markers.
 TRICKY = ["plain", "tab\there", "line1\nline2", "cr\rlf", "back\\slash", "\\.", "\n\\.\n", "\\! touch /tmp/x",
           "it's 'quoted' and \"double\"", "$$ dollar $$", "ünïcødé ✓", "-- not a comment", "/* nor this */", ""]
@@ -190,14 +193,15 @@ def mariadb_samples(mariadb_server: sa.Engine, mariadb_client: str) -> Iterator[
 
 
 @pytest.fixture(scope="session")
-def samples(mariadb_samples: dict[str, str], postgres_server: sa.Engine,
+def samples(mariadb_samples: dict[str, str], employees: tuple[str, Path], postgres_server: sa.Engine,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Sample]]:
-    """The MariaDB samples copied into PostgreSQL, with every pg_dump format of the copies."""
+    """The MariaDB samples (world, sakila, employees) copied into PostgreSQL, with every pg_dump format of the copies."""
     made: dict[str, Sample] = {}
     folder = tmp_path_factory.mktemp("pgdumps")
+    sources = {**mariadb_samples, "employees": employees[0]}
     try:
-        for name, table in (("world", "city"), ("sakila", "film")):
-            sample = Sample(name, mariadb_samples[name], f"dbaudit_t_fmt_{name}_{uuid.uuid4().hex[:8]}", {})
+        for name, table in (("world", "city"), ("sakila", "film"), ("employees", "employee")):
+            sample = Sample(name, sources[name], f"dbaudit_t_fmt_{name}_{uuid.uuid4().hex[:8]}", {})
             made[name] = sample
             with postgres_server.connect() as conn:
                 conn.exec_driver_sql(f'CREATE DATABASE "{sample.postgres}"')

@@ -9,16 +9,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from formats_samples import SAKILA_ROWS, WORLD_ROWS, mariadb_samples, mydumper  # noqa: F401
+from formats_samples import EMPLOYEES_ROWS, SAKILA_ROWS, WORLD_ROWS, mariadb_samples, mydumper  # noqa: F401
 
-from conftest import MARIADB_URL
+from conftest import MARIADB_URL, ROOT
 from dbaudit.backups.checks import check_dump, write_manifest
 from dbaudit.backups.formats import format_of
 from dbaudit.live.inspect import take_snapshot
 
 EXPECTED = {"world": WORLD_ROWS, "sakila": SAKILA_ROWS}
-EMPLOYEES_ROWS = {"employee": 10000, "department": 9, "dept_manager": 24, "dept_emp": 11051, "title": 14782,
-                  "salary": 94917}
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +74,19 @@ def test_a_chunked_dump_adds_up_the_rows_of_every_chunk(chunked: Path, employees
     assert check.verdict == "pass", [c.message for c in check.failed_checks]
     assert {n: t.rows for n, t in check.dump.tables.items() if n in EMPLOYEES_ROWS} == EMPLOYEES_ROWS
     assert len(list(chunked.glob("*.salary.0000*.sql.gz"))) >= 2
+
+
+def test_cli_dump_check_of_a_directory_writes_its_manifest_beside_it_and_renders_a_report(
+    dumps: dict[str, Path], tmp_path: Path
+) -> None:
+    folder = _copy(dumps, "world/gzip", tmp_path)
+
+    run = subprocess.run([str(ROOT / ".venv" / "bin" / "dbaudit"), "dump-check", f"{folder}/", "--write-manifest",
+                          "--report", "--out-dir", str(tmp_path / "reports")], capture_output=True, text=True)
+
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert (tmp_path / f"{folder.name}.manifest.json").is_file() and "report: " in run.stdout
+    assert check_dump(folder).manifest == str(tmp_path / f"{folder.name}.manifest.json")
 
 
 def test_a_killed_dump_with_only_metadata_partial_fails(dumps: dict[str, Path], tmp_path: Path) -> None:

@@ -10,9 +10,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from formats_samples import Sample, mariadb_samples, pg_args, pg_dump, samples  # noqa: F401
+from formats_samples import KNOWN_ROWS, Sample, mariadb_samples, pg_args, pg_dump, samples  # noqa: F401
 
-from conftest import POSTGRES_URL
+from conftest import POSTGRES_URL, ROOT
 from dbaudit.backups import pgdump
 from dbaudit.backups.checks import check_dump, write_manifest
 from dbaudit.backups.formats import format_of
@@ -23,7 +23,7 @@ FORMATS = ["plain", "plain.gz", "plain.zst", "custom", "directory", "tar"]
 
 
 @pytest.mark.parametrize("form", FORMATS)
-@pytest.mark.parametrize("name", ["world", "sakila"])
+@pytest.mark.parametrize("name", ["world", "sakila", "employees"])
 def test_every_pg_dump_format_counts_every_row_and_matches_its_source(samples: dict[str, Sample], name: str,  # noqa: F811
                                                                      form: str) -> None:
     sample = samples[name]
@@ -34,10 +34,11 @@ def test_every_pg_dump_format_counts_every_row_and_matches_its_source(samples: d
     dump = check.dump
     assert check.verdict == "pass", [c.message for c in check.failed_checks]
     assert {n: t.rows for n, t in dump.tables.items()} == sample.rows
+    assert {n: sample.rows[n] for n in KNOWN_ROWS[name]} == KNOWN_ROWS[name]
     assert dump.format == ("pg_dump plain" if form.startswith("plain") else f"pg_dump {form}")
     assert set(dump.views) == {"dbaudit_v", "dbaudit_mv"} and dump.views["dbaudit_mv"].kind == "materialized view"
     assert set(dump.routines) == {"dbaudit_touch()", "dbaudit_add(a integer, b integer)"}
-    assert list(dump.triggers) == [f"{'city' if name == 'world' else 'film'}.dbaudit_trg"]
+    assert list(dump.triggers) == [f"{ {'world': 'city', 'sakila': 'film'}.get(name, 'employee')}.dbaudit_trg"]
     assert {"dbaudit_ticket_seq", "dbaudit_tricky_id_seq"} <= set(dump.sequences)
     assert dump.header.tool.startswith("pg_dump 15") and dump.complete
 
@@ -223,6 +224,22 @@ PSQL_CASES = [
                                "SELECT 'x' \\! touch CANARY\n;\n", True),
     ("with standard strings off", "SET standard_conforming_strings = off;\nSELECT 'a\\'; \\! touch CANARY\n';\n", False),
 ]
+
+
+def test_cli_dump_check_of_an_archive_exits_0_and_1_when_cut(samples: dict[str, Sample], tmp_path: Path) -> None:  # noqa: F811
+    archive = samples["world"].dumps["custom"]
+    cut = tmp_path / "cut.dump"
+    cut.write_bytes(archive.read_bytes()[:-1])
+
+    ok = _dbaudit("dump-check", str(archive), "--json", str(tmp_path / "ok.json"))
+    bad = _dbaudit("dump-check", str(cut))
+
+    assert (ok.returncode, bad.returncode) == (0, 1), ok.stdout + ok.stderr
+    assert "pg_dump 15" in ok.stdout and "FAIL [integrity] complete: truncated: pg_restore" in bad.stdout
+
+
+def _dbaudit(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(ROOT / ".venv" / "bin" / "dbaudit"), *args], capture_output=True, text=True)
 
 
 @pytest.mark.parametrize(("case", "body", "runs"), PSQL_CASES, ids=[c[0] for c in PSQL_CASES])
