@@ -22,7 +22,7 @@ from pathlib import Path
 
 from dbaudit.backups.dumpfile import DumpContents, DumpFile, _contents
 from dbaudit.backups.formats import DECOMPRESS_ERRORS, _listing_line, directory_files, file_digest, opened, stream_problem
-from dbaudit.backups.sqlscan import SqlScanner
+from dbaudit.backups.sqlscan import SqlScanner, Statement
 from dbaudit.backups.statements import Collector, DumpHeader, DumpObject, DumpTable
 from dbaudit.core.checks import Check
 
@@ -164,10 +164,17 @@ class _Scanned:
 
 
 def scan_file(entry: MydumperFile, progress: bool) -> _Scanned:
-    """One SQL file as myloader sends it: through the MySQL scanner, decompressed by content."""
+    """One SQL file as myloader sends it: through the MySQL scanner, decompressed by content.
+
+    DumpScan reads plain and gzip files; mydumper's zstd chunks need formats.opened until it reads them too, when
+    this becomes `DumpScan(entry.path).contents()`."""
     started = time.monotonic()
     collector = Collector()
-    scanner = SqlScanner(collector.statement, collector.comment, collector.client_command)
+
+    def statement(st: Statement) -> None:
+        collector.statement(st)
+
+    scanner = SqlScanner(statement, collector.comment, collector.client_command)
     problem, size = None, 0
     with opened(entry.path, progress) as (reader, chunks, kind):
         try:
