@@ -43,6 +43,18 @@ def test_every_pg_dump_format_counts_every_row_and_matches_its_source(samples: d
     assert dump.header.tool.startswith("pg_dump 15") and dump.complete
 
 
+@pytest.mark.parametrize("options", [("--inserts",), ("--rows-per-insert=100",), ("--column-inserts",)])
+def test_a_dump_of_insert_statements_counts_their_tuples(samples: dict[str, Sample], tmp_path: Path,  # noqa: F811
+                                                         options: tuple[str, ...]) -> None:
+    sample = samples["world"]
+    dump = pg_dump(sample.postgres, tmp_path / "inserts.sql", *options)
+
+    check = check_dump(dump)
+
+    assert check.verdict == "pass", [c.message for c in check.failed_checks]
+    assert {n: t.rows for n, t in check.dump.tables.items()} == sample.rows
+
+
 def test_a_plain_dump_cut_at_random_offsets_always_fails_as_truncated(samples: dict[str, Sample],  # noqa: F811
                                                                       tmp_path: Path) -> None:
     rng = random.Random(7)
