@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dbaudit.backups.dumpfile import DumpContents, read_dump
+from dbaudit.backups.dumpfile import DumpContents
+from dbaudit.backups.formats import read_backup
 from dbaudit.backups.statements import DumpTable
 from dbaudit.core import serde
 from dbaudit.core.checks import Check, Judged
@@ -61,7 +62,7 @@ class DumpCheck(Judged):
 
 
 def manifest_path(dump: str | os.PathLike[str]) -> Path:
-    return Path(f"{os.fspath(dump)}{MANIFEST_SUFFIX}")
+    return Path(f"{Path(dump)}{MANIFEST_SUFFIX}")  # Path drops a trailing /: a directory's manifest sits beside it
 
 
 def check_dump(
@@ -79,8 +80,8 @@ def check_dump(
     snapshot = load_snapshot(against) if isinstance(against, (str, os.PathLike)) else against
     manifest_file = manifest_path(path)
     manifest = load_manifest(manifest_file) if use_manifest and manifest_file.is_file() else None
-    contents = read_dump(path, progress)
-    checks = [*_integrity_checks(contents, expected), *_content_checks(contents)]
+    contents, format_checks = read_backup(path, progress)  # a file by its magic bytes, a directory by its files
+    checks = [*_integrity_checks(contents, expected), *_content_checks(contents), *format_checks]
     if manifest is not None:
         checks += compare_with_manifest(contents, manifest)
     if snapshot is not None:
@@ -116,8 +117,7 @@ def _integrity_checks(c: DumpContents, expected: dict[str, str]) -> list[Check]:
         else:
             checks.append(Check("integrity", f"{name} checksum", "fail", f"{name} is {got}, expected {want}"))
     if c.complete:
-        trailer = f"trailer: Dump completed on {c.header.completed_at}" if c.header.completed_at else (
-            "no mysqldump trailer expected: every statement is terminated")
+        trailer = _completion(c)
         checks.append(Check("integrity", "complete", "pass", trailer))
     else:
         reached = f" (last table reached: {c.last_table})" if c.last_table else ""
@@ -125,12 +125,25 @@ def _integrity_checks(c: DumpContents, expected: dict[str, str]) -> list[Check]:
     return checks
 
 
+def _completion(c: DumpContents) -> str:
+    """What proves the dump whole, in the words of the tool that wrote it."""
+    if c.format == "mydumper":
+        return f"mydumper's metadata: Finished dump at {c.header.completed_at}"
+    if c.format.startswith("pg_dump"):
+        created = f" (archive created at {c.header.completed_at})" if c.header.completed_at else ""
+        return f"footer: -- PostgreSQL database dump complete{created}; every COPY block ends with \\."
+    if c.header.completed_at:
+        return f"trailer: Dump completed on {c.header.completed_at}"
+    return "no mysqldump trailer expected: every statement is terminated"
+
+
 def _content_checks(c: DumpContents) -> list[Check]:
     if not c.tables:
         checks = [Check("content", "tables", "fail", "the dump creates or loads no table")]
     else:
         checks = [Check("content", "tables", "pass",
-                        f"{len(c.tables)} tables, {c.total_rows:,} rows in INSERT statements")]
+                        f"{len(c.tables)} tables, {c.total_rows:,} rows in "
+                        f"{'COPY data' if c.format.startswith('pg_dump') else 'INSERT statements'}")]
     return [*checks, safety_check(c)]
 
 
@@ -167,7 +180,7 @@ def compare_with_manifest(c: DumpContents, m: DumpManifest) -> list[Check]:
 
 def compare_with_snapshot(c: DumpContents, snap: Snapshot) -> list[Check]:
     """Tables, row counts and objects of the dump against a snapshot of the database it was taken from."""
-    tables = _tables_of(c, snap.database)
+    tables = _tables_of(c, snap.database, snap.schema)
     want = {name: t.row_count for name, t in snap.tables.items() if t.row_count is not None}
     counts = {name: t.rows for name, t in tables.items()}
     checks = count_checks("snapshot", want, counts, "the snapshot")
@@ -176,10 +189,11 @@ def compare_with_snapshot(c: DumpContents, snap: Snapshot) -> list[Check]:
     return checks
 
 
-def _tables_of(c: DumpContents, database: str) -> dict[str, DumpTable]:
+def _tables_of(c: DumpContents, database: str, schema: str | None = None) -> dict[str, DumpTable]:
     if len({t.database for t in c.tables.values()}) <= 1:
         return c.tables
-    found = {t.name: t for t in c.tables.values() if t.database == database}
+    wanted = schema or database  # a PostgreSQL dump's tables are qualified by their schema
+    found = {t.name: t for t in c.tables.values() if t.database == wanted}
     if not found:
         raise DbauditError(f"the dump holds databases {c.databases} but not {database!r}, the snapshot's")
     return found

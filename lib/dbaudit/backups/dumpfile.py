@@ -71,6 +71,10 @@ class DumpContents:
     definer_spans: list[tuple[int, int]] = field(default_factory=list)  # statements with a DEFINER= clause
     # What the scanner cannot be sure the server reads as it does, and statements no server takes: one line each.
     ambiguities: list[str] = field(default_factory=list)
+    # What wrote it (mysql: mysqldump, mariadb-dump or any MySQL script; pg_dump plain|custom|tar|directory;
+    # mydumper), and the sequences it creates (PostgreSQL, MariaDB). backups.formats tells the format by content.
+    format: str = "mysql"
+    sequences: dict[str, DumpObject] = field(default_factory=dict)
 
     @property
     def foreign_databases(self) -> list[str]:

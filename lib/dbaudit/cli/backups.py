@@ -12,8 +12,9 @@ from dbaudit.cli.common import add_output_options, add_report_options, exit_code
 
 
 def add_commands(sub: Any) -> None:
-    cmd = sub.add_parser("dump-check", help="validate a mysqldump file (plain or .gz) before trusting it")
-    cmd.add_argument("dump", help="the dump file")
+    cmd = sub.add_parser("dump-check", help="validate a dump before trusting it: mysqldump/mariadb-dump, pg_dump "
+                         "(plain, custom, tar, directory) or a mydumper directory")
+    cmd.add_argument("dump", help="the dump file or directory (its format and compression told by content)")
     digest = cmd.add_mutually_exclusive_group()
     digest.add_argument("--md5", help="expected MD5 of the file (hex)")
     digest.add_argument("--sha256", help="expected SHA-256 of the file (hex)")

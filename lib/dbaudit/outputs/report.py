@@ -123,7 +123,7 @@ def render_backup_check(
     With `result`, a dump-check result JSON already made (by `dbaudit dump-check --report`), the notebook
     shows that instead of reading the dump again; md5, sha256 and against then have no effect."""
     source = Path(dump)
-    if not source.is_file():
+    if not source.exists():  # a dump directory (pg_dump -Fd, mydumper) too
         raise DbauditError(f"dump file not found: {source}")
     directory = new_report_dir(out_dir, name or f"dump-{source.name}")
     parameters = {"dump": str(source.resolve()), "md5": md5 or "", "sha256": sha256 or "",
