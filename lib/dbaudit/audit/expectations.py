@@ -19,9 +19,10 @@ from typing import Any, Literal
 import yaml
 
 from dbaudit.audit.diff import CHANGE_KINDS, Change
+from dbaudit.audit.spelling import mismatch
 from dbaudit.core.checks import Check
 from dbaudit.core.errors import DbauditError
-from dbaudit.core.snapshot import SCHEMA, Column, Definition, ForeignKey, Index, Snapshot, Table, fields_with_role
+from dbaudit.core.snapshot import OBJECTS, SCHEMA, Column, Definition, ForeignKey, Index, Snapshot, Table, fields_with_role
 
 FORMAT_VERSION = 1
 RowPolicy = Literal["equal", "no_shrink", "any"]
@@ -43,13 +44,28 @@ class ChangePattern:
     def matches(self, change: Change) -> bool:
         if change.kind != self.kind or not fnmatch.fnmatchcase(change.target, self.target):
             return False
+        return not self.differences(change)
+
+    def differences(self, change: Change) -> list[str]:
+        """What the changed object has that this pattern's attributes do not allow (types and defaults
+        compared as servers spell them: dbaudit.audit.spelling)."""
         state = change.after if change.after is not None else change.before
-        return all(_same(state.get(key) if isinstance(state, dict) else None, want)
-                   for key, want in self.attributes.items())
+        found = [mismatch(key, state.get(key) if isinstance(state, dict) else None, want)
+                 for key, want in self.attributes.items()]
+        return [m for m in found if m]
 
     def __str__(self) -> str:
-        extra = "".join(f", {k}={v!r}" for k, v in self.attributes.items())
+        extra = "".join(f", {k}={_brief(v)}" for k, v in self.attributes.items())
         return f"{self.kind} {self.target}{extra}"
+
+
+def _brief(value: Any) -> str:
+    """A new table's columns by name, its indexes and keys by count: the check's name stays one line."""
+    if isinstance(value, dict):
+        return "[" + ", ".join(map(str, value)) + "]"
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return f"<{len(value)}>"
+    return repr(value)
 
 
 @dataclass
@@ -161,7 +177,8 @@ def _field_names(cls: type) -> set[str]:
 
 # The attributes an expectation may demand of the object a change adds (or, when removed, had).
 _ATTRIBUTES: dict[str, set[str]] = {
-    "table": set(fields_with_role(Table, SCHEMA)),
+    # A new table may also be described whole: its columns (exactly these), indexes and keys (at least these).
+    "table": set(fields_with_role(Table, SCHEMA)) | set(fields_with_role(Table, OBJECTS)),
     "column": _field_names(Column),
     "index": _field_names(Index),
     "fk": _field_names(ForeignKey),
@@ -209,12 +226,6 @@ def _metric(name: str, spec: Any, source: str) -> MetricExpectation:
     return MetricExpectation(name, spec["sql"], rule, spec.get("min"), spec.get("max"))
 
 
-def _same(actual: Any, wanted: Any) -> bool:
-    if isinstance(actual, str) and isinstance(wanted, str):
-        return actual.lower() == wanted.lower()
-    return bool(actual == wanted)
-
-
 # --- judging -----------------------------------------------------------------------------------
 
 
@@ -254,6 +265,12 @@ def _required_checks(expectations: Expectations, changes: list[Change]) -> list[
         hits = [c.target for c in changes if pattern.matches(c)]
         if hits:
             checks.append(Check("required", str(pattern), "pass", f"found: {', '.join(hits)}"))
+            continue
+        # The change happened, but not as declared: say what differs rather than that nothing happened.
+        near = [c for c in changes if c.kind == pattern.kind and fnmatch.fnmatchcase(c.target, pattern.target)]
+        if near:
+            why = "; ".join(f"{c.target}: {', '.join(pattern.differences(c))}" for c in near[:3])
+            checks.append(Check("required", str(pattern), "fail", f"{pattern.kind} {pattern.target} differs: {why}"))
         else:
             checks.append(Check("required", str(pattern), "fail", f"required change did not happen: {pattern}"))
     return checks

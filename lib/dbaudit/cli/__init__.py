@@ -11,11 +11,11 @@ import os
 import sys
 from collections.abc import Sequence
 
-from dbaudit.cli import audit, backups, compare, triggers
+from dbaudit.cli import audit, backups, compare, expect, triggers
 from dbaudit.cli.common import fail
 from dbaudit.core.errors import DbauditError
 
-COMMAND_GROUPS = (audit, backups, compare, triggers)
+COMMAND_GROUPS = (audit, backups, compare, triggers, expect)
 
 
 class _Parser(argparse.ArgumentParser):
