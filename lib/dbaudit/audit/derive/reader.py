@@ -186,11 +186,23 @@ class _Reader:
                 options["collation"] = option.this.name if isinstance(option.this, exp.Expression) else str(option.this)
         if options:
             ops.append(TableOptions(self.src, table, options))
+        statement = self.src
         for action in tree.args.get("actions") or []:
+            self.src = self.clause_source(statement, action)
             ops.extend(self.alter_action(table, action))
             if isinstance(action, exp.AlterRename):
                 table = self.table(action.this)  # later clauses of the same ALTER act on the new name
+        self.src = statement
         return ops
+
+    def clause_source(self, statement: Source, clause: exp.Expression) -> Source:
+        """Point a comment at the clause's own line of a multi-line ALTER, by its first name's position."""
+        ident = clause if isinstance(clause, exp.Identifier) else clause.find(exp.Identifier)
+        line = ident.meta.get("line") if ident is not None else None
+        if not isinstance(line, int) or line <= 1:
+            return statement
+        text = self.text.splitlines()[line - 1].strip().rstrip(",") if line <= len(self.text.splitlines()) else ""
+        return Source(statement.file, statement.line + line - 1, text or statement.text, statement.migration)
 
     def alter_action(self, table: str, action: exp.Expression) -> list[Op]:
         if isinstance(action, exp.ColumnDef):
