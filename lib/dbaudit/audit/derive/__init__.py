@@ -215,3 +215,15 @@ def _tool() -> str:
     except metadata.PackageNotFoundError:
         version = "dev"
     return f"dbaudit {version}, sqlglot {sqlglot.__version__}"
+
+
+def load_or_derive(path: str | os.PathLike[str], before: Snapshot | None = None,
+                   dialect: str | None = None) -> tuple[Expectations, Derived | None]:
+    """Expectations from a YAML file, or derived from a migration file (told apart by content) against
+    the before snapshot: what the report, `diff --expect` and `rehearse` accept where expectations go."""
+    from dbaudit.audit.expectations import load_expectations
+
+    if not is_migration_file(path):
+        return load_expectations(path), None
+    derived = derive([path], dialect, before, snapshot_label="the before snapshot" if before else None)
+    return derived.expectations, derived

@@ -197,7 +197,8 @@ class Model:
         for index in op.indexes:
             self._new_index(state, index, op.src)
         for key in op.foreign_keys:
-            state.objects["fk"][key.name or self._wild()] = Obj(key.name or _WILD, False, True, key.attrs(), sources=[op.src])
+            name = key.name if self.dialect != "sqlite" else None  # SQLite keeps no key names
+            state.objects["fk"][name or self._wild()] = Obj(name or _WILD, False, True, key.attrs(), sources=[op.src])
         if existing is not None and existing.original is not None:
             state.recreates = existing  # dropped earlier in the migration, created again
         self.tables[op.table] = state

@@ -406,7 +406,7 @@ class _Reader:
         tokens = [t for t in self.tokens() if t.start > end]
         depth, last = 0, None
         for token in tokens:
-            word = token.text.upper()
+            word = (token.text.upper().split() or [""])[0]  # sqlglot has tokens of several words: PRIMARY KEY
             if depth == 0 and (token.token_type in (TokenType.COMMA, TokenType.R_PAREN, TokenType.SEMICOLON)
                                or (word in _TYPE_STOP and last is not None)):
                 break
@@ -517,6 +517,10 @@ def _from_tokens(text: str, src: Source, dialect: str, reason: str) -> Unparsed:
         retried = _index_using_last(text, src, dialect, reason)
         if retried is not None:
             return retried
+    if dialect == "sqlite" and words[:2] == ["CREATE", "TABLE"]:
+        retried = _without_rowid(text, src, reason)
+        if retried is not None:
+            return retried
     if words[:2] == ["ALTER", "TABLE"] and words[3:5] == ["CONVERT", "TO"] and len(tokens) > 2:
         converted = _name(tokens[2], dialect)
         return Unparsed(src, reason, f"converts {converted} to another character set",
@@ -558,6 +562,19 @@ def _index_using_last(text: str, src: Source, dialect: str, reason: str) -> Unpa
     if not ops or any(isinstance(op, Unparsed) for op in ops):
         return None
     return Unparsed(src, reason, "creates an index (read without its trailing USING clause)", ops)
+
+
+def _without_rowid(text: str, src: Source, reason: str) -> Unparsed | None:
+    """SQLite `CREATE TABLE … WITHOUT ROWID`: sqlglot does not know the clause; the table is read without
+    it (the snapshot records it as the table's engine)."""
+    trimmed = re.sub(r"\)\s*((STRICT\s*,\s*)?WITHOUT\s+ROWID(\s*,\s*STRICT)?)\s*$", ")", text, flags=re.IGNORECASE)
+    if trimmed == text:
+        return None
+    ops = read_statement(trimmed, src, "sqlite")
+    if len(ops) != 1 or not isinstance(ops[0], CreateTable):
+        return None
+    ops[0].options["engine"] = "WITHOUT ROWID"
+    return Unparsed(src, reason, "creates a WITHOUT ROWID table (read without that clause)", ops)
 
 
 def _rename_pairs(rest: list[Token], dialect: str) -> list[tuple[str, str]]:
