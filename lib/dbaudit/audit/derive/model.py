@@ -437,6 +437,9 @@ class Model:
     def _implicit_index_dropped(self, table: TableState, index: IndexSpec, src: Source) -> None:
         """InnoDB drops the index it made for a foreign key once another index starts with the key's columns."""
         columns = index.columns or []
+        first = table.obj("column", columns[0]) if columns else None
+        if first is not None and not first.existed:
+            return  # a column this migration adds had no foreign key, so no implicit index, before it
         why = ("InnoDB drops the index it created for a foreign key once another index starts with the key's columns "
                f"(here {', '.join(columns)})")
         if self.before is None:

@@ -56,9 +56,10 @@ READ = {"mysql": "mysql", "postgresql": "postgres", "sqlite": "sqlite"}
 # Statements that change neither schema nor rows: read, and deliberately produce nothing.
 _QUIET = (exp.Set, exp.Select, exp.Transaction, exp.Commit, exp.Rollback, exp.Pragma, exp.Union, exp.Describe,
           exp.Show, exp.Analyze) if hasattr(exp, "Analyze") else (exp.Set, exp.Select, exp.Transaction)
+# (DO blocks and CALLed procedures may change anything: they are warnings, not quiet.)
 _QUIET_COMMANDS = {"LOCK", "UNLOCK", "LOCK TABLES", "UNLOCK TABLES", "BEGIN", "START", "COMMIT", "ANALYZE",
-                   "OPTIMIZE", "VACUUM", "REINDEX", "CHECKPOINT", "FLUSH", "SAVEPOINT", "RELEASE", "CALL", "DO",
-                   "SELECT", "SHOW", "EXPLAIN", "PRAGMA", "CHECK", "SET", "RESET", "DISCARD", "LISTEN", "NOTIFY"}
+                   "OPTIMIZE", "VACUUM", "REINDEX", "CHECKPOINT", "FLUSH", "SAVEPOINT", "RELEASE", "SELECT", "SHOW",
+                   "EXPLAIN", "PRAGMA", "SET", "RESET", "DISCARD", "LISTEN", "NOTIFY"}
 _RULE = re.compile(r"ON\s+(DELETE|UPDATE)\s+(.+)", re.IGNORECASE)
 # What ends a column's type: the first word of a column constraint.
 _TYPE_STOP = {"NOT", "NULL", "DEFAULT", "PRIMARY", "UNIQUE", "KEY", "COMMENT", "COLLATE", "CHARACTER", "CHARSET",

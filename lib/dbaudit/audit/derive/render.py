@@ -7,6 +7,7 @@ back with the ordinary expectations reader before anyone sees it.
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,15 +60,18 @@ def _header(header: Header) -> list[str]:
     lines += [f"#   {sha}  {path}" for path, sha in header.sources]
     if header.warnings:
         lines.append(f"# WARNINGS ({len(header.warnings)}): read each one; these statements are not (fully) checked")
-        lines += [f"#   {src}: {_one_line(message)}" for src, message in header.warnings]
+        for src, message in sorted(header.warnings, key=lambda w: (w[0].file != header.sources[0][0], w[0].line)):
+            parts = textwrap.wrap(f"{src}: {' '.join(message.split())}", width=110)
+            lines += [f"#   {parts[0]}", *(f"#       {p}" for p in parts[1:])]
     return [*lines, ""]
 
 
 def _entry(entry: Entry) -> list[str]:
     lines = [f"  # {src}: {_one_line(src.text)}" for src in entry.sources]
     if entry.why:
-        lines.append(f"  #   why: {_one_line(entry.why)}")
-    lines += [f"  #   note: {_one_line(note)}" for note in entry.notes]
+        lines += _wrapped("why", entry.why)
+    for note in entry.notes:
+        lines += _wrapped("note", note)
     lines.append(f"  - {entry.kind}: {_scalar(entry.target)}")
     for key, value in entry.attrs.items():
         if key == "columns" and isinstance(value, dict):
@@ -93,6 +97,11 @@ def _rows(plan: Plan) -> list[str]:
                 where = ", ".join(str(s) for s in rule.sources[:3])
                 lines.append(f"    - {_scalar(rule.table)}  # {_one_line(rule.why)} ({where})")
     return lines
+
+
+def _wrapped(label: str, text: str) -> list[str]:
+    parts = textwrap.wrap(" ".join(text.split()), width=100)
+    return [f"  #   {label}: {parts[0]}", *(f"  #        {p}" for p in parts[1:])] if parts else []
 
 
 def _scalar(value: Any) -> str:

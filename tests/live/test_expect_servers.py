@@ -1,0 +1,135 @@
+"""`dbaudit expect` against real servers: run a migration for real, audit with the expectations derived
+from it (must pass), and audit a variant that adds a stray column and skips an index (must fail, naming both).
+
+The migrations (tests/sql/expect/) are of our own writing, one per server, with multi-clause ALTERs,
+MySQL-only syntax, renames, drops, views, triggers, routines, data statements and statements sqlglot
+cannot parse. Each runs the way its DBA would: the mariadb client, psql-style autocommit, sqlite3.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from conftest import SQL_DIR, ScratchDB, load_sql
+from dbaudit.audit.derive import derive
+from dbaudit.audit.derive.split import split_statements
+from dbaudit.audit.result import AuditResult, audit
+from dbaudit.core.snapshot import Snapshot
+from dbaudit.live.inspect import take_snapshot
+
+CASES = SQL_DIR / "expect"
+# The variant: one index the plan creates is skipped, one column nobody planned is added.
+SKIPPED = {
+    "mariadb": ("CREATE INDEX orders_customer_placed_index ON orders (customer_id, placed_at);", "orders_customer_placed_index"),
+    "postgresql": ("CREATE INDEX customers_tier_status_idx ON customers (tier, status);", "customers_tier_status_idx"),
+    "sqlite": ("CREATE INDEX customers_tier_status ON customers (tier, status);", "customers_tier_status"),
+}
+STRAY = "ALTER TABLE customers ADD COLUMN stray_flag int;"
+
+
+def _run(db: ScratchDB, script: str, mariadb_client: str | None = None) -> None:
+    """Run a script the way its server's own client would."""
+    if db.backend == "mariadb":
+        assert mariadb_client is not None
+        load_sql(mariadb_client, db.url.rsplit("/", 1)[1], script)
+    elif db.backend == "sqlite":
+        with sqlite3.connect(db.url.removeprefix("sqlite:///")) as conn:
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.executescript(script)
+    else:  # psql runs each statement on its own (CREATE INDEX CONCURRENTLY needs that)
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            for statement in split_statements(script, "postgresql")[0]:
+                conn.exec_driver_sql(statement.text.replace("%", "%%"))
+
+
+def _migrated(make: Callable[[], ScratchDB], client: str | None, migration: str) -> tuple[Snapshot, Snapshot]:
+    db = make()
+    _run(db, (CASES / f"{db.backend}_before.sql").read_text(), client)
+    before = take_snapshot(db.url, fingerprint="chunks")
+    _run(db, migration, client)
+    return before, take_snapshot(db.url, fingerprint="chunks", baseline=before)
+
+
+def _failures(result: AuditResult) -> list[str]:
+    return [f"[{c.category}] {c.name}: {c.message}" for c in result.failed_checks]
+
+
+@pytest.fixture
+def server(request: pytest.FixtureRequest) -> tuple[Callable[[], ScratchDB], str | None]:
+    backend = request.param
+    make = request.getfixturevalue({"sqlite": "make_sqlite", "mariadb": "make_mariadb",
+                                    "postgresql": "make_postgres"}[backend])
+    return make, request.getfixturevalue("mariadb_client") if backend == "mariadb" else None
+
+
+@pytest.mark.parametrize("server", ["mariadb", "postgresql", "sqlite"], indirect=True)
+def test_the_derived_expectations_pass_the_migration_they_come_from(server, tmp_path: Path) -> None:
+    make, client = server
+    backend = make().backend
+    path = CASES / f"{backend}_migration.sql"
+    before, after = _migrated(make, client, path.read_text())
+    dialect = {"mariadb": "mysql"}.get(backend, backend)
+    blind = derive([path], dialect)  # from the migration alone
+    informed = derive([path], dialect, before)  # checked against the before snapshot
+    for derived in (blind, informed):
+        result = audit(before, after, derived.expectations)
+        assert result.verdict == "pass", _failures(result)
+    # Every schema change was required or allowed by an entry, and the file said what it could not read.
+    assert len(blind.expectations.required) >= 12
+    assert any("read from its leading words" in w for w in blind.warnings)
+
+
+@pytest.mark.parametrize("server", ["mariadb", "postgresql", "sqlite"], indirect=True)
+def test_a_variant_with_a_stray_column_and_a_skipped_index_fails_naming_both(server) -> None:
+    make, client = server
+    backend = make().backend
+    planned = (CASES / f"{backend}_migration.sql").read_text()
+    skipped, index = SKIPPED[backend]
+    assert skipped in planned
+    variant = planned.replace(skipped, "") + "\n" + STRAY + "\n"
+    before, after = _migrated(make, client, variant)
+    for snapshot in (None, before):
+        expectations = derive([CASES / f"{backend}_migration.sql"], {"mariadb": "mysql"}.get(backend, backend),
+                              snapshot).expectations
+        result = audit(before, after, expectations)
+        failures = _failures(result)
+        assert result.verdict == "fail"
+        assert any("customers.stray_flag" in f and "unexpected" in f for f in failures), failures
+        assert any(index in f and "did not happen" in f for f in failures), failures
+        assert len(failures) == 2, failures  # nothing else is blamed
+
+
+def test_the_blazz_migration_derives_what_its_hand_written_expectations_say() -> None:
+    """The shipped blazz-webjs.yml was written by hand from the migration; the derived file says at least as much."""
+    from conftest import ROOT
+    from dbaudit.audit.expectations import load_expectations
+
+    hand = load_expectations(ROOT / "expectations" / "blazz-webjs.yml")
+    derived = derive([SQL_DIR / "webjs_migration.mysql.sql"]).expectations
+    want = {(p.kind, p.target) for p in hand.required}
+    got = {(p.kind, p.target) for p in derived.required}
+    assert want <= got, want - got
+    assert got - want == {("fk_added", "chats.fk_chats_group_id")}  # the hand-written file only allowed it
+    by_target = {p.target: p.attributes for p in derived.required}
+    for column in ("provider_type", "chat_type", "group_id"):
+        assert by_target[f"chats.{column}"]["nullable"] is True  # the hand-written attribute, derived
+    assert by_target["chats.chat_type"]["type"] == "enum('private','group')"
+    assert derived.rows.default == hand.rows.default == "no_shrink"
+
+
+@pytest.mark.mariadb
+def test_the_derived_blazz_expectations_pass_on_mariadb(make_mariadb, mariadb_client) -> None:
+    db = make_mariadb()
+    load_sql(mariadb_client, db.url.rsplit("/", 1)[1], SQL_DIR / "blazz_schema.mysql.sql")
+    before = take_snapshot(db.url)
+    load_sql(mariadb_client, db.url.rsplit("/", 1)[1], SQL_DIR / "webjs_migration.mysql.sql")
+    after = take_snapshot(db.url)
+    result = audit(before, after, derive([SQL_DIR / "webjs_migration.mysql.sql"]).expectations)
+    assert result.verdict == "pass", _failures(result)
+    # The implicit index of fk_chats_group_id came and went inside the migration: no change is left of it.
+    assert not [c for c in result.changes if re.search("fk_chats_group_id", c.target) and c.kind.startswith("index")]
