@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _BULLET = "⇂"
 _NAME_LINE = re.compile(r"^\s*(?P<name>[A-Za-z0-9_\\]+)\s+\.{3,}\s*(?P<status>\S.*)?$")
-_OLD_STYLE = re.compile(r"^(?P<name>[A-Za-z0-9_\\]+):\s+(?P<sql>\S.*)$")
+_OLD_STYLE = re.compile(r"^(?P<name>[A-Za-z0-9_\\]+):\s+(?P<sql>(?:create|alter|drop|insert|update|delete|rename|"
+                        r"truncate|comment|replace|set)\b.*)$", re.IGNORECASE)
 _INFO = re.compile(r"^\s*(INFO|WARN|ERROR)\s+", re.IGNORECASE)
 _STAMPED = re.compile(r"^\d{4}_\d{2}_\d{2}_\d{6}_\w+$")
 _PLACEHOLDER = re.compile(r"\?(?=(?:[^']*'[^']*')*[^']*$)")
