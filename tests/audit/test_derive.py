@@ -275,7 +275,8 @@ def test_if_exists_on_something_not_there_is_a_note_not_an_error(tmp_path) -> No
 
 
 def test_the_file_names_its_sources_with_sha256_and_every_entry_its_line(tmp_path) -> None:
-    sql = "SET NAMES utf8mb4;\n\nALTER TABLE t\n  ADD COLUMN a int,\n  ADD COLUMN b int;\nCREATE EVENT e ON SCHEDULE EVERY 1 DAY DO SELECT 1;\n"
+    sql = ("SET NAMES utf8mb4;\n\nALTER TABLE t\n  ADD COLUMN a int,\n  ADD COLUMN b int;\n"
+           "CREATE EVENT e ON SCHEDULE EVERY 1 DAY DO SELECT 1;\n")
     derived = _derive(tmp_path, sql)
     digest = hashlib.sha256(sql.encode()).hexdigest()
     assert f"#   {digest}  {tmp_path / 'm.sql'}" in derived.text
@@ -284,7 +285,8 @@ def test_the_file_names_its_sources_with_sha256_and_every_entry_its_line(tmp_pat
     assert any(w.startswith(f"{tmp_path / 'm.sql'}:6: sqlglot returned it as an unparsed command")
                for w in derived.warnings)  # never silently dropped: listed in the file's header too
     assert "WARNINGS (2)" in derived.text and derived.text.count("m.sql:6: ") == 2  # unparsed, and events not recorded
-    assert parse_expectations(yaml.safe_load(derived.text)) == derived.expectations  # what is written is what is used
+    # What is written is what is used.
+    assert parse_expectations(yaml.safe_load(derived.text), derived.expectations.name) == derived.expectations
 
 
 @pytest.mark.parametrize(("content", "message"), [
