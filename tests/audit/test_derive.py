@@ -376,3 +376,46 @@ def test_laravel_placeholders_from_before_10_30_are_called_out(tmp_path) -> None
     pretend = "  2025_01_01_000000_fill ......  \n  ⇂ update `chats` set `status` = ? where `id` = ?\n"
     derived = _derive(tmp_path, pretend, name="p.txt")
     assert any("placeholders" in w for w in derived.warnings)
+
+
+# --- statements sqlglot does not model ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("sql", "dialect", "entries"), [
+    ("ALTER TABLE t ADD COLUMN (a int, b int)", "mysql", {"column_added t.a", "column_added t.b"}),
+    ("ALTER TABLE t ADD CHECK (a > 0), ADD COLUMN z int", "mysql", {"column_added t.z"}),
+    ("CREATE TABLE p (id int PRIMARY KEY) PARTITION BY HASH(id) PARTITIONS 4", "mysql", {"table_added p"}),
+    ("CREATE EVENT e ON SCHEDULE EVERY 1 DAY DO DELETE FROM t", "mysql", set()),  # events: not recorded yet
+    ("ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0) NOT VALID, ADD COLUMN z int", "postgresql", {"column_added t.z"}),
+    ("ALTER TABLE t OWNER TO app", "postgresql", set()),
+    ("ALTER TABLE t VALIDATE CONSTRAINT c", "postgresql", set()),
+])
+def test_statements_sqlglot_does_not_model_are_warnings_and_still_read(tmp_path, sql, dialect, entries) -> None:
+    derived = _derive(tmp_path, sql + ";", dialect)
+    assert set(_entries(derived)) == entries
+    assert any("unparsed command" in w or "cannot parse" in w for w in derived.warnings), derived.warnings
+
+
+def test_a_clause_that_cannot_be_read_allows_any_change_to_its_table_and_says_so(tmp_path) -> None:
+    derived = _derive(tmp_path, "ALTER TABLE t ENABLE ROW LEVEL SECURITY, ADD COLUMN z int;", "postgresql")
+    assert set(_entries(derived)) == {"column_added t.z"}
+    assert "column_removed t.*" in _entries(derived, "allowed")
+    assert any("clause(s) not read: ENABLE ROW LEVEL SECURITY" in w for w in derived.warnings)
+
+
+def test_a_statement_with_no_meaning_to_sqlglot_is_never_silently_dropped(tmp_path) -> None:
+    derived = _derive(tmp_path, "ALTER TABLE t ADD COLUMN a int; FROBNICATE TABLE t;", "mysql")
+    assert len(derived.warnings) == 1 and "sqlglot" in derived.warnings[0] and "not checked" in derived.warnings[0]
+
+
+def test_a_mysqldump_style_view_with_definer_is_read(tmp_path) -> None:
+    derived = _derive(tmp_path, "CREATE ALGORITHM=UNDEFINED DEFINER=`root`@`%` SQL SECURITY DEFINER VIEW `v` AS "
+                                "select 1 AS `x`;")
+    assert set(_entries(derived)) == {"view_added v"}
+
+
+def test_drop_if_exists_then_create_allows_either_a_new_table_or_its_differences(tmp_path) -> None:
+    derived = _derive(tmp_path, "DROP TABLE IF EXISTS s; CREATE TABLE s (id int PRIMARY KEY, v text);")
+    allowed = _entries(derived, "allowed")
+    assert list(allowed["table_added s"]["columns"]) == ["id", "v"] and "column_added s.*" in allowed
+    assert not _entries(derived)

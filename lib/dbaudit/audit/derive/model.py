@@ -258,13 +258,22 @@ class Model:
         table = self.table(op.table, op.src, "alters")
         if table is None:
             return
-        if op.attrs.get("converted"):
-            table.options_changed = True
+        attrs = dict(op.attrs)
+        if attrs.pop("converted", None):
             self.allow("table_changed", table.name, "CONVERT TO CHARACTER SET changes the table's collation", op.src)
             self.allow("column_changed", f"{table.name}.*", "… and the collation of its text columns", op.src)
-            return
-        if op.attrs:
-            table.attrs.update(op.attrs)
+        if (charset := attrs.pop("charset", None)) and "collation" not in attrs:
+            self.allow("table_changed", table.name, f"the default collation of {charset} becomes the table's", op.src)
+        for option in attrs.pop("options", []):
+            self.allow("table_changed", table.name, f"table option {option} (recorded by newer snapshots)", op.src)
+        if unread := attrs.pop("unread", None):
+            why = f"the clause `{unread}` could not be read: any change to {table.name} is allowed; review it by hand"
+            self.allow("table_changed", table.name, why, op.src)
+            for kind in ("column", "index", "fk"):
+                for action in ("added", "removed", "changed"):
+                    self.allow(f"{kind}_{action}", f"{table.name}.*", why, op.src)
+        if attrs:
+            table.attrs.update(attrs)
             table.options_changed = True
             table.sources.append(op.src)
 

@@ -128,11 +128,13 @@ def _recreated(model: Model, table: TableState) -> list[Entry]:
     old = table.recreates
     assert old is not None
     if not old.columns_known:
-        why = (f"{table.name} is dropped and created again: the columns, indexes and keys that differ show as changes "
-               "(derive with --from-snapshot to require each one)")
+        why = (f"{table.name} is dropped (if it is there) and created again: if it was there, the columns, indexes and "
+               "keys that differ show as changes (derive with --from-snapshot to require each one)")
         src = table.sources[:1]
-        return [Entry("allowed", f"{kind}_{action}", f"{table.name}.*", {}, src, why)
-                for kind in ("column", "index", "fk") for action in ("added", "removed", "changed")]
+        created = _table_added(model, table)
+        created.section, created.why = "allowed", f"if {table.name} was not there, it is new: as its CREATE TABLE says"
+        return [created, *(Entry("allowed", f"{kind}_{action}", f"{table.name}.*", {}, src, why)
+                           for kind in ("column", "index", "fk") for action in ("added", "removed", "changed"))]
     entries = []
     for kind in ("column", "index", "fk"):
         before = {n: o for n, o in old.objects[kind].items() if o.existed}

@@ -60,30 +60,39 @@ _QUIET = (exp.Set, exp.Select, exp.Transaction, exp.Commit, exp.Rollback, exp.Pr
 _QUIET_COMMANDS = {"LOCK", "UNLOCK", "LOCK TABLES", "UNLOCK TABLES", "BEGIN", "START", "COMMIT", "ANALYZE",
                    "OPTIMIZE", "VACUUM", "REINDEX", "CHECKPOINT", "FLUSH", "SAVEPOINT", "RELEASE", "SELECT", "SHOW",
                    "EXPLAIN", "PRAGMA", "SET", "RESET", "DISCARD", "LISTEN", "NOTIFY"}
+# ALTER TABLE options that change nothing a snapshot records (the counter is a measurement, not schema).
+_QUIET_OPTIONS = tuple(getattr(exp, n) for n in ("AlgorithmProperty", "LockProperty", "AutoIncrementProperty")
+                       if hasattr(exp, n))
 _RULE = re.compile(r"ON\s+(DELETE|UPDATE)\s+(.+)", re.IGNORECASE)
 # What ends a column's type: the first word of a column constraint.
 _TYPE_STOP = {"NOT", "NULL", "DEFAULT", "PRIMARY", "UNIQUE", "KEY", "COMMENT", "COLLATE", "CHARACTER", "CHARSET",
               "AUTO_INCREMENT", "AUTOINCREMENT", "REFERENCES", "CHECK", "CONSTRAINT", "GENERATED", "AS", "ON",
               "AFTER", "FIRST", "INVISIBLE", "VISIBLE", "COLUMN_FORMAT", "STORAGE", "SRID", "IDENTITY", "ENCODE",
               "COMPRESSION", "USING", "WITH", "INLINE", "FOR", "ASC", "DESC", "PERSISTENT", "VIRTUAL", "STORED"}
-_OBJECT_WORDS = {"TRIGGER": "trigger", "PROCEDURE": "routine", "FUNCTION": "routine", "EVENT": "event",
+OBJECT_WORDS = {"TRIGGER": "trigger", "PROCEDURE": "routine", "FUNCTION": "routine", "EVENT": "event",
                  "VIEW": "view", "SEQUENCE": "sequence"}
+
+
+def from_tokens(text: str, src: Source, dialect: str, reason: str) -> Unparsed:
+    from dbaudit.audit.derive.fallback import from_tokens as read
+
+    return read(text, src, dialect, reason)
 
 
 def read_statement(text: str, src: Source, dialect: str) -> list[Op]:
     try:
         trees = sqlglot.parse(text, read=READ[dialect])
     except SqlglotError as exc:
-        return [_from_tokens(text, src, dialect, f"sqlglot cannot parse it: {_first_line(str(exc))}")]
+        return [from_tokens(text, src, dialect, f"sqlglot cannot parse it: {_first_line(str(exc))}")]
     found = [t for t in trees if isinstance(t, exp.Expression)]
     if len(found) != 1:
-        return [_from_tokens(text, src, dialect, "sqlglot reads it as several statements (a body it does not model)")]
+        return [from_tokens(text, src, dialect, "sqlglot reads it as several statements (a body it does not model)")]
     tree = found[0]
     if isinstance(tree, exp.Command):
         head = str(tree.this).upper()
         if head.split()[0] in _QUIET_COMMANDS:
             return []
-        return [_from_tokens(text, src, dialect, f"sqlglot returned it as an unparsed command ({head})")]
+        return [from_tokens(text, src, dialect, f"sqlglot returned it as an unparsed command ({head})")]
     return _Reader(text, src, dialect).read(tree)
 
 
@@ -179,12 +188,17 @@ class _Reader:
             return [Unparsed(self.src, f"ALTER {kind} is not audited")]
         table = self.table(tree.this)
         ops: list[Op] = []
-        options = {}
+        options: dict[str, Any] = {}
         for option in tree.args.get("options") or []:
+            value = option.this.name if isinstance(option.this, exp.Expression) else str(option.this)
             if isinstance(option, exp.EngineProperty):
-                options["engine"] = option.this.name if isinstance(option.this, exp.Expression) else str(option.this)
+                options["engine"] = value
             elif isinstance(option, exp.CollateProperty):
-                options["collation"] = option.this.name if isinstance(option.this, exp.Expression) else str(option.this)
+                options["collation"] = value
+            elif isinstance(option, exp.CharacterSetProperty):
+                options["charset"] = value  # the table's collation becomes that charset's default
+            elif not isinstance(option, _QUIET_OPTIONS):
+                options.setdefault("options", []).append(_short(option.sql(READ[self.dialect])))
         if options:
             ops.append(TableOptions(self.src, table, options))
         statement = self.src
@@ -286,8 +300,8 @@ class _Reader:
             return [DropTable(self.src, n, exists, bool(tree.args.get("cascade"))) for n in names]
         if kind == "INDEX":
             return [DropIndex(self.src, table, n, exists) for n in names]
-        if kind in _OBJECT_WORDS or kind in ("TYPE", "MATERIALIZED VIEW"):
-            object_kind = _OBJECT_WORDS.get(kind, "view" if "VIEW" in kind else kind.lower())
+        if kind in OBJECT_WORDS or kind in ("TYPE", "MATERIALIZED VIEW"):
+            object_kind = OBJECT_WORDS.get(kind, "view" if "VIEW" in kind else kind.lower())
             return [DropObject(self.src, object_kind, n, table, exists) for n in names]
         return [Unparsed(self.src, f"DROP {kind} is not audited")]
 
@@ -504,111 +518,3 @@ def _short(text: str, width: int = 80) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
-# --- statements sqlglot does not model, read from its tokens -----------------------------------
-
-
-def _from_tokens(text: str, src: Source, dialect: str, reason: str) -> Unparsed:
-    """RENAME TABLE a TO b, CREATE [DEFINER=…] TRIGGER|PROCEDURE|FUNCTION|EVENT name, DROP EVENT name."""
-    try:
-        tokens = _tokens_of(text, dialect)
-    except SqlglotError:
-        return Unparsed(src, reason)
-    words = [t.text.upper() for t in tokens]
-    if words[:2] == ["CREATE", "INDEX"] or words[:3] == ["CREATE", "UNIQUE", "INDEX"]:
-        retried = _index_using_last(text, src, dialect, reason)
-        if retried is not None:
-            return retried
-    if dialect == "sqlite" and words[:2] == ["CREATE", "TABLE"]:
-        retried = _without_rowid(text, src, reason)
-        if retried is not None:
-            return retried
-    if words[:2] == ["ALTER", "TABLE"] and words[3:5] == ["CONVERT", "TO"] and len(tokens) > 2:
-        converted = _name(tokens[2], dialect)
-        return Unparsed(src, reason, f"converts {converted} to another character set",
-                        [TableOptions(src, converted, {"converted": True})])
-    if words[:2] == ["RENAME", "TABLE"]:
-        pairs = _rename_pairs(tokens[2:], dialect)
-        if pairs:
-            return Unparsed(src, reason, "renames " + ", ".join(f"{a} to {b}" for a, b in pairs),
-                            [RenameTable(src, a, b) for a, b in pairs])
-    created = _created_object(tokens, words, dialect)
-    if created is not None:
-        kind, name, table, routine = created
-        op = CreateObject(src, kind, name, table, routine, replace="REPLACE" in words[:3],
-                          if_not_exists="EXISTS" in words[:8])
-        return Unparsed(src, reason, f"creates {routine or kind} {name}" + (f" on {table}" if table else ""), [op])
-    if words[:2] == ["DROP", "EVENT"] and len(tokens) > 2:
-        exists = words[2:4] == ["IF", "EXISTS"]
-        name = _name(tokens[4 if exists and len(tokens) > 4 else 2], dialect)
-        return Unparsed(src, reason, f"drops event {name}", [DropObject(src, "event", name, if_exists=exists)])
-    return Unparsed(src, reason)
-
-
-def _tokens_of(text: str, dialect: str) -> list[Token]:
-    tokenize = Dialect.get_or_raise(READ[dialect]).tokenize
-    tokens = tokenize(text)
-    if len(tokens) == 2 and tokens[1].token_type == TokenType.STRING and tokens[0].token_type != TokenType.STRING:
-        # The MySQL tokenizer keeps the rest of a command (RENAME …) as one string: read that too.
-        tokens = [tokens[0], *tokenize(text[tokens[0].end + 1 :])]
-    return tokens
-
-
-def _index_using_last(text: str, src: Source, dialect: str, reason: str) -> Unparsed | None:
-    """`CREATE INDEX i ON t (a) USING BTREE`: sqlglot only knows USING before ON. On MySQL the index type
-    BTREE/HASH changes nothing a snapshot records (InnoDB builds BTREE either way), so it is read without it."""
-    trimmed = re.sub(r"\s+USING\s+(BTREE|HASH)\s*$", "", text, flags=re.IGNORECASE)
-    if trimmed == text or dialect != "mysql":
-        return None
-    ops = read_statement(trimmed, src, dialect)
-    if not ops or any(isinstance(op, Unparsed) for op in ops):
-        return None
-    return Unparsed(src, reason, "creates an index (read without its trailing USING clause)", ops)
-
-
-def _without_rowid(text: str, src: Source, reason: str) -> Unparsed | None:
-    """SQLite `CREATE TABLE … WITHOUT ROWID`: sqlglot does not know the clause; the table is read without
-    it (the snapshot records it as the table's engine)."""
-    trimmed = re.sub(r"\)\s*((STRICT\s*,\s*)?WITHOUT\s+ROWID(\s*,\s*STRICT)?)\s*$", ")", text, flags=re.IGNORECASE)
-    if trimmed == text:
-        return None
-    ops = read_statement(trimmed, src, "sqlite")
-    if len(ops) != 1 or not isinstance(ops[0], CreateTable):
-        return None
-    ops[0].options["engine"] = "WITHOUT ROWID"
-    return Unparsed(src, reason, "creates a WITHOUT ROWID table (read without that clause)", ops)
-
-
-def _rename_pairs(rest: list[Token], dialect: str) -> list[tuple[str, str]]:
-    pairs: list[tuple[str, str]] = []
-    while len(rest) >= 3 and rest[1].text.upper() == "TO":
-        pairs.append((_name(rest[0], dialect), _name(rest[2], dialect)))
-        rest = rest[4:] if len(rest) > 3 and rest[3].token_type == TokenType.COMMA else rest[3:]
-    return pairs if not rest else []
-
-
-def _created_object(tokens: list[Token], words: list[str], dialect: str) -> tuple[str, str, str | None, str | None] | None:
-    """CREATE [OR REPLACE] [DEFINER=…] [TEMPORARY] TRIGGER|PROCEDURE|FUNCTION|EVENT [IF NOT EXISTS] [schema.]name."""
-    if not words or words[0] != "CREATE":
-        return None
-    i = next((k for k, w in enumerate(words[:12]) if w in _OBJECT_WORDS), None)
-    if i is None or words[i] in ("VIEW", "SEQUENCE") or {"TABLE", "INDEX"} & set(words[:i]):
-        return None
-    word = words[i]
-    i += 4 if words[i + 1 : i + 4] == ["IF", "NOT", "EXISTS"] else 1
-    if i >= len(tokens):
-        return None
-    if i + 2 < len(tokens) and tokens[i + 1].token_type == TokenType.DOT:
-        i += 2
-    name = _name(tokens[i], dialect)
-    table = None
-    if word == "TRIGGER" and "ON" in words[i:]:
-        j = words.index("ON", i) + 1
-        if j + 2 < len(tokens) and tokens[j + 1].token_type == TokenType.DOT:
-            j += 2
-        table = _name(tokens[j], dialect) if j < len(tokens) else None
-    return _OBJECT_WORDS[word], name, table, word.lower() if word in ("PROCEDURE", "FUNCTION") else None
-
-
-def _name(token: Token, dialect: str) -> str:
-    quoted = token.token_type == TokenType.IDENTIFIER
-    return token.text if quoted or dialect != "postgresql" else token.text.lower()
