@@ -133,3 +133,31 @@ def test_the_derived_blazz_expectations_pass_on_mariadb(make_mariadb, mariadb_cl
     assert result.verdict == "pass", _failures(result)
     # The implicit index of fk_chats_group_id came and went inside the migration: no change is left of it.
     assert not [c for c in result.changes if re.search("fk_chats_group_id", c.target) and c.kind.startswith("index")]
+
+
+@pytest.mark.mariadb
+def test_laravel_pretend_output_on_mariadb_with_its_ledger(make_mariadb, mariadb_client) -> None:
+    """`php artisan migrate` simulated: the queries Laravel printed run through the client, then each migration
+    is logged in `migrations` with the next batch, as Laravel's Migrator does. The derived file must pass,
+    ledger included; a run that forgets one migration must fail naming it."""
+    from dbaudit.audit.derive.laravel import read_pretend
+
+    pretend = CASES / "laravel_pretend.txt"
+    pending, _ = read_pretend(pretend.read_text())
+    results = []
+    for forget in (None, pending[2].name):
+        db = make_mariadb()
+        name = db.url.rsplit("/", 1)[1]
+        load_sql(mariadb_client, name, CASES / "mariadb_before.sql")
+        before = take_snapshot(db.url, fingerprint="chunks")
+        script = [f"{sql};" for m in pending if m.name != forget for _, sql in m.queries]
+        script += [f"INSERT INTO migrations (migration, batch) VALUES ('{m.name}', 2);" for m in pending if m.name != forget]
+        load_sql(mariadb_client, name, "\n".join(script))
+        after = take_snapshot(db.url, fingerprint="chunks", baseline=before)
+        derived = derive([pretend], "mysql")
+        assert derived.expectations.migrations is not None
+        assert derived.expectations.migrations.applied == [m.name for m in pending]
+        results.append(audit(before, after, derived.expectations))
+    assert results[0].verdict == "pass", _failures(results[0])
+    failures = _failures(results[1])
+    assert any(f"applied {pending[2].name}" in f and "is not in the ledger" in f for f in failures), failures

@@ -3,11 +3,14 @@ snapshot, diffed into migrations applied / rolled back / failed, and judged by `
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
+import jsonschema
 import pytest
 
-from conftest import ScratchDB
+from conftest import ROOT, ScratchDB
+from dbaudit.core import serde
 from dbaudit.audit.expectations import parse_expectations
 from dbaudit.audit.result import audit
 from dbaudit.live.inspect import take_snapshot
@@ -60,6 +63,8 @@ def test_each_tools_ledger_is_recorded_and_diffed(make_db: Callable[[], ScratchD
     assert [e.name for e in before.migrations.entries] == [_name(tool, 1)]
     _insert(db, tool, 2)
     after = take_snapshot(db.url)
+    schema = json.loads((ROOT / "lib" / "dbaudit" / "schemas" / "snapshot.schema.json").read_text())
+    jsonschema.validate(json.loads(serde.dumps(after)), schema)  # the published format knows the ledger
 
     applied = [c for c in audit(before, after).changes if c.kind == "migration_applied"]
     assert [c.name for c in applied] == [_name(tool, 2)]
