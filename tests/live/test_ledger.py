@@ -10,9 +10,9 @@ import jsonschema
 import pytest
 
 from conftest import ROOT, ScratchDB
-from dbaudit.core import serde
 from dbaudit.audit.expectations import parse_expectations
 from dbaudit.audit.result import audit
+from dbaudit.core import serde
 from dbaudit.live.inspect import take_snapshot
 
 # Each tool's ledger table, in the portable subset of the DDL its tool runs (from the tools' sources).
