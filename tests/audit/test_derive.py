@@ -397,10 +397,10 @@ def test_statements_sqlglot_does_not_model_are_warnings_and_still_read(tmp_path,
 
 
 def test_a_clause_that_cannot_be_read_allows_any_change_to_its_table_and_says_so(tmp_path) -> None:
-    derived = _derive(tmp_path, "ALTER TABLE t ENABLE ROW LEVEL SECURITY, ADD COLUMN z int;", "postgresql")
+    derived = _derive(tmp_path, "ALTER TABLE t SET ACCESS METHOD heap, ADD COLUMN z int;", "postgresql")
     assert set(_entries(derived)) == {"column_added t.z"}
     assert "column_removed t.*" in _entries(derived, "allowed")
-    assert any("clause(s) not read: ENABLE ROW LEVEL SECURITY" in w for w in derived.warnings)
+    assert any("clause(s) not read: SET" in w for w in derived.warnings), derived.warnings
 
 
 def test_a_statement_with_no_meaning_to_sqlglot_is_never_silently_dropped(tmp_path) -> None:
@@ -419,3 +419,32 @@ def test_drop_if_exists_then_create_allows_either_a_new_table_or_its_differences
     allowed = _entries(derived, "allowed")
     assert list(allowed["table_added s"]["columns"]) == ["id", "v"] and "column_added s.*" in allowed
     assert not _entries(derived)
+
+
+@pytest.mark.parametrize(("sql", "dialect", "allowed"), [
+    ("/*!40000 ALTER TABLE t DISABLE KEYS */;", "mysql", set()),
+    ("ALTER TABLE t ENABLE ROW LEVEL SECURITY;", "postgresql", {"table_changed t"}),
+    ("ALTER TABLE t DISABLE TRIGGER ALL;", "postgresql", {"table_changed t", "trigger_changed t.*"}),
+    ("ALTER TABLE t DEFAULT CHARSET=utf8mb4;", "mysql", {"table_changed t"}),
+])
+def test_table_clauses_that_change_properties_are_allowed_not_blanket(tmp_path, sql, dialect, allowed) -> None:
+    derived = _derive(tmp_path, sql, dialect)
+    assert set(_entries(derived, "allowed")) == allowed and not _entries(derived)
+
+
+def test_pg_dump_style_cast_defaults_are_read(tmp_path) -> None:
+    found = _entries(_derive(tmp_path, "ALTER TABLE t ADD COLUMN s character varying(20) DEFAULT 'new'::character varying;",
+                             "postgresql"))
+    assert found["column_added t.s"]["default"] == "'new'"
+
+
+def test_a_modify_that_restates_the_column_is_allowed_not_required(tmp_path) -> None:
+    derived = _derive(tmp_path, "ALTER TABLE chats MODIFY status varchar(20) NOT NULL;", before=_snapshot())
+    assert "column_changed chats.status" in _entries(derived, "allowed") and not _entries(derived)
+
+
+def test_several_files_keep_their_order(tmp_path) -> None:
+    (tmp_path / "b_first.sql").write_text("ALTER TABLE t ADD COLUMN one int;")
+    (tmp_path / "a_second.sql").write_text("ALTER TABLE t ADD COLUMN two int;")
+    derived = derive([tmp_path / "b_first.sql", tmp_path / "a_second.sql"])
+    assert [p.target for p in derived.expectations.required] == ["t.one", "t.two"]

@@ -89,7 +89,7 @@ def derive(
     header = Header(name or _name(sources[0][0]), chosen, reason,
                     [(label, hashlib.sha256(text.encode("utf-8")).hexdigest()) for label, text in sources],
                     _tool(), snapshot_label, warnings + model.warnings, ledger)
-    text = render(header, plan(model))
+    text = render(header, plan(model, [label for label, _ in sources]))
     expectations = parse_expectations(yaml.safe_load(text), header.name)
     return Derived(expectations, text, chosen, [f"{s}: {m}" for s, m in header.warnings], ledger)
 

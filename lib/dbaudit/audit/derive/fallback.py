@@ -34,7 +34,13 @@ _ADD_COLUMNS = re.compile(r"^ADD(?:\s+COLUMN)?\s*\((.*)\)\s*$", re.IGNORECASE | 
 # ALTER TABLE clauses that change nothing a snapshot records.
 _NO_OP_CLAUSES = ("OWNER TO", "VALIDATE CONSTRAINT", "SET STATISTICS", "SET STORAGE", "CLUSTER ON", "SET WITHOUT",
                   "REPLICA IDENTITY", "SET TABLESPACE", "SET (", "RESET (", "SET LOGGED", "SET UNLOGGED",
-                  "ALTER COLUMN")  # ALTER COLUMN only reaches here with SET STATISTICS / STORAGE / COMPRESSION
+                  "DISABLE KEYS", "ENABLE KEYS", "FORCE", "ORDER BY", "ANALYZE PARTITION", "CHECK PARTITION",
+                  "OPTIMIZE PARTITION", "ALTER COLUMN")  # ALTER COLUMN only reaches here with SET STATISTICS …
+# Clauses that change a table property newer snapshots record: allowed as table_changed, with the clause.
+_TABLE_PROPERTY_CLAUSES = ("ENABLE ROW LEVEL SECURITY", "DISABLE ROW LEVEL SECURITY", "FORCE ROW LEVEL SECURITY",
+                           "NO FORCE ROW LEVEL SECURITY", "ENABLE TRIGGER", "DISABLE TRIGGER", "ENABLE ALWAYS TRIGGER",
+                           "ENABLE REPLICA TRIGGER", "PARTITION BY", "REMOVE PARTITIONING", "ADD PARTITION",
+                           "DROP PARTITION", "ATTACH PARTITION", "DETACH PARTITION", "COMMENT")
 
 
 
@@ -125,7 +131,10 @@ def _alter_clauses(text: str, tokens: list[Token], src: Source, dialect: str, re
     ops: list[Op] = []
     for clause in clauses:
         upper = " ".join(clause.upper().split())
-        if upper.startswith(_NO_OP_CLAUSES):
+        if upper.startswith(_NO_OP_CLAUSES) and not upper.startswith("FORCE ROW"):
+            continue
+        if upper.startswith(_TABLE_PROPERTY_CLAUSES):
+            ops.append(TableOptions(src, table, {"options": [_short(clause, 60)]}))
             continue
         if upper.startswith("ADD CHECK"):  # sqlglot only reads a CHECK with a name
             ops.append(AddCheck(src, table, CheckSpec(None, clause[len("ADD CHECK"):].strip())))

@@ -265,7 +265,10 @@ class Model:
         if (charset := attrs.pop("charset", None)) and "collation" not in attrs:
             self.allow("table_changed", table.name, f"the default collation of {charset} becomes the table's", op.src)
         for option in attrs.pop("options", []):
-            self.allow("table_changed", table.name, f"table option {option} (recorded by newer snapshots)", op.src)
+            self.allow("table_changed", table.name, f"`{option}` changes a table property newer snapshots record", op.src)
+            if "TRIGGER" in option.upper():
+                key = f"{table.name}.*" if self.dialect == "postgresql" else "*"
+                self.allow("trigger_changed", key, f"`{option}` changes whether its triggers fire", op.src)
         if unread := attrs.pop("unread", None):
             why = f"the clause `{unread}` could not be read: any change to {table.name} is allowed; review it by hand"
             self.allow("table_changed", table.name, why, op.src)

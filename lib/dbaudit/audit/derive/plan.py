@@ -27,7 +27,7 @@ class Plan:
     rows: list[RowRule]
 
 
-def plan(model: Model) -> Plan:
+def plan(model: Model, files: list[str] | None = None) -> Plan:
     entries: list[Entry] = []
     recreated = {t.name for t in model.tables.values() if t.exists and t.recreates is not None}
     for table in model.tables.values():
@@ -39,7 +39,8 @@ def plan(model: Model) -> Plan:
     entries.extend(_object_entries(model))
     rows = _row_rules(model)
     entries.extend(_content_entries(model, rows))
-    entries.sort(key=lambda e: _order(e.sources))
+    order = {name: i for i, name in enumerate(files or [])}
+    entries.sort(key=lambda e: _order(e.sources, order))
     side = [e for e in model.side if not _covered(e, entries)]
     return Plan(_unique(entries) + _unique(side), rows)
 
@@ -243,5 +244,6 @@ def _unique(entries: list[Entry]) -> list[Entry]:
     return kept
 
 
-def _order(sources: list[Source]) -> tuple[str, int]:
-    return (sources[0].file, sources[0].line) if sources else ("~", 0)
+def _order(sources: list[Source], files: dict[str, int]) -> tuple[int, int]:
+    """Statement order: the files as given, then their lines."""
+    return (files.get(sources[0].file, len(files)), sources[0].line) if sources else (len(files) + 1, 0)

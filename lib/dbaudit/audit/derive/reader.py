@@ -245,7 +245,10 @@ class _Reader:
                 self.table_constraint(item, indexes, keys, checks)
             return [*(AddIndex(self.src, table, i) for i in indexes), *(AddForeignKey(self.src, table, k) for k in keys),
                     *(AddCheck(self.src, table, c) for c in checks)]
-        return [Unparsed(self.src, f"ALTER TABLE clause {type(action).__name__} is not audited: {_short(action.sql())}")]
+        clause = _short(action.sql(READ[self.dialect]))
+        return [Unparsed(self.src, f"ALTER TABLE clause {type(action).__name__} is not modelled",
+                         f"clause(s) not read: {clause}: any change to {table} is allowed",
+                         [TableOptions(self.src, table, {"unread": clause})])]
 
     def alter_drop(self, table: str, action: exp.Drop) -> list[Op]:
         kind = str(action.args.get("kind") or "COLUMN").upper()

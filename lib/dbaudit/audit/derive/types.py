@@ -120,8 +120,8 @@ def is_timestamp(kind: exp.DataType) -> bool:
 
 def default_value(node: exp.Expression, dialect: str) -> tuple[bool, str | None]:
     """(known, value): the default as the catalog will read it after the matcher's normalising."""
-    while isinstance(node, exp.Paren):
-        node = node.this
+    while isinstance(node, (exp.Paren, exp.Cast)) and isinstance(node.this, exp.Expression):
+        node = node.this  # 'x'::character varying (pg_dump spells defaults so): the literal is what counts
     if isinstance(node, exp.Null):
         return True, None
     if isinstance(node, exp.Boolean):
