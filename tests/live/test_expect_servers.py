@@ -161,3 +161,26 @@ def test_laravel_pretend_output_on_mariadb_with_its_ledger(make_mariadb, mariadb
     assert results[0].verdict == "pass", _failures(results[0])
     failures = _failures(results[1])
     assert any(f"applied {pending[2].name}" in f and "is not in the ledger" in f for f in failures), failures
+
+
+def test_a_sqlite_table_rebuilt_the_laravel_way_is_judged_by_its_differences(make_sqlite) -> None:
+    """Laravel (and every SQLite tool) alters a column by building a new table and renaming it over the old."""
+    db = make_sqlite()
+    _run(db, "CREATE TABLE chats (id INTEGER PRIMARY KEY, status varchar NOT NULL, note text);\n"
+             "CREATE INDEX chats_status_index ON chats (status);\nINSERT INTO chats VALUES (1, 'open', 'x');")
+    before = take_snapshot(db.url)
+    rebuild = ('CREATE TABLE "__temp__chats" ("id" integer primary key not null, "status" varchar(20) not null, '
+               '"note" text, "provider" varchar);\n'
+               'INSERT INTO "__temp__chats" ("id", "status", "note") SELECT "id", "status", "note" FROM "chats";\n'
+               'DROP TABLE "chats";\nALTER TABLE "__temp__chats" RENAME TO "chats";\n'
+               'CREATE INDEX "chats_status_index" ON "chats" ("status");\n')
+    _run(db, rebuild)
+    after = take_snapshot(db.url)
+    path = db.url.removeprefix("sqlite:///") + ".migration.sql"
+    Path(path).write_text(rebuild)
+    for snapshot in (None, before):
+        derived = derive([path], "sqlite", snapshot)
+        result = audit(before, after, derived.expectations)
+        assert result.verdict == "pass", _failures(result)
+    required = {f"{p.kind} {p.target}" for p in derive([path], "sqlite", before).expectations.required}
+    assert required == {"column_added chats.provider", "column_changed chats.status"}

@@ -110,7 +110,8 @@ def is_migration_file(path: str | os.PathLike[str]) -> bool:
         data = yaml.safe_load(text)
     except yaml.YAMLError:
         data = None
-    if isinstance(data, dict) and {"format_version", "required", "allowed", "rows", "metrics", "name"} & set(data):
+    if isinstance(data, dict) and {"format_version", "name", "description", "required", "allowed", "rows", "metrics",
+                                   "migrations", "rollback"} & set(data):
         return False
     return laravel.looks_like_pretend(text) or any(_starts_with_sql(s.text) for s in split_statements(text, "mysql")[0])
 

@@ -12,7 +12,6 @@ that contradict it (adding a column that exists, dropping a table that is not th
 
 from __future__ import annotations
 
-import copy
 import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -655,7 +654,3 @@ def _from_snapshot(table: Table) -> TableState:
         state.objects["fk"][key.name] = Obj(key.name, True, True, {"columns": list(key.columns), "ref_table": key.ref_table,
                                                                    "on_delete": key.on_delete})
     return state
-
-
-def copy_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
-    return copy.deepcopy(attrs)

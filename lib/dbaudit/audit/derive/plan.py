@@ -7,8 +7,8 @@ from typing import Any
 
 from dbaudit.audit.derive.model import _WILD, Entry, Model, Obj, TableState
 from dbaudit.audit.derive.ops import Source
+from dbaudit.audit.spelling import same_attribute
 
-_KIND_OF = {"column": "column", "index": "index", "fk": "fk", "check": "check"}
 # Attributes of a new table's objects that the table_added entry demands, by object kind.
 _NESTED = {"index": "indexes", "fk": "foreign_keys"}
 
@@ -144,7 +144,7 @@ def _recreated(model: Model, table: TableState) -> list[Entry]:
             if name.startswith(_WILD) or name not in before:
                 entries.append(Entry("required", f"{kind}_added", f"{table.name}.{_plain(name)}",
                                      {k: v for k, v in obj.attrs.items() if k != "name"}, obj.sources[:1]))
-            elif kind == "column" and not all(_same(k, before[name].attrs.get(k), v) for k, v in obj.attrs.items()):
+            elif kind == "column" and not all(same_attribute(k, before[name].attrs.get(k), v) for k, v in obj.attrs.items()):
                 entries.append(Entry("required", "column_changed", f"{table.name}.{name}", dict(obj.attrs), obj.sources[:1]))
         for name in before:
             if name not in after:
@@ -153,12 +153,6 @@ def _recreated(model: Model, table: TableState) -> list[Entry]:
                 entries.append(Entry("allowed" if covered else "required", f"{kind}_removed", f"{table.name}.{name}",
                                      {}, table.sources[:1], why))
     return entries
-
-
-def _same(key: str, actual: Any, wanted: Any) -> bool:
-    from dbaudit.audit.spelling import same_attribute
-
-    return same_attribute(key, actual, wanted)
 
 
 def _plain(name: str) -> str:
