@@ -117,7 +117,7 @@ MYSQL_FORMS = [
     ("DROP TRIGGER tr", "trigger_removed tr", {}),
     ("CREATE PROCEDURE p(IN x int) BEGIN SELECT x; END", "routine_added p", {"kind": "procedure"}),
     ("CREATE FUNCTION f(x int) RETURNS int DETERMINISTIC RETURN x * 2", "routine_added f", {"kind": "function"}),
-    ("DROP PROCEDURE IF EXISTS p", "routine_removed p", {}),
+    ("DROP PROCEDURE p", "routine_removed p", {}),
 ]
 
 
@@ -448,3 +448,13 @@ def test_several_files_keep_their_order(tmp_path) -> None:
     (tmp_path / "a_second.sql").write_text("ALTER TABLE t ADD COLUMN two int;")
     derived = derive([tmp_path / "b_first.sql", tmp_path / "a_second.sql"])
     assert [p.target for p in derived.expectations.required] == ["t.one", "t.two"]
+
+
+def test_drop_if_exists_is_allowed_not_required_unless_the_snapshot_knows(tmp_path) -> None:
+    derived = _derive(tmp_path, "DROP TABLE IF EXISTS tmp_copy; ALTER TABLE t DROP COLUMN IF EXISTS c;"
+                                " DROP VIEW IF EXISTS v; DROP INDEX IF EXISTS i ON t;")
+    assert not _entries(derived)
+    assert {"table_removed tmp_copy", "column_removed t.c", "view_removed v", "index_removed t.i"} <= set(
+        _entries(derived, "allowed"))
+    known = _derive(tmp_path, "DROP TABLE IF EXISTS groups;", before=_snapshot())
+    assert "table_removed groups" in _entries(known)

@@ -92,6 +92,7 @@ class TableState:
     recreates: TableState | None = None  # the table of the same name it replaced (dropped, created, renamed)
     data: list[Data] = field(default_factory=list)
     column_changes: bool = False  # columns modified, renamed or dropped: its rows' text changes
+    maybe_dropped: bool = False  # DROP TABLE IF EXISTS of a table not known to be there
 
     def obj(self, kind: str, name: str) -> Obj | None:
         found = self.objects[kind].get(name)
@@ -147,7 +148,10 @@ class Model:
             else:
                 self.error(src, f"{action} {_WORDS[kind]} {table.name}.{name}, which is not there")
             return None
-        obj = Obj(name, True, True)
+        # Not known either way: taken to be there. IF EXISTS says it may not be: then its removal is allowed only.
+        obj = Obj(name, True, True, maybe=if_exists)
+        if if_exists:
+            obj.notes.append("IF EXISTS: it may not have been there (derive with --from-snapshot to know)")
         table.objects[kind][name] = obj
         return obj
 
@@ -220,9 +224,8 @@ class Model:
                 self.warn(op.src, f"DROP TABLE IF EXISTS {op.table}: it is not there, so nothing changes")
                 return
             if op.if_exists:
-                found = TableState(op.table, op.table)
-                found.notes.append("IF EXISTS: if the table was not there nothing changes and this check fails "
-                                   "(derive with --from-snapshot to know)")
+                found = TableState(op.table, op.table, maybe_dropped=True)
+                found.notes.append("IF EXISTS: it may not have been there (derive with --from-snapshot to know)")
                 self.tables[op.table] = found
         table = found if found is not None and found.exists else self.table(op.table, op.src, "drops")
         if table is None:
@@ -604,7 +607,7 @@ class Model:
             if self.before is not None or found is not None:
                 self.error(op.src, f"drops {kind} {op.name}, which is not there")
                 return
-            found = Obj(key, True, True)
+            found = Obj(key, True, True, maybe=op.if_exists)
             self.objects[(kind, key)] = found
         found.exists = False
         found.sources.append(op.src)

@@ -34,7 +34,8 @@ def plan(model: Model, files: list[str] | None = None) -> Plan:
         entries.extend(_table_entries(model, table))
     for table in model.dropped:
         if table.original not in recreated and table.original not in _still_there(model):
-            entries.append(Entry("required", "table_removed", table.original or table.name, sources=table.sources[-1:],
+            section = "allowed" if table.maybe_dropped else "required"
+            entries.append(Entry(section, "table_removed", table.original or table.name, sources=table.sources[-1:],
                                  notes=list(table.notes)))
     entries.extend(_object_entries(model))
     rows = _row_rules(model)
@@ -117,7 +118,8 @@ def _member_entry(kind: str, table: str, obj: Obj) -> Entry | None:
     if not obj.existed and obj.exists:
         return Entry("required", f"{kind}_added", target, attrs, obj.sources[:1], notes=list(obj.notes))
     if obj.existed and not obj.exists:
-        return Entry("required", f"{kind}_removed", target, {}, obj.sources[-1:], notes=list(obj.notes))
+        section = "allowed" if obj.maybe else "required"  # DROP … IF EXISTS of something not known to be there
+        return Entry(section, f"{kind}_removed", target, {}, obj.sources[-1:], notes=list(obj.notes))
     if obj.existed and obj.exists and obj.changed:
         section = "allowed" if obj.maybe else "required"
         return Entry(section, f"{kind}_changed", target, attrs, obj.sources[-1:], notes=list(obj.notes))
@@ -169,7 +171,8 @@ def _object_entries(model: Model) -> list[Entry]:
             else:
                 entries.append(Entry("required", f"{kind}_added", key, dict(obj.attrs), obj.sources[:1], notes=obj.notes))
         elif obj.existed and not obj.exists:
-            entries.append(Entry("required", f"{kind}_removed", key, {}, obj.sources[-1:]))
+            section = "allowed" if obj.maybe else "required"
+            entries.append(Entry(section, f"{kind}_removed", key, {}, obj.sources[-1:]))
         elif obj.existed and obj.changed:
             # CREATE OR REPLACE of an existing object: a definition that comes out the same shows no change.
             entries.append(Entry("allowed", f"{kind}_changed", key, {}, obj.sources[-1:],

@@ -54,8 +54,8 @@ logging.getLogger("sqlglot").setLevel(logging.ERROR)  # its fallback warnings be
 
 READ = {"mysql": "mysql", "postgresql": "postgres", "sqlite": "sqlite"}
 # Statements that change neither schema nor rows: read, and deliberately produce nothing.
-_QUIET = (exp.Set, exp.Select, exp.Transaction, exp.Commit, exp.Rollback, exp.Pragma, exp.Union, exp.Describe,
-          exp.Show, exp.Analyze) if hasattr(exp, "Analyze") else (exp.Set, exp.Select, exp.Transaction)
+_QUIET = tuple(getattr(exp, name) for name in ("Set", "Select", "Transaction", "Commit", "Rollback", "Pragma", "Union",
+                                                "Describe", "Show", "Analyze") if hasattr(exp, name))
 # (DO blocks and CALLed procedures may change anything: they are warnings, not quiet.)
 _QUIET_COMMANDS = {"LOCK", "UNLOCK", "LOCK TABLES", "UNLOCK TABLES", "BEGIN", "START", "COMMIT", "ANALYZE",
                    "OPTIMIZE", "VACUUM", "REINDEX", "CHECKPOINT", "FLUSH", "SAVEPOINT", "RELEASE", "SELECT", "SHOW",
