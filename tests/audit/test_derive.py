@@ -458,3 +458,12 @@ def test_drop_if_exists_is_allowed_not_required_unless_the_snapshot_knows(tmp_pa
         _entries(derived, "allowed"))
     known = _derive(tmp_path, "DROP TABLE IF EXISTS groups;", before=_snapshot())
     assert "table_removed groups" in _entries(known)
+
+
+def test_versioned_executable_comments_run_as_the_server_would(tmp_path) -> None:
+    sql = "CREATE TABLE a (id int /*!50705 , g geometry */ /*!40101 , n int */ /*M!100100 , m int */);"
+    mariadb = _entries(_derive(tmp_path, sql))  # no snapshot: as MariaDB does
+    assert list(mariadb["table_added a"]["columns"]) == ["id", "n", "m"]
+    mysql = _snapshot()
+    mysql.server = Server("mysql", "MySQL", "8.0.36")
+    assert list(_entries(_derive(tmp_path, sql, before=mysql))["table_added a"]["columns"]) == ["id", "g", "n"]

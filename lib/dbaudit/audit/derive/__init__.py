@@ -47,6 +47,7 @@ _SQL_WORDS = frozenset([
     "REPAIR", "CHECK", "CHECKSUM", "KILL", "INSTALL", "UNINSTALL", "IMPORT", "TABLE", "UPSERT",
 ])
 _FIRST_WORD = re.compile(r"[A-Za-z]+")
+_MYSQL_57_COMMENT = re.compile(r"/\*!(5[7-9]\d{3}|[6-9]\d{4})\b")
 
 
 @dataclass
@@ -78,7 +79,8 @@ def derive(
     warnings: list[tuple[Source, str]] = []
     migrations: list[str] = []
     for label, text in sources:
-        for statement, src in _statements(label, text, chosen, warnings, migrations):
+        server = (before_snapshot.server.product, before_snapshot.server.version) if before_snapshot else None
+        for statement, src in _statements(label, text, chosen, warnings, migrations, server):
             for op in read_statement(statement, src, chosen):
                 _warn_unparsed(op, warnings)
                 model.apply(op)
@@ -135,7 +137,7 @@ def _read(path: str | os.PathLike[str]) -> str:
 
 
 def _statements(label: str, text: str, dialect: str, warnings: list[tuple[Source, str]],
-                migrations: list[str]) -> list[tuple[str, Source]]:
+                migrations: list[str], server: tuple[str, str] | None = None) -> list[tuple[str, Source]]:
     if laravel.looks_like_pretend(text):
         pending, notes = laravel.read_pretend(text)
         warnings += [(Source(label, line, ""), message) for line, message in notes]
@@ -144,7 +146,10 @@ def _statements(label: str, text: str, dialect: str, warnings: list[tuple[Source
         if not pending:
             raise DbauditError(f"{label} lists no pending migrations (Laravel printed nothing to migrate)")
         return found
-    statements, client = split_statements(text, dialect)
+    statements, client = split_statements(text, dialect, server)
+    if dialect == "mysql" and server is None and _MYSQL_57_COMMENT.search(text):
+        warnings.append((Source(label, 1, ""), "/*!50700…*/ to /*!99999…*/ comments are read as MariaDB does (it skips "
+                                               "them; MySQL 5.7+ runs them): pass --from-snapshot to know the server"))
     warnings += [(Source(label, c.line, c.text), "a psql command, not SQL: not run by the server, not checked")
                  for c in client]
     if not statements:

@@ -39,13 +39,34 @@ class ClientLine:
     text: str
 
 
-def split_statements(source: str, dialect: str) -> tuple[list[Statement], list[ClientLine]]:
-    return _Splitter(source, dialect).run()
+def split_statements(source: str, dialect: str, server: tuple[str, str] | None = None) -> tuple[list[Statement],
+                                                                                             list[ClientLine]]:
+    """`server` (product, version), when known, decides which versioned executable comments run."""
+    return _Splitter(source, dialect, server).run()
+
+
+def runs_on(marker: str, server: tuple[str, str] | None) -> bool:
+    """Does the server run `/*!NNNNN …*/` (`/*M!NNNNNN …*/` for MariaDB only)? Unknown server: as MariaDB
+    10+ does, the seed's server: it runs /*!…*/ except MySQL 5.7+ ones (50700–99999), and /*M!…*/."""
+    mariadb_only = marker.startswith("/*M!")
+    digits = marker.lstrip("/*M!")
+    version = int(digits) if digits else 0
+    product, number = server or ("MariaDB", "")
+    if product == "MariaDB":
+        return not (50700 <= version < 100000) and version <= _version_id(number)
+    return not mariadb_only and version <= _version_id(number)
+
+
+def _version_id(version: str) -> int:
+    """10.11.19-MariaDB → 101119; 8.0.36 → 80036; unknown → any version runs."""
+    parts = re.match(r"(\d+)\.(\d+)\.(\d+)", version)
+    return int(parts.group(1)) * 10000 + int(parts.group(2)) * 100 + int(parts.group(3)) if parts else 10**9
 
 
 class _Splitter:
-    def __init__(self, source: str, dialect: str) -> None:
+    def __init__(self, source: str, dialect: str, server: tuple[str, str] | None = None) -> None:
         self.src = source
+        self.server = server
         self.mysql = dialect == "mysql"
         self.postgres = dialect == "postgresql"
         self.delimiter = ";"
@@ -180,15 +201,18 @@ class _Splitter:
         if self.start is not None:
             text = self.src[self.start : end].strip()
             if text:
-                self.statements.append(Statement(self._line(self.start), _unwrap_exec_comments(text)))
+                unwrapped = _unwrap_exec_comments(text, self.server) if self.mysql else text
+                if unwrapped.strip():
+                    self.statements.append(Statement(self._line(self.start), unwrapped))
         self.start, self.depth, self.compound, self.skip_word = None, 0, None, False
 
     def _line(self, offset: int) -> int:
         return self.src.count("\n", 0, offset) + 1
 
 
-def _unwrap_exec_comments(text: str) -> str:
-    """`/*!40101 SET NAMES utf8mb4 */` is SQL to MySQL; sqlglot would read it as a comment."""
+def _unwrap_exec_comments(text: str, server: tuple[str, str] | None) -> str:
+    """`/*!40101 SET NAMES utf8mb4 */` is SQL to MySQL (sqlglot would read it as a comment), when the
+    server's version is at least the one written; otherwise it is a comment and nothing of it runs."""
     if not _EXEC_COMMENT.search(text):
         return text
     out, i = [], 0
@@ -198,7 +222,8 @@ def _unwrap_exec_comments(text: str) -> str:
         close = text.find("*/", m.end())
         if close < 0:
             break
-        out += [text[i : m.start()], " " * len(m.group(0)), text[m.end() : close], "  "]
+        inner = text[m.end() : close] if runs_on(m.group(0), server) else " " * (close - m.end())
+        out += [text[i : m.start()], " " * len(m.group(0)), inner, "  "]
         i = close + 2
     out.append(text[i:])
     return "".join(out)
