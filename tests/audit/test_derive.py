@@ -467,3 +467,15 @@ def test_versioned_executable_comments_run_as_the_server_would(tmp_path) -> None
     mysql = _snapshot()
     mysql.server = Server("mysql", "MySQL", "8.0.36")
     assert list(_entries(_derive(tmp_path, sql, before=mysql))["table_added a"]["columns"]) == ["id", "g", "n"]
+
+
+def test_a_change_declared_by_name_but_not_by_attributes_says_what_differs(tmp_path) -> None:
+    from dbaudit.audit.result import audit
+
+    derived = _derive(tmp_path, "DROP TABLE IF EXISTS s; CREATE TABLE s (id int PRIMARY KEY, v text, KEY s_v (v(10)));")
+    before = _snapshot()
+    after = _snapshot()
+    after.tables["s"] = Table("s", [Column("id", 1, "int(11)", False, None), Column("v", 2, "text", True, None),
+                                    Column("stray", 3, "int(11)", True, None)], [Index("PRIMARY", ["id"], True, True)])
+    messages = [c.message for c in audit(before, after, derived.expectations).failed_checks]
+    assert any("unexpected columns stray" in m and "no index like" in m and "s_v" in m for m in messages), messages

@@ -360,7 +360,16 @@ def _unexpected_checks(expectations: Expectations, changes: list[Change], ledger
         declared = sum(1 for c in changes if c.kind not in DATA_CHANGES | LEDGER_CHANGES)
         return [Check("unexpected", "no unexpected changes", "pass",
                       f"all {declared} schema change(s) are declared")]
-    return [Check("unexpected", f"{c.kind} {c.target}", "fail", f"unexpected: {c.describe()}") for c in surprises]
+    return [Check("unexpected", f"{c.kind} {c.target}", "fail", f"unexpected: {c.describe()}{_near(expectations, c)}")
+            for c in surprises]
+
+
+def _near(expectations: Expectations, change: Change) -> str:
+    """A change an entry declares by name but not by its attributes: say what differs."""
+    for pattern in (*expectations.required, *expectations.allowed):
+        if pattern.kind == change.kind and fnmatch.fnmatchcase(change.target, pattern.target) and pattern.attributes:
+            return f" (declared, but {'; '.join(pattern.differences(change))})"
+    return ""
 
 
 def _row_checks(rules: RowRules, before: Snapshot, after: Snapshot, skip: set[str] | None = None) -> list[Check]:
