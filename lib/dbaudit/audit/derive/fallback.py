@@ -62,6 +62,8 @@ def from_tokens(text: str, src: Source, dialect: str, reason: str) -> Unparsed:
             return retried
     if words[:2] == ["ALTER", "TABLE"]:
         return _alter_clauses(text, tokens, src, dialect, reason)
+    if words[:1] == ["ALTER"] and re.search(r"\bOWNER\s+TO\b", text, re.IGNORECASE):
+        return Unparsed(src, reason, "changes nothing a snapshot records (a new owner)")
     if words[:2] == ["RENAME", "TABLE"]:
         pairs = _rename_pairs(tokens[2:], dialect)
         if pairs:
