@@ -15,6 +15,7 @@ from typing import Any, Literal
 from dbaudit.audit.chunks import column_signature, differing_chunks
 from dbaudit.core import serde
 from dbaudit.core.errors import DbauditError
+from dbaudit.core.ledger import Ledger
 from dbaudit.core.snapshot import SCHEMA, Column, Snapshot, Table, role_of
 
 ChangeKind = Literal[
@@ -26,9 +27,12 @@ ChangeKind = Literal[
     "trigger_added", "trigger_removed", "trigger_changed",
     "routine_added", "routine_removed", "routine_changed",
     "row_count_changed", "metric_changed", "content_changed",
+    "migration_applied", "migration_rolled_back", "migration_failed",
 ]  # fmt: skip
 
 CHANGE_KINDS: tuple[str, ...] = ChangeKind.__args__  # type: ignore[attr-defined]
+# Between the ledgers two snapshots recorded: judged by the expectations' `migrations:` section.
+LEDGER_CHANGES = {"migration_applied", "migration_rolled_back", "migration_failed"}
 CHUNKS_SHOWN = 10  # differing chunks named in a content_changed message; Change.fields lists them all
 OLD_COLUMNS = "the columns it had before"  # content_changed's fields when only the baseline fingerprint compares
 UNVERIFIED = "columns changed, old columns not fingerprinted"  # content_changed's fields when nothing compares
@@ -55,7 +59,7 @@ class Change:
 
     @property
     def object_type(self) -> str:
-        return self.kind.rsplit("_", 1)[0]
+        return "migration" if self.kind in LEDGER_CHANGES else self.kind.rsplit("_", 1)[0]
 
     def describe(self) -> str:
         """One line a DBA can read: what changed, and from what to what."""
@@ -66,6 +70,8 @@ class Change:
             return f"metric {self.name}: {self.before} → {self.after}"
         if self.kind == "content_changed":
             return _content_text(self)
+        if self.kind in LEDGER_CHANGES:
+            return _ledger_text(self)
         head = f"{self.object_type.replace('fk', 'foreign key')} {self.target} {action}"
         if action == "changed":
             parts = [f"{f}: {_value(self.before, f)} → {_value(self.after, f)}" for f in self.fields]
@@ -99,6 +105,14 @@ def _content_text(change: Change) -> str:
     return text
 
 
+def _ledger_text(change: Change) -> str:
+    entry = change.after if isinstance(change.after, dict) else change.before if isinstance(change.before, dict) else {}
+    action = {"migration_applied": "applied", "migration_rolled_back": "rolled back", "migration_failed": "FAILED"}
+    batch = f" (batch {entry['batch']})" if entry.get("batch") is not None else ""
+    text = f"migration {change.name} {action[change.kind]}{batch}"
+    return f"{text}: {', '.join(change.fields)}" if change.fields else text
+
+
 def _column_text(column: dict[str, Any]) -> str:
     text = f"{column['type']} {'NULL' if column['nullable'] else 'NOT NULL'}"
     if column.get("default") is not None:
@@ -119,6 +133,30 @@ def diff_snapshots(before: Snapshot, after: Snapshot) -> list[Change]:
     for singular, attr in SCHEMA_OBJECTS.items():
         changes.extend(_named_changes(singular, None, getattr(before, attr), getattr(after, attr)))
     changes.extend(_metric_changes(before, after))
+    changes.extend(ledger_changes(before.migrations, after.migrations))
+    return changes
+
+
+def ledger_changes(old: Ledger | None, new: Ledger | None) -> list[Change]:
+    """Migrations applied, rolled back or failed between two ledgers (a missing one counts as empty)."""
+    if old is None and new is None:
+        return []
+    was = old.applied() if old else {}
+    now = new.applied() if new else {}
+    changes = [Change("migration_applied", None, name, None, _plain(entry)) for name, entry in now.items()
+               if name not in was]
+    heads_only = (old is not None and not old.history) or (new is not None and not new.history)
+    if heads_only:
+        # Alembic keeps only its head(s): the old head is an ancestor of the new one, not undone.
+        gone = [n for n in was if n not in now]
+        for change in changes:
+            change.fields = [f"the head now, was {', '.join(gone) or 'none'} (alembic_version keeps heads only)"]
+    else:
+        changes += [Change("migration_rolled_back", None, name, _plain(entry), None) for name, entry in was.items()
+                    if name not in now]
+    failed_before = old.failed() if old else set()
+    changes += [Change("migration_failed", None, e.name, None, _plain(e)) for e in (new.entries if new else [])
+                if e.status == "failed" and e.name not in failed_before]
     return changes
 
 

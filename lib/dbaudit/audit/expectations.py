@@ -18,10 +18,11 @@ from typing import Any, Literal
 
 import yaml
 
-from dbaudit.audit.diff import CHANGE_KINDS, Change
+from dbaudit.audit.diff import CHANGE_KINDS, LEDGER_CHANGES, Change
+from dbaudit.audit.spelling import mismatch
 from dbaudit.core.checks import Check
 from dbaudit.core.errors import DbauditError
-from dbaudit.core.snapshot import SCHEMA, Column, Definition, ForeignKey, Index, Snapshot, Table, fields_with_role
+from dbaudit.core.snapshot import OBJECTS, SCHEMA, Column, Definition, ForeignKey, Index, Snapshot, Table, fields_with_role
 
 FORMAT_VERSION = 1
 RowPolicy = Literal["equal", "no_shrink", "any"]
@@ -29,7 +30,7 @@ MetricRule = Literal["equal", "no_decrease", "no_increase", "any"]
 # What the rows hold rather than the schema: judged by `rows` and `metrics` (content also by patterns).
 DATA_CHANGES = {"row_count_changed", "metric_changed", "content_changed"}
 # `rollback:` holds the rollback-trigger settings, read by dbaudit.live.rollback.
-_TOP_KEYS = {"format_version", "name", "description", "metrics", "required", "allowed", "rows", "rollback"}
+_TOP_KEYS = {"format_version", "name", "description", "metrics", "required", "allowed", "rows", "rollback", "migrations"}
 
 
 @dataclass
@@ -43,13 +44,28 @@ class ChangePattern:
     def matches(self, change: Change) -> bool:
         if change.kind != self.kind or not fnmatch.fnmatchcase(change.target, self.target):
             return False
+        return not self.differences(change)
+
+    def differences(self, change: Change) -> list[str]:
+        """What the changed object has that this pattern's attributes do not allow (types and defaults
+        compared as servers spell them: dbaudit.audit.spelling)."""
         state = change.after if change.after is not None else change.before
-        return all(_same(state.get(key) if isinstance(state, dict) else None, want)
-                   for key, want in self.attributes.items())
+        found = [mismatch(key, state.get(key) if isinstance(state, dict) else None, want)
+                 for key, want in self.attributes.items()]
+        return [m for m in found if m]
 
     def __str__(self) -> str:
-        extra = "".join(f", {k}={v!r}" for k, v in self.attributes.items())
+        extra = "".join(f", {k}={_brief(v)}" for k, v in self.attributes.items())
         return f"{self.kind} {self.target}{extra}"
+
+
+def _brief(value: Any) -> str:
+    """A new table's columns by name, its indexes and keys by count: the check's name stays one line."""
+    if isinstance(value, dict):
+        return "[" + ", ".join(map(str, value)) + "]"
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return f"<{len(value)}>"
+    return repr(value)
 
 
 @dataclass
@@ -71,6 +87,18 @@ class RowRules:
 
 
 @dataclass
+class MigrationRules:
+    """`migrations: {applied: [...], rolled_back: [...]}`: the ledger must show exactly these (fnmatch names)."""
+
+    applied: list[str] = field(default_factory=list)
+    rolled_back: list[str] = field(default_factory=list)
+
+    def declares(self, change: Change) -> bool:
+        names = {"migration_applied": self.applied, "migration_rolled_back": self.rolled_back}.get(change.kind, [])
+        return any(fnmatch.fnmatchcase(change.name or "", n) for n in names)
+
+
+@dataclass
 class Expectations:
     name: str = "no-changes"
     description: str = ""
@@ -79,6 +107,7 @@ class Expectations:
     rows: RowRules = field(default_factory=RowRules)
     metrics: dict[str, MetricExpectation] = field(default_factory=dict)
     source: str | None = None
+    migrations: MigrationRules | None = None  # None: ledger changes are reported, not judged
 
     @property
     def metric_queries(self) -> dict[str, str]:
@@ -116,7 +145,22 @@ def parse_expectations(data: Any, source: str = "<expectations>") -> Expectation
         rows=_rows(data.get("rows") or {}, source),
         metrics={str(k): _metric(str(k), v, source) for k, v in section_mapping(data, "metrics", f"{source}: ").items()},
         source=source,
+        migrations=_migrations(data, source),
     )
+
+
+def _migrations(data: dict[str, Any], source: str) -> MigrationRules | None:
+    if "migrations" not in data:
+        return None
+    section = section_mapping(data, "migrations", f"{source}: ")
+    unknown = set(section) - {"applied", "rolled_back"}
+    if unknown:
+        raise DbauditError(f"{source}: migrations: unknown key(s) {sorted(unknown)}; allowed: applied, rolled_back")
+    lists = {key: section_list(section, key, f"{source}: migrations.") for key in ("applied", "rolled_back")}
+    for key, names in lists.items():
+        if not all(isinstance(n, (str, int)) and str(n).strip() for n in names):
+            raise DbauditError(f"{source}: migrations.{key} must list migration names")
+    return MigrationRules([str(n) for n in lists["applied"]], [str(n) for n in lists["rolled_back"]])
 
 
 def section_mapping(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
@@ -145,6 +189,8 @@ def _pattern(entry: Any, where: str) -> ChangePattern:
         names = [k for k in entry if k.endswith(("_added", "_removed", "_changed"))] or list(entry)
         raise DbauditError(f"{where}: needs exactly one change kind (got {names}); kinds: {', '.join(CHANGE_KINDS)}")
     kind = kinds[0]
+    if kind in LEDGER_CHANGES:
+        raise DbauditError(f"{where}: {kind} is declared in the migrations: section (applied: / rolled_back:)")
     if not isinstance(entry[kind], str) or not entry[kind].strip():
         raise DbauditError(f"{where}: {kind} needs a target such as `table` or `table.name`")
     attributes = {k: v for k, v in entry.items() if k != kind}
@@ -161,7 +207,8 @@ def _field_names(cls: type) -> set[str]:
 
 # The attributes an expectation may demand of the object a change adds (or, when removed, had).
 _ATTRIBUTES: dict[str, set[str]] = {
-    "table": set(fields_with_role(Table, SCHEMA)),
+    # A new table may also be described whole: its columns (exactly these), indexes and keys (at least these).
+    "table": set(fields_with_role(Table, SCHEMA)) | set(fields_with_role(Table, OBJECTS)),
     "column": _field_names(Column),
     "index": _field_names(Index),
     "fk": _field_names(ForeignKey),
@@ -171,6 +218,7 @@ _ATTRIBUTES: dict[str, set[str]] = {
     "row_count": set(),
     "metric": set(),
     "content": set(),
+    "migration": set(),
 }
 
 
@@ -209,12 +257,6 @@ def _metric(name: str, spec: Any, source: str) -> MetricExpectation:
     return MetricExpectation(name, spec["sql"], rule, spec.get("min"), spec.get("max"))
 
 
-def _same(actual: Any, wanted: Any) -> bool:
-    if isinstance(actual, str) and isinstance(wanted, str):
-        return actual.lower() == wanted.lower()
-    return bool(actual == wanted)
-
-
 # --- judging -----------------------------------------------------------------------------------
 
 
@@ -230,15 +272,62 @@ def check_tables_exist(expectations: Expectations, before: Snapshot, after: Snap
 
 def judge(expectations: Expectations, changes: list[Change], before: Snapshot, after: Snapshot) -> list[Check]:
     check_tables_exist(expectations, before, after)
+    ledger = ledger_table(before, after)
+    # With a migrations: section the ledger's own rows are judged there (exactly the migrations declared),
+    # unless rows: names the table itself.
+    skip = {ledger} if ledger and expectations.migrations is not None and ledger not in expectations.rows.tables else set()
     return [
         *_required_checks(expectations, changes),
-        *_unexpected_checks(expectations, changes),
-        *_row_checks(expectations.rows, before, after),
+        *_unexpected_checks(expectations, changes, ledger),
+        *_row_checks(expectations.rows, before, after, skip),
         *_metric_checks(expectations, before, after),
+        *_migration_checks(expectations.migrations, changes, before, after),
     ]
 
 
-def is_declared(expectations: Expectations, change: Change) -> bool:
+def ledger_table(before: Snapshot, after: Snapshot) -> str | None:
+    ledger = after.migrations or before.migrations
+    return ledger.table if ledger else None
+
+
+def _migration_checks(rules: MigrationRules | None, changes: list[Change], before: Snapshot,
+                      after: Snapshot) -> list[Check]:
+    if rules is None or not (rules.applied or rules.rolled_back or before.migrations or after.migrations):
+        return []
+    if before.migrations is None and after.migrations is None:
+        return [Check("migrations", "ledger", "fail", "the expectations declare migrations, but neither snapshot "
+                      "recorded a migrations ledger (Laravel migrations, django_migrations, flyway_schema_history …)")]
+    checks = []
+    for kind, names, verb in (("migration_applied", rules.applied, "applied"),
+                              ("migration_rolled_back", rules.rolled_back, "rolled back")):
+        for name in names:
+            hits = [c.name or "" for c in changes if c.kind == kind and fnmatch.fnmatchcase(c.name or "", name)]
+            if hits:
+                checks.append(Check("migrations", f"{verb} {name}", "pass", f"in the ledger: {', '.join(hits)}"))
+            else:
+                checks.append(Check("migrations", f"{verb} {name}", "fail", _missing_migration(name, verb, before, after)))
+    return checks
+
+
+def _missing_migration(name: str, verb: str, before: Snapshot, after: Snapshot) -> str:
+    was = before.migrations.applied() if before.migrations else {}
+    listed = any(fnmatch.fnmatchcase(n, name) for n in was)
+    if verb == "applied":
+        if listed:
+            return f"{name} was already in the ledger before the change, so it was not applied by it"
+        return f"{name} is not in the ledger after the change: it did not run (or ran without being recorded)"
+    if not listed:
+        return f"{name} was not in the ledger before the change, so it cannot have been rolled back"
+    return f"{name} is still in the ledger after the change: it was not rolled back"
+
+
+def is_declared(expectations: Expectations, change: Change, ledger: str | None = None) -> bool:
+    if change.kind == "migration_failed":
+        return False  # a migration the tool recorded as failed is never an expected outcome
+    if change.kind in LEDGER_CHANGES:
+        return expectations.migrations is None or expectations.migrations.declares(change)
+    if change.kind == "content_changed" and ledger is not None and change.table == ledger:
+        return True  # the ledger's rows change with every migration: judged as migrations, not as content
     if change.kind == "metric_changed":
         return change.name in expectations.metrics  # a metric nobody set a rule for may not move
     if change.kind == "row_count_changed":
@@ -254,23 +343,38 @@ def _required_checks(expectations: Expectations, changes: list[Change]) -> list[
         hits = [c.target for c in changes if pattern.matches(c)]
         if hits:
             checks.append(Check("required", str(pattern), "pass", f"found: {', '.join(hits)}"))
+            continue
+        # The change happened, but not as declared: say what differs rather than that nothing happened.
+        near = [c for c in changes if c.kind == pattern.kind and fnmatch.fnmatchcase(c.target, pattern.target)]
+        if near:
+            why = "; ".join(f"{c.target}: {', '.join(pattern.differences(c))}" for c in near[:3])
+            checks.append(Check("required", str(pattern), "fail", f"{pattern.kind} {pattern.target} differs: {why}"))
         else:
             checks.append(Check("required", str(pattern), "fail", f"required change did not happen: {pattern}"))
     return checks
 
 
-def _unexpected_checks(expectations: Expectations, changes: list[Change]) -> list[Check]:
-    surprises = [c for c in changes if not is_declared(expectations, c)]
+def _unexpected_checks(expectations: Expectations, changes: list[Change], ledger: str | None = None) -> list[Check]:
+    surprises = [c for c in changes if not is_declared(expectations, c, ledger)]
     if not surprises:
-        declared = sum(1 for c in changes if c.kind not in DATA_CHANGES)
+        declared = sum(1 for c in changes if c.kind not in DATA_CHANGES | LEDGER_CHANGES)
         return [Check("unexpected", "no unexpected changes", "pass",
                       f"all {declared} schema change(s) are declared")]
-    return [Check("unexpected", f"{c.kind} {c.target}", "fail", f"unexpected: {c.describe()}") for c in surprises]
+    return [Check("unexpected", f"{c.kind} {c.target}", "fail", f"unexpected: {c.describe()}{_near(expectations, c)}")
+            for c in surprises]
 
 
-def _row_checks(rules: RowRules, before: Snapshot, after: Snapshot) -> list[Check]:
+def _near(expectations: Expectations, change: Change) -> str:
+    """A change an entry declares by name but not by its attributes: say what differs."""
+    for pattern in (*expectations.required, *expectations.allowed):
+        if pattern.kind == change.kind and fnmatch.fnmatchcase(change.target, pattern.target) and pattern.attributes:
+            return f" (declared, but {'; '.join(pattern.differences(change))})"
+    return ""
+
+
+def _row_checks(rules: RowRules, before: Snapshot, after: Snapshot, skip: set[str] | None = None) -> list[Check]:
     checks = []
-    for name in sorted(set(before.tables) & set(after.tables)):
+    for name in sorted(set(before.tables) & set(after.tables) - (skip or set())):
         old, new = before.tables[name].row_count, after.tables[name].row_count
         policy = rules.policy(name)
         if old is None or new is None:

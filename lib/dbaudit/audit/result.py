@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from dbaudit.audit.diff import Change, diff_snapshots
-from dbaudit.audit.expectations import DATA_CHANGES, Expectations, is_declared, judge
+from dbaudit.audit.expectations import DATA_CHANGES, Expectations, MigrationRules, is_declared, judge, ledger_table
 from dbaudit.core import serde
 from dbaudit.core.checks import Check, Judged
 from dbaudit.core.snapshot import Snapshot
@@ -72,10 +72,11 @@ class AuditResult(Judged):
 def audit(before: Snapshot, after: Snapshot, expectations: Expectations | None = None,
           title: str | None = None) -> AuditResult:
     """Diff two snapshots and judge the changes; with no expectations, any change fails."""
-    rules = expectations or Expectations()
+    rules = expectations or Expectations(migrations=MigrationRules())  # nothing expected: no migration either
     changes = diff_snapshots(before, after)
     checks = judge(rules, changes, before, after)
-    records = [ChangeRecord.of(c, is_declared(rules, c)) for c in changes]
+    ledger = ledger_table(before, after)
+    records = [ChangeRecord.of(c, is_declared(rules, c, ledger)) for c in changes]
     failed = sum(1 for c in checks if c.status == "fail")
     return AuditResult(
         format_version=FORMAT_VERSION,

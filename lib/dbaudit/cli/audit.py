@@ -16,7 +16,7 @@ def add_commands(sub: Any) -> None:
     snap = sub.add_parser("snapshot", help="write a snapshot of a database to JSON")
     snap.add_argument("url", help="SQLAlchemy URL, e.g. mysql+pymysql://audit@db/blazz (password: DBAUDIT_PASSWORD)")
     snap.add_argument("-o", "--output", required=True, help="snapshot JSON file to write")
-    snap.add_argument("--expect", help="expectations YAML whose metrics: to record")
+    snap.add_argument("--expect", help="expectations YAML whose metrics: to record (a migration file has none)")
     snap.add_argument("--schema", help="PostgreSQL schema to audit (default public)")
     snap.add_argument("--no-counts", action="store_true", help="skip exact row counts")
     snap.add_argument("--fingerprint", choices=["none", "table", "chunks"], default="none",
@@ -33,14 +33,16 @@ def add_commands(sub: Any) -> None:
     diff = sub.add_parser("diff", help="compare two snapshots, optionally against expectations")
     diff.add_argument("before", help="snapshot JSON from before the change")
     diff.add_argument("after", help="snapshot JSON from after the change")
-    diff.add_argument("--expect", help="expectations YAML; without it any difference fails")
+    diff.add_argument("--expect", help="expectations YAML, or a migration file to derive them from; "
+                                       "without it any difference fails")
     add_output_options(diff)
     diff.set_defaults(run=diff_command)
 
     report = sub.add_parser("report", help="render the HTML audit report through the notebook")
     report.add_argument("--before", required=True, help="snapshot JSON (or database URL) before the change")
     report.add_argument("--after", required=True, help="snapshot JSON (or database URL) after the change")
-    report.add_argument("--expect", help="expectations YAML; without it any difference fails")
+    report.add_argument("--expect", help="expectations YAML, or a migration file to derive them from (archived "
+                                         "with the report); without it any difference fails")
     report.add_argument("--out-dir", default="reports", help="the report archive (default reports)")
     report.add_argument("--name", help="report name (default: the expectations' name: key)")
     add_output_options(report)
@@ -56,11 +58,11 @@ def add_commands(sub: Any) -> None:
 
 
 def snapshot_command(args: argparse.Namespace) -> int:
-    from dbaudit.audit.expectations import load_expectations
+    from dbaudit.audit.derive import load_or_derive
     from dbaudit.core.snapshot import load_snapshot
     from dbaudit.live.inspect import take_snapshot
 
-    metrics = load_expectations(args.expect).metric_queries if args.expect else None
+    metrics = load_or_derive(args.expect)[0].metric_queries if args.expect else None
     if args.counts_only and args.fingerprint != "none":
         raise DbauditError("--counts-only and --fingerprint exclude each other")
     if args.baseline and args.fingerprint == "none":

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dbaudit.core import serde
+from dbaudit.core.ledger import Ledger
 
 FORMAT_VERSION = 1
 KIND = "dbaudit.snapshot"
@@ -159,6 +160,7 @@ class Snapshot(serde.Document):
     metrics: dict[str, Metric] = field(default_factory=dict)
     schema: str | None = None  # PostgreSQL schema audited
     duration_seconds: float = 0.0
+    migrations: Ledger | None = None  # the application's migrations ledger, when it has one (core/ledger.py)
 
     @property
     def total_rows(self) -> int:

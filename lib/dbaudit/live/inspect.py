@@ -20,6 +20,7 @@ from dbaudit.core.errors import DbauditError
 from dbaudit.core.snapshot import FORMAT_VERSION, KIND, Metric, Snapshot, load_snapshot
 from dbaudit.live.connect import AuditSession, audit_session, describe_db_error
 from dbaudit.live.fingerprint import fingerprint_tables
+from dbaudit.live.ledger import read_ledger
 
 _READ_QUERY = re.compile(r"^\s*(\(\s*)*(SELECT|WITH)\b", re.IGNORECASE)
 # A read-only transaction still lets these through: files written on the server, variables set, locks taken.
@@ -72,6 +73,7 @@ def take_snapshot(
         if count_rows:
             _count_rows(session, snapshot, progress, selected)
         snapshot.metrics = {name: _metric(session, name, sql) for name, sql in (metrics or {}).items()}
+        snapshot.migrations = read_ledger(session, snapshot.tables)  # in the same transaction as the schema
         # After the metrics: fingerprinting sets the session's time zone to UTC, which metrics must not see.
         fingerprint_tables(session, [snapshot.tables[n] for n in selected], fingerprint, progress,
                            baseline.tables if baseline else None)

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 
 from dbaudit.audit.chunks import FingerprintMode
+from dbaudit.audit.derive import Derived, is_migration_file, load_or_derive
 from dbaudit.audit.expectations import Expectations, load_expectations
 from dbaudit.audit.result import AuditResult, audit
 from dbaudit.core.snapshot import Snapshot
@@ -18,6 +19,7 @@ class Audit:
     after: Snapshot
     expectations: Expectations | None
     result: AuditResult
+    derived: Derived | None = None  # when the expectations were derived from a migration file
 
 
 def run_audit(
@@ -27,12 +29,19 @@ def run_audit(
     title: str | None = None,
     fingerprint: FingerprintMode = "none",
 ) -> Audit:
-    """`before`/`after` are snapshot files (*.json) or database URLs; expectations a YAML path or None.
+    """`before`/`after` are snapshot files (*.json) or database URLs; expectations a YAML path, a migration
+    file (its expectations are derived against the before snapshot) or None.
 
     `fingerprint` ("table" or "chunks") adds content fingerprints to snapshots taken from URLs."""
-    rules = load_expectations(expectations) if expectations else None
+    derived = None
+    rules: Expectations | None
+    if expectations and is_migration_file(expectations):
+        before_snapshot = load_or_take(before, None, fingerprint)
+        rules, derived = load_or_derive(expectations, before_snapshot)
+    else:
+        rules = load_expectations(expectations) if expectations else None
+        before_snapshot = load_or_take(before, rules.metric_queries if rules else None, fingerprint)
     metrics = rules.metric_queries if rules else None
-    before_snapshot = load_or_take(before, metrics, fingerprint)
     after_snapshot = load_or_take(after, metrics, fingerprint, baseline=before_snapshot)
     result = audit(before_snapshot, after_snapshot, rules, title=title or None)
-    return Audit(before_snapshot, after_snapshot, rules, result)
+    return Audit(before_snapshot, after_snapshot, rules, result, derived)

@@ -77,23 +77,33 @@ def render_audit(
     name: str | None = None,
     progress: bool = True,
 ) -> Report:
-    """Archive the inputs, run notebooks/audit.ipynb on them and render the HTML report."""
-    from dbaudit.audit.expectations import load_expectations
+    """Archive the inputs, run notebooks/audit.ipynb on them and render the HTML report.
+
+    `expectations` may be a migration file instead of a YAML: its expectations are derived against the
+    before snapshot and archived beside it (migration.sql and the derived expectations.yml)."""
+    from dbaudit.audit.derive import load_or_derive
     from dbaudit.core.snapshot import load_snapshot
 
     # Bad inputs fail here, in one line, before a report folder exists.
     for option, source in (("--before", before), ("--after", after)):
         if "://" in str(source):
             raise DbauditError(f"{option} takes a snapshot file; take one first with `dbaudit snapshot URL -o FILE.json`")
-        load_snapshot(source)
-    rules = load_expectations(expectations) if expectations else None
+    before_snapshot = load_snapshot(before)
+    load_snapshot(after)
+    rules, derived = load_or_derive(expectations, before_snapshot) if expectations else (None, None)
     title = name or (rules.name if rules else "audit")
     directory = new_report_dir(out_dir, title)
     inputs = {
         "before": archive_input(before, directory / "before.json"),
         "after": archive_input(after, directory / "after.json"),
-        "expectations": archive_input(expectations, directory / "expectations.yml") if expectations else "",
+        "expectations": "",
     }
+    if derived is not None and expectations:
+        archive_input(expectations, directory / "migration.sql")
+        (directory / "expectations.yml").write_text(derived.text, encoding="utf-8")
+        inputs["expectations"] = str((directory / "expectations.yml").resolve())
+    elif expectations:
+        inputs["expectations"] = archive_input(expectations, directory / "expectations.yml")
     parameters = {**inputs, "title": title, "result_path": str(directory / RESULT_FILE)}
     return render_notebook("audit.ipynb", directory, parameters, out_dir, progress)
 

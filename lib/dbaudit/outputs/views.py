@@ -84,8 +84,8 @@ def schema_diff(result: AuditResult) -> HTML:
     """The schema changes grouped by table, unexpected ones marked; each table a collapsible section."""
     grouped: dict[str, list[tuple[str, str, bool]]] = defaultdict(list)
     for change in result.changes:
-        if change.kind in ("row_count_changed", "metric_changed"):
-            continue
+        if change.kind in ("row_count_changed", "metric_changed") or change.kind.startswith("migration_"):
+            continue  # counts, metrics and the ledger have their own sections
         owner = change.table or f"{change.kind.split('_')[0]}s"
         grouped[owner].append((change.kind, change.message, change.declared))
     if not grouped:
@@ -107,6 +107,21 @@ def schema_diff(result: AuditResult) -> HTML:
             f"</details>"
         )
     return HTML("".join(parts))
+
+
+def ledger_changes(result: AuditResult, before: Snapshot, after: Snapshot) -> HTML | pd.DataFrame:
+    """The application's migrations ledger: what the change applied, rolled back or failed, and if it was declared."""
+    ledger = after.migrations or before.migrations
+    if ledger is None:
+        return HTML("<p>No migrations ledger in these snapshots (Laravel, Alembic, Django, Rails, Flyway, Liquibase).</p>")
+    rows = [{"migration": c.name, "change": c.kind.removeprefix("migration_").replace("_", " "),
+             "batch": (c.after or c.before or {}).get("batch"), "detail": c.message,
+             "status": "expected" if c.declared else "UNEXPECTED"}
+            for c in result.changes if c.kind.startswith("migration_")]
+    if not rows:
+        return HTML(f"<p>{html.escape(ledger.tool)} ledger <code>{html.escape(ledger.table)}</code>: no migration "
+                    f"applied or rolled back ({len(ledger.applied())} in effect).</p>")
+    return pd.DataFrame(rows, columns=["migration", "change", "batch", "status", "detail"]).set_index("migration")
 
 
 def row_counts(before: Snapshot, after: Snapshot) -> pd.DataFrame:
