@@ -45,6 +45,7 @@ from dbaudit.backups.lexicon import DEFINER_CLAUSE
 from dbaudit.core import serde
 from dbaudit.core.checks import Check, Judged
 from dbaudit.core.errors import DbauditError, first_line
+from dbaudit.core.signals import Terminated
 from dbaudit.core.snapshot import Snapshot, load_snapshot
 from dbaudit.live.connect import describe_db_error, mask_url, parse_url
 from dbaudit.live.dialects.mysql import product_of
@@ -286,7 +287,7 @@ def _terminate_as_interrupt() -> Iterator[None]:
         return
 
     def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+        raise Terminated(signum)  # a KeyboardInterrupt the CLI reports as SIGTERM (exit 143)
 
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
+from dbaudit.core import secrets
 from dbaudit.core.errors import DbauditError, first_line
 from dbaudit.live.dialects import Dialect, dialect_for
 
@@ -46,7 +47,8 @@ def mask_url(url: str | URL) -> str:
         parsed = make_url(url) if isinstance(url, str) else url
     except (ArgumentError, ValueError):
         return "<unparseable URL>"
-    return parsed.render_as_string(hide_password=True)
+    # Rendered whole, then masked by the one function that knows every credential form (query too).
+    return secrets.mask_url(parsed.render_as_string(hide_password=False))
 
 
 def parse_url(url: str) -> URL:
@@ -54,9 +56,11 @@ def parse_url(url: str) -> URL:
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError) as exc:
-        # The text may hold a password, so it is not echoed back.
-        detail = f" ({first_line(exc)})" if isinstance(exc, ValueError) else ""
+        # Neither the text nor the parser's message is echoed: `u:p@ss:word@h` fails on port 'word@h'.
+        detail = " (its port is not a number, or its password holds an unencoded '@' or ':')" \
+            if isinstance(exc, ValueError) else ""
         raise DbauditError(f"not a database URL{detail}; expected e.g. mysql+pymysql://user@host/db") from None
+    _check_credentials(parsed)
     if parsed.password is None and os.environ.get(PASSWORD_ENV) and parsed.get_backend_name() != "sqlite":
         parsed = parsed.set(password=os.environ[PASSWORD_ENV])
     option_file = parsed.query.get("read_default_file")
@@ -67,6 +71,20 @@ def parse_url(url: str) -> URL:
             raise DbauditError(f"option file {path} (read_default_file) does not exist or cannot be read")
         parsed = parsed.update_query_dict({"read_default_file": path})
     return parsed
+
+
+def _check_credentials(parsed: URL) -> None:
+    """Register the URL's secrets for masking; refuse a password whose `@` was not percent-encoded.
+
+    SQLAlchemy reads `user:p@ss@host` as host `ss@host`, and the driver's error then prints that part of
+    the password; the URL is refused before anything connects (naming no part of it)."""
+    secrets.remember_secret(parsed.password)
+    for key, value in parsed.query.items():
+        if secrets.is_secret_key(key):
+            for item in (value,) if isinstance(value, str) else value:
+                secrets.remember_secret(item)
+    if parsed.host and "@" in parsed.host:
+        raise DbauditError("the URL's password holds an unencoded '@': write it as %40 (or use DBAUDIT_PASSWORD)")
 
 
 def create_audit_engine(url: URL) -> sa.Engine:
