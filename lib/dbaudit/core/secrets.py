@@ -26,7 +26,8 @@ MASK = "***"
 MIN_SECRET_LENGTH = 4
 
 # Key names whose value is a secret (over-masking a path such as passfile= costs nothing).
-_SECRET_KEY = re.compile(r"pass|pwd|secret|token|credential|api_?key|access_?key|private_?key|auth", re.IGNORECASE)
+_SECRET_KEY = re.compile(r"pass|pwd|secret|token|credential|signature|api_?key|access_?key|private_?key|auth|^sig$",
+                         re.IGNORECASE)
 # Keys whose value is itself a conninfo or URL that may hold a password.
 _NESTED_KEYS = frozenset({"options", "dsn", "conninfo", "url", "uri", "connect_args"})
 
@@ -37,11 +38,11 @@ _HOST_AFTER_AT = re.compile(r"@(?:\[[0-9A-Fa-f:.%\w]*\]|[\w.%~-]*)(?::\d*)?(?=[/
 _URL_IN_TEXT = re.compile(_SCHEME + r"[^\s\"'<>`]*")
 # key=value pairs: conninfo words (value quoted or bare) and URL query items (value up to & or #).
 _KEYWORD = re.compile(
-    r"(?P<key>(?<![\w.-])[\w.-]+)(?P<eq>\s*=\s*)(?P<value>'(?:[^'\\]|\\.)*'?|\"(?:[^\"\\]|\\.)*\"?|[^\s&#;,)]*)"
+    r"(?P<key>(?<![\w.-])[\w.-]+)(?P<eq>\s*=\s*)(?P<value>'(?:[^'\\]|\\.)*'?|\"(?:[^\"\\]|\\.)*\"?|[^\s&#;,)'\"]*)"
 )
-# 'password': 'x' / "password": "x" (a dict repr or JSON), and password: x in YAML-ish text.
+# 'password': 'x' and "password": "x": a dict repr or JSON.
 _QUOTED_ITEM = re.compile(
-    r"(?P<key>(?P<q>['\"])(?P<name>[\w.-]+)(?P=q))(?P<eq>\s*:\s*)(?P<value>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|b?'[^']*'|[^\s,}]+)"
+    r"(?P<key>(?P<q>['\"])(?P<name>[\w.-]+)(?P=q))(?P<eq>\s*:\s*)(?P<value>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|b?'[^']*'|[^\s,{}\[\]'\"]+)"
 )
 
 _known: set[str] = set()

@@ -127,6 +127,7 @@ def audit_session(url: str | URL, schema: str | None = None,
             connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         except DBAPIError as exc:
             raise DbauditError(f"cannot connect to {mask_url(parsed)}: {describe_db_error(exc)}") from None
+        server_session = _server_session(connection, parsed)
         try:
             if statement_timeout:
                 dialect.set_statement_timeout(connection, statement_timeout)
@@ -137,8 +138,46 @@ def audit_session(url: str | URL, schema: str | None = None,
             yield AuditSession(connection, dialect, parsed, database, audited_schema)
         except DBAPIError as exc:
             raise DbauditError(f"{mask_url(parsed)}: {describe_db_error(exc)}") from None
+        except KeyboardInterrupt:  # Ctrl-C, SIGTERM: the server must not go on waiting or reading for us
+            _end_server_session(parsed, server_session)
+            raise
         finally:
             _end(connection)
+    finally:
+        engine.dispose()
+
+
+# The session's id on its server, and how another session ends it (own sessions need no privilege).
+_SESSION_ID = {"mysql": "SELECT CONNECTION_ID()", "mariadb": "SELECT CONNECTION_ID()",
+               "postgresql": "SELECT pg_catalog.pg_backend_pid()"}
+_END_SESSION = {"mysql": "KILL CONNECTION {id}", "mariadb": "KILL CONNECTION {id}",
+                "postgresql": "SELECT pg_catalog.pg_terminate_backend({id})"}
+_CANCEL_CONNECT_TIMEOUT = 5  # seconds: an interrupted run must end even if the server stopped answering
+
+
+def _server_session(connection: Connection, url: URL) -> int | None:
+    sql = _SESSION_ID.get(url.get_backend_name())
+    if sql is None:
+        return None
+    try:
+        return int(connection.exec_driver_sql(sql).scalar_one())
+    except (SQLAlchemyError, TypeError, ValueError):
+        return None
+
+
+def _end_server_session(url: URL, session: int | None) -> None:
+    """After an interrupt the client just closes its socket, and the server keeps the session waiting (on
+    a lock, say) until it next writes to it; end it from a second, short-lived session instead."""
+    if session is None:
+        return
+    backend = url.get_backend_name()
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool,
+                              connect_args={"connect_timeout": _CANCEL_CONNECT_TIMEOUT})
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(_END_SESSION[backend].format(id=int(session)))
+    except (SQLAlchemyError, OSError):
+        pass  # best effort: the session ends on its own when its statement finishes
     finally:
         engine.dispose()
 
