@@ -35,6 +35,8 @@ URL_FORMS = [
     f"https://host/backups?token={CANARY}",
     f"https://host/backups?X-Amz-Signature={CANARY}&X-Amz-Credential=AK",
     f"mysql+pymysql://audit@db.example/blazz?pass%77ord={CANARY}",  # an encoded key
+    f"mysql+pymysql:/audit:{CANARY}@db.example/blazz",  # one slash lost to pathlib in "file not found"
+    f"postgresql:///blazz?host=/run/postgresql&password={CANARY}",  # an empty authority
 ]
 
 

@@ -31,7 +31,9 @@ _SECRET_KEY = re.compile(r"pass|pwd|secret|token|credential|signature|api_?key|a
 # Keys whose value is itself a conninfo or URL that may hold a password.
 _NESTED_KEYS = frozenset({"options", "dsn", "conninfo", "url", "uri", "connect_args"})
 
-_SCHEME = r"[A-Za-z][A-Za-z0-9+.-]*://"
+# Also scheme:/user:pw@host: a URL passed through pathlib (a "file not found" message) loses a slash.
+# scheme:/// (an empty authority) has no userinfo and is not matched at all.
+_SCHEME = r"[A-Za-z][A-Za-z0-9+.-]*:/{1,2}(?!/)"
 # A host after the last `@` of the authority: a name, an IPv4/IPv6 address, an optional port, then the end
 # of the authority. It decides which `@` ends a password that holds unencoded `@`s.
 _HOST_AFTER_AT = re.compile(r"@(?:\[[0-9A-Fa-f:.%\w]*\]|[\w.%~-]*)(?::\d*)?(?=[/?#]|$)")
@@ -89,8 +91,6 @@ def _userinfo_end(rest: str) -> int | None:
 
     A password may hold unencoded `@`, `/`, `?` or `#`, so the userinfo ends at the last `@` that a host
     follows; when in doubt this masks too much (part of a host), never too little."""
-    if rest.startswith("/"):
-        return None  # sqlite:///path, file:///...: an empty authority
     ends = [m.start() for m in _HOST_AFTER_AT.finditer(rest)]
     if not ends:
         first_at = rest.find("@")
