@@ -369,3 +369,20 @@ def test_every_command_reading_yaml_refuses_the_bomb(tmp_path: Path, pair: tuple
                      "--out-dir", tmp_path / "reports"]):
         proc = dbaudit(*command, cwd=tmp_path, timeout=30)
         assert "alias bomb" in one_error_line(proc), command
+
+
+# --- one printer ----------------------------------------------------------------------------------
+
+
+def test_every_cli_module_prints_through_the_one_terminal_helper() -> None:
+    """A new command printing with print() would bring back forged lines and unmasked passwords."""
+    import ast
+
+    offenders = []
+    for path in sorted((ROOT / "lib" / "dbaudit" / "cli").glob("*.py")):
+        if path.name == "common.py":
+            continue  # say() itself
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print":
+                offenders.append(f"{path.name}:{node.lineno}")
+    assert not offenders, f"use dbaudit.cli.common.say: {offenders}"
