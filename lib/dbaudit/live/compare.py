@@ -45,6 +45,7 @@ from dbaudit.core import serde
 from dbaudit.core.checks import Check
 from dbaudit.core.errors import DbauditError
 from dbaudit.core.snapshot import Column, Table
+from dbaudit.core.terminal import visible
 from dbaudit.live.connect import AuditSession, audit_session, mask_url
 from dbaudit.live.fingerprint import Fingerprinter, LeafRow
 
@@ -480,7 +481,7 @@ def _run_tables(names: list[str], a: _Side, b: _Side, options: _Options, workers
                    for name in names}
         results = []
         for name, future in futures.items():
-            bar.set_postfix_str(name)
+            bar.set_postfix_str(visible(name))
             results.append(future.result())
     return results
 

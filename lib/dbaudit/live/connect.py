@@ -195,6 +195,7 @@ def describe_db_error(exc: DBAPIError) -> str:
     """The driver's own words, one line, without SQLAlchemy's SQL echo and help links."""
     orig = exc.orig if exc.orig is not None else exc
     args: tuple[Any, ...] = getattr(orig, "args", ())
+    # Masked here too, not only on the terminal: these words go into results and reports.
     if len(args) == 2 and isinstance(args[0], int):
-        return first_line(f"({args[0]}) {args[1]}")
-    return first_line(orig)
+        return secrets.mask_text(first_line(f"({args[0]}) {args[1]}"))
+    return secrets.mask_text(first_line(orig))
