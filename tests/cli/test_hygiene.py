@@ -313,6 +313,29 @@ def test_a_signal_during_a_snapshot_waiting_on_a_locked_mariadb_table_ends_it_cl
             locker.exec_driver_sql("UNLOCK TABLES")
 
 
+def test_sigterm_during_a_compare_ends_its_worker_sessions_too(tmp_path: Path,
+                                                               make_mariadb: Callable[[], ScratchDB]) -> None:
+    """compare's queries run in worker threads, which signals never reach: the main thread must end them."""
+    db = make_mariadb()
+    db.run_sql("CREATE TABLE chats (id int PRIMARY KEY)", "INSERT INTO chats VALUES (1)")
+    name = db.url.rsplit("/", 1)[1]
+    waiting = sa.text("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = :db "
+                      "AND STATE LIKE '%metadata lock%'")
+    with db.engine.connect() as locker, db.engine.connect() as observer:
+        locker.exec_driver_sql("LOCK TABLES chats WRITE")
+        proc = _popen("compare", db.url, db.url, "--json", tmp_path / "c.json", cwd=tmp_path)
+        try:
+            _wait_for(lambda: observer.execute(waiting, {"db": name}).scalar_one() >= 2)
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=30)
+            assert proc.returncode == 143 and err == "dbaudit: error: terminated (SIGTERM)\n", (out, err)
+            assert not (tmp_path / "c.json").exists()
+            _wait_for(lambda: observer.execute(waiting, {"db": name}).scalar_one() == 0, 5)
+        finally:
+            proc.kill()
+            locker.exec_driver_sql("UNLOCK TABLES")
+
+
 def test_sigterm_during_a_snapshot_waiting_on_a_locked_postgresql_table_ends_it_cleanly(
         tmp_path: Path, make_postgres: Callable[[], ScratchDB]) -> None:
     db = make_postgres()

@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import TextIO
 
 from dbaudit.cli import audit, backups, compare, expect, health, triggers
 from dbaudit.cli.common import check_output_options, fail, say
@@ -38,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     # Masked wherever it turns up, driver errors included; SIGTERM/SIGHUP clean up like Ctrl-C, in every command.
     secrets.remember_secret(os.environ.get("DBAUDIT_PASSWORD"))
-    with signals.terminate_as_interrupt():
+    with signals.terminate_as_interrupt(), warnings.catch_warnings():
+        warnings.showwarning = _show_warning
         try:
             return _run(argv)
         except KeyboardInterrupt as exc:  # a second Ctrl-C during a cleanup's own except clause lands here
@@ -62,6 +65,12 @@ def _run(argv: Sequence[str] | None) -> int:
         if os.environ.get("DBAUDIT_DEBUG"):
             raise
         return fail(f"unexpected {type(exc).__name__}: {exc} (set DBAUDIT_DEBUG=1 for the traceback)")
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: TextIO | None = None, line: str | None = None) -> None:
+    """A library's warning (which may quote a name or a URL) as one masked, escaped line."""
+    say(f"dbaudit: warning: {category.__name__}: {message}", file=sys.stderr)
 
 
 def _interrupted(exc: KeyboardInterrupt) -> int:

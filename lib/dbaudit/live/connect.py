@@ -35,6 +35,7 @@ class AuditSession:
     url: URL
     database: str
     schema: str | None
+    server_session: int | None = None  # its id on the server (MySQL connection id, PostgreSQL pid)
 
     @property
     def masked_url(self) -> str:
@@ -60,9 +61,9 @@ def parse_url(url: str) -> URL:
         detail = " (its port is not a number, or its password holds an unencoded '@' or ':')" \
             if isinstance(exc, ValueError) else ""
         raise DbauditError(f"not a database URL{detail}; expected e.g. mysql+pymysql://user@host/db") from None
-    _check_credentials(parsed)
     if parsed.password is None and os.environ.get(PASSWORD_ENV) and parsed.get_backend_name() != "sqlite":
         parsed = parsed.set(password=os.environ[PASSWORD_ENV])
+    _check_credentials(parsed)
     option_file = parsed.query.get("read_default_file")
     if isinstance(option_file, str):
         # PyMySQL hands the path to configparser, which does not expand "~" and skips a missing file silently.
@@ -135,7 +136,7 @@ def audit_session(url: str | URL, schema: str | None = None,
             database = dialect.current_database(connection, parsed)
             audited_schema = dialect.default_schema(schema)
             dialect.check_schema(connection, audited_schema)
-            yield AuditSession(connection, dialect, parsed, database, audited_schema)
+            yield AuditSession(connection, dialect, parsed, database, audited_schema, server_session)
         except DBAPIError as exc:
             raise DbauditError(f"{mask_url(parsed)}: {describe_db_error(exc)}") from None
         except KeyboardInterrupt:  # Ctrl-C, SIGTERM: the server must not go on waiting or reading for us
@@ -163,6 +164,12 @@ def _server_session(connection: Connection, url: URL) -> int | None:
         return int(connection.exec_driver_sql(sql).scalar_one())
     except (SQLAlchemyError, TypeError, ValueError):
         return None
+
+
+def end_server_session(session: AuditSession) -> None:
+    """End a session from outside (another thread, after an interrupt): its statement fails at once
+    instead of running, or waiting on a lock, to its end."""
+    _end_server_session(session.url, session.server_session)
 
 
 def _end_server_session(url: URL, session: int | None) -> None:
