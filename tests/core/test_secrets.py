@@ -110,3 +110,16 @@ def test_short_secrets_are_not_searched_for_by_value() -> None:
 def test_text_without_secrets_passes_unchanged() -> None:
     line = "PASS [rows] chats: 3 -> 4 rows (+1), host=db user=audit dbname=x (using password: YES)"
     assert mask_text(line) == line
+
+
+def test_a_long_error_is_masked_before_it_is_cut_to_one_line() -> None:
+    from dbaudit.core.errors import DbauditError
+
+    message = str(DbauditError("x" * 280 + f" mysql://audit:{CANARY}@db/blazz"))
+    assert CANARY[:6] not in message and len(message) <= 300
+
+
+@pytest.mark.parametrize("line", ["author=ana passenger=3 bypass=1 compass=n key=5 id=7",
+                                  "'author': 'ana', 'keys': 3"])
+def test_keys_that_merely_look_like_secrets_are_shown(line: str) -> None:
+    assert mask_text(line) == line

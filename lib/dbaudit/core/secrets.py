@@ -26,8 +26,8 @@ MASK = "***"
 MIN_SECRET_LENGTH = 4
 
 # Key names whose value is a secret (over-masking a path such as passfile= costs nothing).
-_SECRET_KEY = re.compile(r"pass|pwd|secret|token|credential|signature|api_?key|access_?key|private_?key|auth|^sig$",
-                         re.IGNORECASE)
+_SECRET_KEY = re.compile(r"passw|passphrase|pwd|secret|token|credential|signature|api_?key|access_?key|"
+                         r"private_?key|authorization|^(?:pass|pw|sig|auth)$", re.IGNORECASE)
 # Keys whose value is itself a conninfo or URL that may hold a password.
 _NESTED_KEYS = frozenset({"options", "dsn", "conninfo", "url", "uri", "connect_args"})
 

@@ -117,6 +117,8 @@ def read_json(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
         raise DbauditError(f"{what} file {os.fspath(path)} is a directory") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DbauditError(f"{what} file {source} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise DbauditError(f"{what} file {source} is nested too deeply to be a dbaudit document") from None
     except OSError as exc:
         raise DbauditError(f"cannot read {what} file {source}: {exc.strerror}") from None
     if not isinstance(data, dict):
