@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 import sqlalchemy as sa
@@ -181,6 +182,12 @@ def test_a_table_name_cannot_print_a_fake_verdict_line(tmp_path: Path) -> None:
     assert "verdict: PASS" not in lines and lines[-1].startswith("verdict: FAIL")
     assert any("t\\nverdict: PASS" in line for line in lines)
     assert "\x1b" not in proc.stdout and "\\x1b[2K\\x1b[1Aesc" in proc.stdout
+    # JUnit too: XML 1.0 cannot carry ESC at all, and a CI parser that rejects the file shows no failure.
+    junit = tmp_path / "j.xml"
+    proc = dbaudit("diff", tmp_path / "before.json", tmp_path / "after.json", "--expect", expect, "--junit", junit,
+                   cwd=tmp_path)
+    names = [case.get("name") for case in ElementTree.fromstring(junit.read_bytes()).iter("testcase")]
+    assert any("\\x1b[2K" in (name or "") for name in names), names
 
 
 def test_an_error_message_cannot_carry_an_escape_sequence_to_the_terminal(tmp_path: Path) -> None:
