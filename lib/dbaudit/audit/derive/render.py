@@ -108,9 +108,23 @@ def _wrapped(label: str, text: str) -> list[str]:
 
 
 def _scalar(value: Any) -> str:
-    """One value in YAML flow style, quoted exactly as PyYAML would."""
-    text = yaml.safe_dump([value], default_flow_style=True, width=_WIDTH, allow_unicode=True, sort_keys=False).strip()
+    """One value in YAML flow style, quoted exactly as PyYAML would.
+
+    A value holding a bidi override or another invisible character (which PyYAML would write raw) is
+    written with escapes instead, so a reviewer reads the name that is there ("Trojan Source")."""
+    text = yaml.safe_dump([value], default_flow_style=True, width=_WIDTH, allow_unicode=not _has_invisible(value),
+                          sort_keys=False).strip()
     return text[1:-1]
+
+
+def _has_invisible(value: Any) -> bool:
+    if isinstance(value, str):
+        return visible(value) != value
+    if isinstance(value, dict):
+        return any(_has_invisible(k) or _has_invisible(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_has_invisible(v) for v in value)
+    return False
 
 
 def _one_line(text: str, width: int = 110) -> str:
