@@ -164,7 +164,7 @@ def test_ctrl_c_during_the_restore_drops_the_scratch_database(
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
 
-        assert proc.returncode == 2 and err.strip() == "dbaudit: error: interrupted"
+        assert proc.returncode == 130 and err.strip() == "dbaudit: error: interrupted"
         assert scratch not in _databases(mariadb_server)
     finally:
         proc.kill()

@@ -16,13 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from dbaudit.audit.diff import CHANGE_KINDS, LEDGER_CHANGES, Change
 from dbaudit.audit.spelling import mismatch
 from dbaudit.core.checks import Check
 from dbaudit.core.errors import DbauditError
 from dbaudit.core.snapshot import OBJECTS, SCHEMA, Column, Definition, ForeignKey, Index, Snapshot, Table, fields_with_role
+from dbaudit.core.yamlsafe import read_yaml_file
 
 FORMAT_VERSION = 1
 RowPolicy = Literal["equal", "no_shrink", "any"]
@@ -119,14 +118,9 @@ def load_expectations(path: str | os.PathLike[str]) -> Expectations:
 
 
 def read_yaml(path: str | os.PathLike[str]) -> Any:
-    """The parsed YAML of an expectations file (its sections are read by several modules)."""
-    source = Path(path)
-    try:
-        return yaml.safe_load(source.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DbauditError(f"expectations file not found: {source}") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise DbauditError(f"expectations file {source} is not valid YAML: {exc}") from None
+    """The parsed YAML of an expectations file (its sections are read by several modules), bounded
+    against alias bombs and huge files (dbaudit.core.yamlsafe)."""
+    return read_yaml_file(path, "expectations")
 
 
 def parse_expectations(data: Any, source: str = "<expectations>") -> Expectations:

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from dbaudit.backups.sqlscan import MAX_STATEMENT, ScanEnd, SqlScanner, Statement
 from dbaudit.backups.statements import Collector, DumpHeader, DumpObject, DumpTable
 from dbaudit.core.errors import DbauditError
+from dbaudit.core.terminal import visible
 
 CHUNK = 1 << 20
 _TRAILER = re.compile(r"^Dump completed(?: on (\d{4}-\d\d-\d\d\s+\d{1,2}:\d\d:\d\d))?$")
@@ -195,7 +196,7 @@ class DumpScan:
         size = self.path.stat().st_size
         problem, sql_bytes = None, 0
         with self.path.open("rb") as handle, tqdm(total=size, unit="B", unit_scale=True, disable=not self.progress,
-                                                  desc=f"reading {self.path.name}", leave=False, file=sys.stderr) as bar:
+                                                  desc=f"reading {visible(self.path.name)}", leave=False, file=sys.stderr) as bar:
             compressed = handle.read(2) == b"\x1f\x8b"
             handle.seek(0)
             reader = _HashingReader(handle, bar)

@@ -30,6 +30,7 @@ from tqdm import tqdm
 from dbaudit.backups.dumpfile import CHUNK, DumpContents, DumpFile, read_dump
 from dbaudit.core.checks import Check
 from dbaudit.core.errors import DbauditError
+from dbaudit.core.terminal import visible
 
 PG_MAGIC = b"PGDMP"
 
@@ -119,7 +120,7 @@ DECOMPRESS_ERRORS: tuple[type[Exception], ...] = (EOFError, zlib.error, lzma.LZM
 def opened(path: Path, progress: bool = False) -> Iterator[tuple[HashingReader, Iterator[bytes], str | None]]:
     """A file's hashing reader, its decompressed text and its compression; the rest is hashed on exit."""
     with path.open("rb") as handle, tqdm(total=path.stat().st_size, unit="B", unit_scale=True, leave=False,
-                                         desc=f"reading {path.name}", disable=not progress, file=sys.stderr) as bar:
+                                         desc=f"reading {visible(path.name)}", disable=not progress, file=sys.stderr) as bar:
         kind = compression_of(handle.read(6))
         handle.seek(0)
         reader = HashingReader(handle, bar)

@@ -27,7 +27,7 @@ from typing import Any
 
 from dbaudit.backups.checks import MANIFEST_SUFFIX, DumpManifest, load_manifest
 from dbaudit.backups.formats import _is_mydumper, _is_pg_directory, compression_of, digest_of, directory_files
-from dbaudit.core import serde
+from dbaudit.core import secrets, serde
 from dbaudit.core.checks import Check, Judged, count_failed, verdict_of
 from dbaudit.core.errors import DbauditError
 
@@ -297,7 +297,8 @@ def _git_check(ordered: list[_Candidate]) -> Check:
 
 
 def mask_url(url: str) -> str:
-    return re.sub(r"(://)[^/@]*@", r"\1***@", url)
+    """An fsspec URL as it may be shown: password, tokens and signatures masked (dbaudit.core.secrets)."""
+    return secrets.mask_url(url)
 
 
 def _offsite(url: str, backup: _Candidate | None) -> tuple[Check, OffsiteCopy | None]:

@@ -45,7 +45,10 @@ from dbaudit.backups.lexicon import DEFINER_CLAUSE
 from dbaudit.core import serde
 from dbaudit.core.checks import Check, Judged
 from dbaudit.core.errors import DbauditError, first_line
+from dbaudit.core.secrets import remember_secret
+from dbaudit.core.signals import Terminated
 from dbaudit.core.snapshot import Snapshot, load_snapshot
+from dbaudit.core.terminal import visible
 from dbaudit.live.connect import describe_db_error, mask_url, parse_url
 from dbaudit.live.dialects.mysql import product_of
 from dbaudit.live.inspect import take_snapshot
@@ -233,6 +236,7 @@ def _create_account(engine: sa.Engine, scratch: str) -> _Account:
     password = "".join(secrets.choice(c) for c in ("ABCDEFGHJKLMNPQRSTUVWXYZ", "abcdefghijkmnopqrstuvwxyz",
                                                      "23456789") for _ in range(9)) + "_-."
     account = _Account(f"{ACCOUNT_PREFIX}{secrets.token_hex(6)}", "%", password)
+    remember_secret(password)  # masked should a client or driver error ever repeat it
     try:
         with engine.connect() as conn:
             me = str(conn.exec_driver_sql("SELECT USER()").scalar_one())
@@ -286,7 +290,7 @@ def _terminate_as_interrupt() -> Iterator[None]:
         return
 
     def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+        raise Terminated(signum)  # a KeyboardInterrupt the CLI reports as SIGTERM (exit 143)
 
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:
@@ -360,7 +364,7 @@ def _feed(stdin: IO[bytes] | None, contents: DumpContents, progress: bool) -> No
     assert stdin is not None
     path = Path(contents.file.path)
     with path.open("rb") as handle, tqdm(total=contents.file.size, unit="B", unit_scale=True, file=sys.stderr,
-                                         desc=f"restoring {path.name}", disable=not progress, leave=False) as bar:
+                                         desc=f"restoring {visible(path.name)}", disable=not progress, leave=False) as bar:
         reader = _ProgressReader(handle, bar)
         try:
             edits: list[tuple[int, int, Any]] = [(s, e, None) for s, e, _ in contents.unsafe_spans]

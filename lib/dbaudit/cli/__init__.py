@@ -9,10 +9,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import TextIO
 
 from dbaudit.cli import audit, backups, compare, expect, health, triggers
-from dbaudit.cli.common import fail
+from dbaudit.cli.common import check_output_options, fail, say
+from dbaudit.core import secrets, signals
 from dbaudit.core.errors import DbauditError
 
 COMMAND_GROUPS = (audit, backups, compare, triggers, health, expect)
@@ -35,21 +38,46 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Masked wherever it turns up, driver errors included; SIGTERM/SIGHUP clean up like Ctrl-C, in every command.
+    secrets.remember_secret(os.environ.get("DBAUDIT_PASSWORD"))
+    with signals.terminate_as_interrupt(), warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            return _run(argv)
+        except KeyboardInterrupt as exc:  # a second Ctrl-C during a cleanup's own except clause lands here
+            return _interrupted(exc)
+
+
+def _run(argv: Sequence[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        check_output_options(args)
         return int(args.run(args))
     except SystemExit as exc:
         return int(exc.code or 0)
     except DbauditError as exc:
         return fail(str(exc))
-    except KeyboardInterrupt:
-        return fail("interrupted")
+    except KeyboardInterrupt as exc:
+        return _interrupted(exc)
     except OSError as exc:
         return fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
     except Exception as exc:  # the contract: exit 2 and one line, never a traceback
         if os.environ.get("DBAUDIT_DEBUG"):
             raise
         return fail(f"unexpected {type(exc).__name__}: {exc} (set DBAUDIT_DEBUG=1 for the traceback)")
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: TextIO | None = None, line: str | None = None) -> None:
+    """A library's warning (which may quote a name or a URL) as one masked, escaped line."""
+    say(f"dbaudit: warning: {category.__name__}: {message}", file=sys.stderr)
+
+
+def _interrupted(exc: KeyboardInterrupt) -> int:
+    """One line, no traceback, and the shell's status: 130 after Ctrl-C, 143 after SIGTERM."""
+    reason = f"terminated ({exc.name})" if isinstance(exc, signals.Terminated) else "interrupted"
+    say(f"dbaudit: error: {reason}", file=sys.stderr)
+    return signals.exit_status(exc)
 
 
 if __name__ == "__main__":

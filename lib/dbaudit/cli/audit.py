@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dbaudit.cli.common import EXIT_PASS, add_output_options, exit_code, progress, shown, write_outputs
+from dbaudit.cli.common import EXIT_PASS, add_output_options, exit_code, progress, say, shown, write_outputs
 from dbaudit.core.errors import DbauditError
 from dbaudit.live.connect import mask_url
 
@@ -73,11 +73,11 @@ def snapshot_command(args: argparse.Namespace) -> int:
                              baseline=load_snapshot(args.baseline) if args.baseline else None)
     snapshot.save(args.output)
     failed = [m.name for m in snapshot.metrics.values() if m.error]
-    print(f"snapshot of {snapshot.database} ({snapshot.server.product} {snapshot.server.version}) from "
+    say(f"snapshot of {snapshot.database} ({snapshot.server.product} {snapshot.server.version}) from "
           f"{mask_url(args.url)}: {len(snapshot.tables)} tables, {snapshot.total_rows:,} rows, "
           f"{len(snapshot.metrics)} metrics -> {args.output}")
     for name in failed:
-        print(f"  metric {name}: {snapshot.metrics[name].error}", file=sys.stderr)
+        say(f"  metric {name}: {snapshot.metrics[name].error}", file=sys.stderr)
     return EXIT_PASS
 
 
@@ -92,13 +92,13 @@ def diff_command(args: argparse.Namespace) -> int:
     write_outputs(args, result, f"dbaudit diff {result.title}", result.checks)
     for change in result.changes:
         mark = " " if change.declared and args.expect else "!"
-        print(f"{mark} {change.message}")
+        say(f"{mark} {change.message}")
     if not result.changes:
-        print("no differences")
+        say("no differences")
     if args.expect:
         for check in result.failed_checks:
-            print(f"FAIL [{check.category}] {check.name}: {check.message}")
-        print(f"verdict: {result.verdict.upper()} ({len(result.checks) - len(result.failed_checks)}/"
+            say(f"FAIL [{check.category}] {check.name}: {check.message}")
+        say(f"verdict: {result.verdict.upper()} ({len(result.checks) - len(result.failed_checks)}/"
               f"{len(result.checks)} checks passed)")
     return exit_code(result.passed)
 
@@ -111,7 +111,7 @@ def report_command(args: argparse.Namespace) -> int:
     if report.result:
         result = load_result(report.result)
         write_outputs(args, result, f"dbaudit report {result.title}", result.checks)
-    print(f"verdict: {(report.verdict or 'unknown').upper()}  report: {shown(report.html)}")
+    say(f"verdict: {(report.verdict or 'unknown').upper()}  report: {shown(report.html)}")
     return exit_code(report.verdict == "pass")
 
 
@@ -120,13 +120,13 @@ def demo_command(args: argparse.Namespace) -> int:
     from dbaudit.audit.result import load_result
 
     reports = demo.run(Path(args.out_dir), progress=progress(),
-                       log=lambda step: print(f"… {step}", file=sys.stderr, flush=True))
+                       log=lambda step: say(f"… {step}", file=sys.stderr, flush=True))
     for scenario, report in reports:
-        print(f"{scenario:<52} {str(report.verdict).upper():<5} {shown(report.html)}")
+        say(f"{scenario:<52} {str(report.verdict).upper():<5} {shown(report.html)}")
         if report.result and report.verdict == "fail":
             for check in load_result(report.result).failed_checks:
-                print(f"    failed [{check.category}] {check.name}: {check.message}")
-    print(f"index of all reports: {Path(args.out_dir) / 'index.html'}")
+                say(f"    failed [{check.category}] {check.name}: {check.message}")
+    say(f"index of all reports: {Path(args.out_dir) / 'index.html'}")
     return EXIT_PASS
 
 
@@ -135,7 +135,7 @@ def reports_command(args: argparse.Namespace) -> int:
 
     found = list_reports(args.out_dir)
     for r in found:
-        print(f"{r.created:<26} {r.verdict.upper():<5} {r.title:<30} {r.database:<30} {r.folder}")
+        say(f"{r.created:<26} {r.verdict.upper():<5} {r.title:<30} {r.database:<30} {r.folder}")
     if not found:
-        print(f"no reports in {args.out_dir}")
+        say(f"no reports in {args.out_dir}")
     return EXIT_PASS

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from dbaudit.backups.checks import MANIFEST_SUFFIX, DumpCheck
-from dbaudit.cli.common import add_output_options, add_report_options, exit_code, print_checks, progress, write_outputs
+from dbaudit.cli.common import add_output_options, add_report_options, exit_code, print_checks, progress, say, write_outputs
 
 
 def add_commands(sub: Any) -> None:
@@ -46,11 +46,11 @@ def dump_check_command(args: argparse.Namespace) -> int:
     if args.write_manifest:
         if not check.passed:
             # A failing verdict is a result (exit 1, --json written), not an input error: say why there is no manifest.
-            print("manifest not written: the dump did not pass")
+            say("manifest not written: the dump did not pass")
         elif check.manifest:
-            print(f"manifest {check.manifest} already matches; left as it is")
+            say(f"manifest {check.manifest} already matches; left as it is")
         else:
-            print(f"manifest written: {write_manifest(check)}")
+            say(f"manifest written: {write_manifest(check)}")
     if args.report:
         from dbaudit.outputs.report import render_backup_check
 
@@ -59,7 +59,7 @@ def dump_check_command(args: argparse.Namespace) -> int:
             saved = Path(work) / "dump-check.json"
             check.save(saved)
             report = render_backup_check(args.dump, result=saved, out_dir=args.out_dir, progress=progress())
-        print(f"report: {report.html}")
+        say(f"report: {report.html}")
     return exit_code(check.passed)
 
 
@@ -67,14 +67,14 @@ def _print_dump_check(check: DumpCheck) -> None:
     c = check.dump
     server = c.header.server_version or "unknown server"
     tool = c.header.tool or "not a mysqldump header"
-    print(f"{c.file.path}: {c.file.size:,} bytes{' (gzip)' if c.file.compressed else ''}, {tool}, {server}")
-    print(f"  md5 {c.file.md5}  sha256 {c.file.sha256}")
-    print(f"  {len(c.databases)} database(s) {', '.join(c.databases)}; {len(c.tables)} tables, {c.total_rows:,} rows; "
+    say(f"{c.file.path}: {c.file.size:,} bytes{' (gzip)' if c.file.compressed else ''}, {tool}, {server}")
+    say(f"  md5 {c.file.md5}  sha256 {c.file.sha256}")
+    say(f"  {len(c.databases)} database(s) {', '.join(c.databases)}; {len(c.tables)} tables, {c.total_rows:,} rows; "
           f"{len(c.views)} views, {len(c.routines)} routines, {len(c.triggers)} triggers")
     for name, t in c.tables.items():
-        print(f"    {name:<40} {t.rows:>12,}")
+        say(f"    {name:<40} {t.rows:>12,}")
     print_checks(check.checks)
-    print(f"verdict: {check.verdict.upper()} ({check.summary['mb_per_second']} MB/s)")
+    say(f"verdict: {check.verdict.upper()} ({check.summary['mb_per_second']} MB/s)")
 
 
 def restore_check_command(args: argparse.Namespace) -> int:
@@ -83,20 +83,20 @@ def restore_check_command(args: argparse.Namespace) -> int:
     result = restore_check(args.dump, args.server, scratch=args.scratch, against=args.against, keep=args.keep,
                            progress=progress())
     write_outputs(args, result, f"dbaudit restore-check {result.scratch}", result.checks)
-    print(f"restore of {result.dump.path} into {result.scratch} on {result.server} ({result.product} "
+    say(f"restore of {result.dump.path} into {result.scratch} on {result.server} ({result.product} "
           f"{result.version}): {result.summary['tables']} tables, {result.summary['rows']:,} rows, "
           f"{result.restore_seconds:.1f} s")
     if result.skipped_statements:
-        print(f"  not sent to the server: {', '.join(result.skipped_statements)}")
+        say(f"  not sent to the server: {', '.join(result.skipped_statements)}")
     print_checks(result.checks)
     state = "kept" if result.kept else "dropped" if result.restore_seconds else "not created"
-    print(f"scratch database {result.scratch} {state}")
+    say(f"scratch database {result.scratch} {state}")
     if args.report:
         from dbaudit.outputs.report import render_restore_check
 
         with tempfile.TemporaryDirectory() as work:
             saved = Path(work) / "result.json"
             result.save(saved)
-            print(f"report: {render_restore_check(saved, args.out_dir, progress=progress()).html}")
-    print(f"verdict: {result.verdict.upper()}")
+            say(f"report: {render_restore_check(saved, args.out_dir, progress=progress()).html}")
+    say(f"verdict: {result.verdict.upper()}")
     return exit_code(result.passed)

@@ -7,19 +7,32 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
-from dbaudit.core import serde
+from dbaudit.core import secrets, serde
 from dbaudit.core.checks import Check
 from dbaudit.core.errors import first_line
+from dbaudit.core.terminal import visible
 from dbaudit.outputs.junit import junit_xml
 
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 
 
 def fail(message: str) -> int:
-    print(f"dbaudit: error: {first_line(message)}", file=sys.stderr)
+    say(f"dbaudit: error: {first_line(message)}", file=sys.stderr)
     return EXIT_ERROR
+
+
+def terminal_line(text: object) -> str:
+    """What may reach the terminal: credentials masked, control characters shown as escapes."""
+    return visible(secrets.mask_text(str(text)))
+
+
+def say(text: object = "", file: TextIO | None = None, flush: bool = False) -> None:
+    """Print one line of output. Every CLI printer goes through here: a name from a database or a dump
+    holding a newline or an escape sequence cannot add a line (a fake verdict) or repaint the terminal,
+    and a password a driver echoes is masked."""
+    print(terminal_line(text), file=file or sys.stdout, flush=flush)
 
 
 def exit_code(passed: bool) -> int:
@@ -39,6 +52,18 @@ def add_output_options(command: argparse.ArgumentParser) -> None:
 def add_report_options(command: argparse.ArgumentParser, notebook: str) -> None:
     command.add_argument("--report", action="store_true", help=f"also render an HTML report (notebooks/{notebook})")
     command.add_argument("--out-dir", default="reports", help="where --report archives it (default reports)")
+
+
+OUTPUT_OPTIONS = ("json_out", "junit", "output")  # the dests of --json, --junit and -o/--output
+
+
+def check_output_options(args: argparse.Namespace) -> None:
+    """Refuse a --json/--junit/-o target dbaudit will not replace (device, FIFO, directory, symbolic link)
+    before any work: an hour-long snapshot must not end in "cannot write"."""
+    for dest in OUTPUT_OPTIONS:
+        path = getattr(args, dest, None)
+        if isinstance(path, str) and path != "-":
+            serde.check_output_target(path)
 
 
 def write_outputs(args: argparse.Namespace, document: Any, suite: str, checks: Sequence[Check]) -> None:
@@ -66,4 +91,4 @@ def shown(path: Path) -> str:
 
 def print_checks(checks: Sequence[Check], width: int = 4) -> None:
     for check in checks:
-        print(f"{check.status.upper():<{width}} [{check.category}] {check.name}: {check.message}")
+        say(f"{check.status.upper():<{width}} [{check.category}] {check.name}: {check.message}")

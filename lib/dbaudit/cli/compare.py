@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from dbaudit.cli.common import EXIT_ERROR, add_output_options, add_report_options, exit_code, progress, write_outputs
+from dbaudit.cli.common import EXIT_ERROR, add_output_options, add_report_options, exit_code, progress, say, write_outputs
 from dbaudit.live.compare import MAX_KEYS, CompareResult
 
 
@@ -34,11 +34,11 @@ def compare_command(args: argparse.Namespace) -> int:
                      max_keys=args.max_keys, statement_timeout=args.statement_timeout, progress=progress())
     write_outputs(args, result, f"dbaudit compare {result.a.database} {result.b.database}", result.checks)
     for line in describe(result):
-        print(line)
+        say(line)
     if args.report:
         from dbaudit.outputs.report import render_compare
 
-        print(f"report: {render_compare(result, args.out_dir, progress=progress()).html}")
+        say(f"report: {render_compare(result, args.out_dir, progress=progress()).html}")
     if result.errors:
         return EXIT_ERROR
     return exit_code(result.identical)

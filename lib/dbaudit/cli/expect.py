@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dbaudit.cli.common import EXIT_PASS
+from dbaudit.cli.common import EXIT_PASS, say
 from dbaudit.core.errors import DbauditError
 
 ARTISAN_TIMEOUT = 300  # seconds: pretend runs no migration, it only prints their SQL
@@ -54,10 +54,10 @@ def expect_command(args: argparse.Namespace) -> int:
     else:
         serde.write_atomic(args.output, derived.text)
     for warning in derived.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        say(f"warning: {warning}", file=sys.stderr)
     rules = derived.expectations
     target = "standard output" if args.output == "-" else args.output
-    print(f"{len(rules.required)} required, {len(rules.allowed)} allowed, {len(rules.rows.tables)} row rule(s), "
+    say(f"{len(rules.required)} required, {len(rules.allowed)} allowed, {len(rules.rows.tables)} row rule(s), "
           f"{len(derived.warnings)} warning(s) ({derived.dialect}) -> {target}", file=sys.stderr if args.output == "-"
           else sys.stdout)
     return EXIT_PASS

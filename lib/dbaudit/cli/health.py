@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from dbaudit.cli.common import add_output_options, exit_code, print_checks, write_outputs
+from dbaudit.cli.common import add_output_options, exit_code, print_checks, say, write_outputs
 
 
 def add_commands(sub: Any) -> None:
@@ -31,10 +31,10 @@ def backup_health_command(args: argparse.Namespace) -> int:
     result = backup_health(args.paths, keep_days=args.keep_days, max_age_hours=args.max_age_hours,
                            offsite=args.offsite)
     write_outputs(args, result, "dbaudit backup-health", result.checks)
-    print(f"{result.title}: {len(result.backups)} backups, {result.summary['restorable']} restorable")
+    say(f"{result.title}: {len(result.backups)} backups, {result.summary['restorable']} restorable")
     for entry in result.backups:
         state = {True: "restorable", False: "NOT restorable", None: "not checked"}[entry.restorable]
-        print(f"  {entry.taken_at}  {entry.age_hours / 24:7.1f} d  {entry.mode}  {state:<14} {Path(entry.path).name}")
+        say(f"  {entry.taken_at}  {entry.age_hours / 24:7.1f} d  {entry.mode}  {state:<14} {Path(entry.path).name}")
     print_checks(result.checks)
-    print(f"verdict: {result.verdict.upper()}")
+    say(f"verdict: {result.verdict.upper()}")
     return exit_code(result.passed)

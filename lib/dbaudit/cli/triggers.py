@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from dbaudit.cli.common import add_output_options, exit_code, print_checks, write_outputs
+from dbaudit.cli.common import add_output_options, exit_code, print_checks, say, write_outputs
 from dbaudit.core.errors import DbauditError
 
 
@@ -40,9 +40,9 @@ def triggers_command(args: argparse.Namespace) -> int:
     write_outputs(args, result, f"dbaudit triggers {result.database}", result.checks)
     print_checks(result.checks, width=7)
     if result.passed:
-        print(f"no rollback trigger fired ({result.summary['checks']} checks, {result.summary['skipped']} skipped)")
+        say(f"no rollback trigger fired ({result.summary['checks']} checks, {result.summary['skipped']} skipped)")
     else:
         fired = ", ".join(sorted({c.category for c in result.fired}))
-        print(f"ROLLBACK: {len(result.fired)} trigger(s) fired: {fired}")
+        say(f"ROLLBACK: {len(result.fired)} trigger(s) fired: {fired}")
     sys.stdout.flush()
     return exit_code(result.passed)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import stat
 import tempfile
 import types
 import typing
@@ -36,21 +37,68 @@ def dumps(obj: Any) -> str:
 
 
 def write_atomic(path: str | os.PathLike[str], text: str) -> Path:
-    """Write via a temp file in the same folder and rename, so readers never see a partial file."""
-    target = Path(path)
-    if target.is_dir():
-        raise DbauditError(f"cannot write {target}: it is a directory")
+    """Write via a temp file in the same folder, fsync and rename, so readers never see a partial file.
+
+    Only a regular file (or a new name) is replaced: a device (as root, `--json /dev/null` would have
+    replaced the device node), a FIFO, a directory or a symbolic link is refused. A link is not followed,
+    since whoever can write the folder could point it anywhere."""
+    target = check_output_target(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; archived documents are for readers too
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, _mode_for(target))
+        check_output_target(target)  # again, just before the rename: the folder may have changed meanwhile
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_folder(target.parent)
     return target
+
+
+def check_output_target(path: str | os.PathLike[str]) -> Path:
+    """The path, if dbaudit may write it: absent, or a regular file that is not a symbolic link."""
+    target = Path(path)
+    try:
+        info = os.lstat(target)
+    except FileNotFoundError:
+        return target
+    except OSError as exc:
+        raise DbauditError(f"cannot write {target}: {exc.strerror}") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise DbauditError(f"refusing to write {target}: it is a symbolic link (not followed; name a regular file)")
+    if stat.S_ISDIR(info.st_mode):
+        raise DbauditError(f"cannot write {target}: it is a directory")
+    if not stat.S_ISREG(info.st_mode):
+        raise DbauditError(f"refusing to write {target}: it is not a regular file (a device, FIFO or socket)")
+    return target
+
+
+def _mode_for(target: Path) -> int:
+    """An existing file keeps its permissions; a new one gets the umask's (mkstemp creates 0600, and
+    archived documents are for readers too)."""
+    try:
+        return stat.S_IMODE(os.lstat(target).st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename itself durable (a crash right after must not bring back the old file)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems cannot sync a directory; the data itself is synced
+    finally:
+        os.close(fd)
 
 
 def _umask() -> int:
@@ -69,6 +117,8 @@ def read_json(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
         raise DbauditError(f"{what} file {os.fspath(path)} is a directory") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DbauditError(f"{what} file {source} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise DbauditError(f"{what} file {source} is nested too deeply to be a dbaudit document") from None
     except OSError as exc:
         raise DbauditError(f"cannot read {what} file {source}: {exc.strerror}") from None
     if not isinstance(data, dict):

@@ -45,7 +45,8 @@ from dbaudit.core import serde
 from dbaudit.core.checks import Check
 from dbaudit.core.errors import DbauditError
 from dbaudit.core.snapshot import Column, Table
-from dbaudit.live.connect import AuditSession, audit_session, mask_url
+from dbaudit.core.terminal import visible
+from dbaudit.live.connect import AuditSession, audit_session, end_server_session, mask_url
 from dbaudit.live.fingerprint import Fingerprinter, LeafRow
 
 FORMAT_VERSION = 1
@@ -160,6 +161,7 @@ class _Side:
         self.idle: queue.Queue[Fingerprinter] = queue.Queue()
         self.opened = 1
         self.lock = threading.Lock()
+        self.sessions: list[AuditSession] = []
         self.first: AuditSession = self._open()
         self.tables: dict[str, Table] = self.first.dialect.tables(self.first.connection, self.first.schema)
         self.server = self.first.dialect.server(self.first.connection)
@@ -168,7 +170,17 @@ class _Side:
     def _open(self) -> AuditSession:
         session = audit_session(self.url, self.schema, self.timeout)
         with self.lock:  # the stack closes every session when the compare ends, whichever thread opened it
-            return self.stack.enter_context(session)
+            opened = self.stack.enter_context(session)
+            self.sessions.append(opened)
+            return opened
+
+    def abort(self) -> None:
+        """End every session on the server: after Ctrl-C or SIGTERM the workers' statements (waiting on
+        a lock, say) fail at once, so the threads finish and the compare exits."""
+        with self.lock:
+            sessions = list(self.sessions)
+        for session in sessions:
+            end_server_session(session)
 
     def start(self) -> None:
         self.idle.put(Fingerprinter(self.first))
@@ -479,9 +491,16 @@ def _run_tables(names: list[str], a: _Side, b: _Side, options: _Options, workers
         futures = {name: table_pool.submit(_TableCompare(name, a, b, query_pool, options, bar.update).run)
                    for name in names}
         results = []
-        for name, future in futures.items():
-            bar.set_postfix_str(name)
-            results.append(future.result())
+        try:
+            for name, future in futures.items():
+                bar.set_postfix_str(visible(name))
+                results.append(future.result())
+        except KeyboardInterrupt:  # Ctrl-C, SIGTERM (signals reach the main thread only)
+            table_pool.shutdown(wait=False, cancel_futures=True)
+            query_pool.shutdown(wait=False, cancel_futures=True)
+            a.abort()
+            b.abort()
+            raise
     return results
 
 

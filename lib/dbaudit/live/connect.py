@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
+from dbaudit.core import secrets
 from dbaudit.core.errors import DbauditError, first_line
 from dbaudit.live.dialects import Dialect, dialect_for
 
@@ -34,6 +35,7 @@ class AuditSession:
     url: URL
     database: str
     schema: str | None
+    server_session: int | None = None  # its id on the server (MySQL connection id, PostgreSQL pid)
 
     @property
     def masked_url(self) -> str:
@@ -46,7 +48,8 @@ def mask_url(url: str | URL) -> str:
         parsed = make_url(url) if isinstance(url, str) else url
     except (ArgumentError, ValueError):
         return "<unparseable URL>"
-    return parsed.render_as_string(hide_password=True)
+    # Rendered whole, then masked by the one function that knows every credential form (query too).
+    return secrets.mask_url(parsed.render_as_string(hide_password=False))
 
 
 def parse_url(url: str) -> URL:
@@ -54,11 +57,13 @@ def parse_url(url: str) -> URL:
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError) as exc:
-        # The text may hold a password, so it is not echoed back.
-        detail = f" ({first_line(exc)})" if isinstance(exc, ValueError) else ""
+        # Neither the text nor the parser's message is echoed: `u:p@ss:word@h` fails on port 'word@h'.
+        detail = " (its port is not a number, or its password holds an unencoded '@' or ':')" \
+            if isinstance(exc, ValueError) else ""
         raise DbauditError(f"not a database URL{detail}; expected e.g. mysql+pymysql://user@host/db") from None
     if parsed.password is None and os.environ.get(PASSWORD_ENV) and parsed.get_backend_name() != "sqlite":
         parsed = parsed.set(password=os.environ[PASSWORD_ENV])
+    _check_credentials(parsed)
     option_file = parsed.query.get("read_default_file")
     if isinstance(option_file, str):
         # PyMySQL hands the path to configparser, which does not expand "~" and skips a missing file silently.
@@ -67,6 +72,20 @@ def parse_url(url: str) -> URL:
             raise DbauditError(f"option file {path} (read_default_file) does not exist or cannot be read")
         parsed = parsed.update_query_dict({"read_default_file": path})
     return parsed
+
+
+def _check_credentials(parsed: URL) -> None:
+    """Register the URL's secrets for masking; refuse a password whose `@` was not percent-encoded.
+
+    SQLAlchemy reads `user:p@ss@host` as host `ss@host`, and the driver's error then prints that part of
+    the password; the URL is refused before anything connects (naming no part of it)."""
+    secrets.remember_secret(parsed.password)
+    for key, value in parsed.query.items():
+        if secrets.is_secret_key(key):
+            for item in (value,) if isinstance(value, str) else value:
+                secrets.remember_secret(item)
+    if parsed.host and "@" in parsed.host:
+        raise DbauditError("the URL's password holds an unencoded '@': write it as %40 (or use DBAUDIT_PASSWORD)")
 
 
 def create_audit_engine(url: URL) -> sa.Engine:
@@ -109,6 +128,7 @@ def audit_session(url: str | URL, schema: str | None = None,
             connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         except DBAPIError as exc:
             raise DbauditError(f"cannot connect to {mask_url(parsed)}: {describe_db_error(exc)}") from None
+        server_session = _server_session(connection, parsed)
         try:
             if statement_timeout:
                 dialect.set_statement_timeout(connection, statement_timeout)
@@ -116,11 +136,55 @@ def audit_session(url: str | URL, schema: str | None = None,
             database = dialect.current_database(connection, parsed)
             audited_schema = dialect.default_schema(schema)
             dialect.check_schema(connection, audited_schema)
-            yield AuditSession(connection, dialect, parsed, database, audited_schema)
+            yield AuditSession(connection, dialect, parsed, database, audited_schema, server_session)
         except DBAPIError as exc:
             raise DbauditError(f"{mask_url(parsed)}: {describe_db_error(exc)}") from None
+        except KeyboardInterrupt:  # Ctrl-C, SIGTERM: the server must not go on waiting or reading for us
+            _end_server_session(parsed, server_session)
+            raise
         finally:
             _end(connection)
+    finally:
+        engine.dispose()
+
+
+# The session's id on its server, and how another session ends it (own sessions need no privilege).
+_SESSION_ID = {"mysql": "SELECT CONNECTION_ID()", "mariadb": "SELECT CONNECTION_ID()",
+               "postgresql": "SELECT pg_catalog.pg_backend_pid()"}
+_END_SESSION = {"mysql": "KILL CONNECTION {id}", "mariadb": "KILL CONNECTION {id}",
+                "postgresql": "SELECT pg_catalog.pg_terminate_backend({id})"}
+_CANCEL_CONNECT_TIMEOUT = 5  # seconds: an interrupted run must end even if the server stopped answering
+
+
+def _server_session(connection: Connection, url: URL) -> int | None:
+    sql = _SESSION_ID.get(url.get_backend_name())
+    if sql is None:
+        return None
+    try:
+        return int(connection.exec_driver_sql(sql).scalar_one())
+    except (SQLAlchemyError, TypeError, ValueError):
+        return None
+
+
+def end_server_session(session: AuditSession) -> None:
+    """End a session from outside (another thread, after an interrupt): its statement fails at once
+    instead of running, or waiting on a lock, to its end."""
+    _end_server_session(session.url, session.server_session)
+
+
+def _end_server_session(url: URL, session: int | None) -> None:
+    """After an interrupt the client just closes its socket, and the server keeps the session waiting (on
+    a lock, say) until it next writes to it; end it from a second, short-lived session instead."""
+    if session is None:
+        return
+    backend = url.get_backend_name()
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool,
+                              connect_args={"connect_timeout": _CANCEL_CONNECT_TIMEOUT})
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(_END_SESSION[backend].format(id=int(session)))
+    except (SQLAlchemyError, OSError):
+        pass  # best effort: the session ends on its own when its statement finishes
     finally:
         engine.dispose()
 
@@ -138,6 +202,7 @@ def describe_db_error(exc: DBAPIError) -> str:
     """The driver's own words, one line, without SQLAlchemy's SQL echo and help links."""
     orig = exc.orig if exc.orig is not None else exc
     args: tuple[Any, ...] = getattr(orig, "args", ())
+    # Masked here too, not only on the terminal: these words go into results and reports.
     if len(args) == 2 and isinstance(args[0], int):
-        return first_line(f"({args[0]}) {args[1]}")
-    return first_line(orig)
+        return secrets.mask_text(first_line(f"({args[0]}) {args[1]}"))
+    return secrets.mask_text(first_line(orig))

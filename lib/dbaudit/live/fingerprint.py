@@ -33,6 +33,7 @@ from dbaudit.audit.chunks import (
 )
 from dbaudit.core.errors import DbauditError
 from dbaudit.core.snapshot import BaselineFingerprint, Column, Table
+from dbaudit.core.terminal import visible
 from dbaudit.live.canonical import Canon, canon_for
 from dbaudit.live.connect import AuditSession, describe_db_error
 
@@ -227,7 +228,7 @@ def fingerprint_tables(session: AuditSession, tables: Sequence[Table], mode: Fin
     with tqdm(total=total or None, desc="fingerprinting", unit="row", unit_scale=True, disable=not progress,
               leave=False, file=sys.stderr) as bar:
         for table in tables:
-            bar.set_postfix_str(table.name)
+            bar.set_postfix_str(visible(table.name))
             fingerprint_table(fp, table, mode, bar.update)
             if table.name in extra:
                 fingerprint_baseline(fp, table, extra[table.name], bar.update)

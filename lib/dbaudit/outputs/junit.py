@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
 from dbaudit.core.checks import Check
+from dbaudit.core.terminal import visible
 
 
 def junit_xml(suite: str, checks: Sequence[Check]) -> str:
@@ -14,8 +15,11 @@ def junit_xml(suite: str, checks: Sequence[Check]) -> str:
     root = ET.Element("testsuites", name="dbaudit", tests=str(len(checks)), failures=str(failures))
     node = ET.SubElement(root, "testsuite", name=suite, tests=str(len(checks)), failures=str(failures),
                          errors="0", skipped=str(skipped))
-    for check in checks:
-        case = ET.SubElement(node, "testcase", classname=f"dbaudit.{check.category}", name=check.name)
+    for original in checks:
+        # Names from a database or a dump may hold control characters XML 1.0 cannot carry at all (a CI
+        # parser then drops the whole report): shown as visible escapes, as on the terminal.
+        check = Check(original.category, visible(original.name), original.status, visible(original.message))
+        case = ET.SubElement(node, "testcase", classname=f"dbaudit.{visible(check.category)}", name=check.name)
         if check.status == "fail":
             failure = ET.SubElement(case, "failure", message=check.message, type=check.category)
             failure.text = check.message

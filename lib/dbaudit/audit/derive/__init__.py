@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlglot
-import yaml
 
 from dbaudit.audit.derive import laravel
 from dbaudit.audit.derive.model import Model
@@ -33,6 +32,7 @@ from dbaudit.audit.diff import CHANGE_KINDS
 from dbaudit.audit.expectations import Expectations, parse_expectations
 from dbaudit.core.errors import DbauditError
 from dbaudit.core.snapshot import Snapshot
+from dbaudit.core.yamlsafe import MAX_BYTES, YamlRefused, load_yaml
 
 DIALECTS = ("mysql", "postgresql", "sqlite")
 _HINTS = {"mysql": "mysql", "mariadb": "mysql", "pgsql": "postgresql", "postgres": "postgresql",
@@ -92,7 +92,7 @@ def derive(
                     [(label, hashlib.sha256(text.encode("utf-8")).hexdigest()) for label, text in sources],
                     _tool(), snapshot_label, warnings + model.warnings, ledger)
     text = render(header, plan(model, [label for label, _ in sources]))
-    expectations = parse_expectations(yaml.safe_load(text), header.name)
+    expectations = parse_expectations(load_yaml(text, header.name), header.name)
     return Derived(expectations, text, chosen, [f"{s}: {m}" for s, m in header.warnings], ledger)
 
 
@@ -109,8 +109,11 @@ def is_migration_file(path: str | os.PathLike[str]) -> bool:
     except (OSError, UnicodeDecodeError):
         return False
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
+        # A bomb or a deep nest is refused here too (YamlRefused); a large file is SQL, not expectations.
+        data = load_yaml(text, f"expectations file {path}") if len(text) <= MAX_BYTES else None
+    except YamlRefused:
+        raise
+    except DbauditError:  # not YAML at all: SQL
         data = None
     if isinstance(data, dict) and {"format_version", "name", "description", "required", "allowed", "rows", "metrics",
                                    "migrations", "rollback"} & set(data):

@@ -16,6 +16,7 @@ import yaml
 from dbaudit.audit.derive.model import Entry
 from dbaudit.audit.derive.ops import Source
 from dbaudit.audit.derive.plan import Plan
+from dbaudit.core.terminal import visible
 
 _WIDTH = 10**9  # never let PyYAML fold a line
 
@@ -35,7 +36,9 @@ class Header:
 def render(header: Header, plan: Plan) -> str:
     lines = _header(header)
     lines += ["format_version: 1", f"name: {_scalar(header.name)}", "description: >",
-              f"  Derived from {', '.join(p for p, _ in header.sources)} by `dbaudit expect`. Every schema change the",
+              # File names are shown escaped: a newline in one would end the block and add YAML of its own.
+              f"  Derived from {', '.join(visible(p) for p, _ in header.sources)} by `dbaudit expect`. Every "
+              "schema change the",
               "  statements make is required; the engines' known side effects are allowed; nothing else may change.", ""]
     for section in ("required", "allowed"):
         entries = [e for e in plan.entries if e.section == section]
@@ -55,19 +58,19 @@ def _header(header: Header) -> list[str]:
              "# file beside the migration. Regenerate it whenever the migration changes.",
              f"# {header.tool}; dialect {header.dialect} ({header.dialect_reason})"]
     if header.snapshot:
-        lines.append(f"# checked against the before snapshot {header.snapshot}")
+        lines.append(f"# checked against the before snapshot {visible(header.snapshot)}")
     lines.append("# sources (sha256):")
-    lines += [f"#   {sha}  {path}" for path, sha in header.sources]
+    lines += [f"#   {sha}  {visible(path)}" for path, sha in header.sources]
     if header.warnings:
         lines.append(f"# WARNINGS ({len(header.warnings)}): read each one; these statements are not (fully) checked")
         for src, message in sorted(header.warnings, key=lambda w: (w[0].file != header.sources[0][0], w[0].line)):
-            parts = textwrap.wrap(f"{src}: {' '.join(message.split())}", width=110)
+            parts = textwrap.wrap(visible(f"{src}: {' '.join(message.split())}"), width=110)
             lines += [f"#   {parts[0]}", *(f"#       {p}" for p in parts[1:])]
     return [*lines, ""]
 
 
 def _entry(entry: Entry) -> list[str]:
-    lines = [f"  # {src}: {_one_line(src.text)}" for src in entry.sources]
+    lines = [f"  # {visible(str(src))}: {_one_line(src.text)}" for src in entry.sources]
     if entry.why:
         lines += _wrapped("why", entry.why)
     for note in entry.notes:
@@ -95,21 +98,36 @@ def _rows(plan: Plan) -> list[str]:
             lines.append(f"  {policy}:")
             for rule in rules:
                 where = ", ".join(str(s) for s in rule.sources[:3])
-                lines.append(f"    - {_scalar(rule.table)}  # {_one_line(rule.why)} ({where})")
+                lines.append(f"    - {_scalar(rule.table)}  # {_one_line(rule.why)} ({visible(where)})")
     return lines
 
 
 def _wrapped(label: str, text: str) -> list[str]:
-    parts = textwrap.wrap(" ".join(text.split()), width=100)
+    parts = textwrap.wrap(visible(" ".join(text.split())), width=100)
     return [f"  #   {label}: {parts[0]}", *(f"  #        {p}" for p in parts[1:])] if parts else []
 
 
 def _scalar(value: Any) -> str:
-    """One value in YAML flow style, quoted exactly as PyYAML would."""
-    text = yaml.safe_dump([value], default_flow_style=True, width=_WIDTH, allow_unicode=True, sort_keys=False).strip()
+    """One value in YAML flow style, quoted exactly as PyYAML would.
+
+    A value holding a bidi override or another invisible character (which PyYAML would write raw) is
+    written with escapes instead, so a reviewer reads the name that is there ("Trojan Source")."""
+    text = yaml.safe_dump([value], default_flow_style=True, width=_WIDTH, allow_unicode=not _has_invisible(value),
+                          sort_keys=False).strip()
     return text[1:-1]
 
 
+def _has_invisible(value: Any) -> bool:
+    if isinstance(value, str):
+        return visible(value) != value
+    if isinstance(value, dict):
+        return any(_has_invisible(k) or _has_invisible(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_has_invisible(v) for v in value)
+    return False
+
+
 def _one_line(text: str, width: int = 110) -> str:
-    flat = " ".join(str(text).split())
+    # A comment is one line: a newline or a control character from the SQL must not end it (and add YAML).
+    flat = visible(" ".join(str(text).split()))
     return flat if len(flat) <= width else flat[: width - 1] + "…"

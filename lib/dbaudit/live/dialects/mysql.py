@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.engine import URL, Connection
 
+from dbaudit.core import secrets
 from dbaudit.core.errors import DbauditError
 from dbaudit.core.snapshot import Column, Definition, ForeignKey, Index, Server, Table
 from dbaudit.live.dialects import Dialect, as_text, rows, sha256
@@ -34,7 +35,8 @@ class MySQLDialect(Dialect):
     def current_database(self, conn: Connection, url: URL) -> str:
         database = conn.exec_driver_sql("SELECT DATABASE()").scalar()
         if not database:
-            raise DbauditError(f"the URL names no database: add /DBNAME to {url.render_as_string()}")
+            raise DbauditError(f"the URL names no database: add /DBNAME to "
+                               f"{secrets.mask_url(url.render_as_string(hide_password=False))}")
         return str(database)
 
     def default_schema(self, schema: str | None) -> str | None:
