@@ -36,6 +36,7 @@ import hmac
 import os
 import re
 import secrets
+import select
 import signal
 import threading
 import time
@@ -480,12 +481,24 @@ class _ScriptRunner:
 
 
 def _execute(conn: psycopg.Connection[Any], sql: bytes, offset: int) -> None:
-    """One statement, extended protocol: the server refuses to run a second one hidden in it."""
-    result = conn.pgconn.exec_params(sql, [])
-    if result.status not in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK, pq.ExecStatus.EMPTY_QUERY):
-        message = (result.error_message or conn.pgconn.error_message).decode("utf-8", "replace")
-        raise _Failed(f"statement at byte {offset:,} ({sql[:60].decode('utf-8', 'replace')!r}…) failed: "
-                      f"{first_line(message.removeprefix('ERROR:').strip())}")
+    """One statement, extended protocol: the server refuses to run a second one hidden in it. Waited for in short
+    selects, so Ctrl-C and SIGTERM interrupt a statement that runs long (libpq's blocking wait would not)."""
+    pgconn = conn.pgconn
+    pgconn.send_query_params(sql, None)
+    results = []
+    while True:
+        while pgconn.is_busy():
+            select.select([pgconn.socket], [], [], 1.0)
+            pgconn.consume_input()
+        result = pgconn.get_result()
+        if result is None:
+            break
+        results.append(result)
+    for result in results:
+        if result.status not in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK, pq.ExecStatus.EMPTY_QUERY):
+            message = (result.error_message or pgconn.error_message).decode("utf-8", "replace")
+            raise _Failed(f"statement at byte {offset:,} ({sql[:60].decode('utf-8', 'replace')!r}…) failed: "
+                          f"{first_line(message.removeprefix('ERROR:').strip())}")
 
 
 class _Failed(Exception):
