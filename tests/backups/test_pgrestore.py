@@ -440,3 +440,44 @@ def test_cli_restore_check_of_a_pg_dump_exits_0_then_1_when_cut(samples: dict[st
     done = subprocess.run([*dbaudit, "restore-check", str(cut), "--server", _url(sample.postgres)],
                           capture_output=True, text=True, env=env, cwd=ROOT)
     assert done.returncode == 1 and "truncated" in done.stdout
+
+
+@pytest.fixture
+def operator(postgres_server: sa.Engine) -> Iterator[tuple[str, str]]:
+    """Two login roles that are not superusers: one with CREATEROLE and CREATEDB, one without."""
+    able, unable = (f"dbaudit_t_operator_{uuid.uuid4().hex[:8]}" for _ in range(2))
+    with postgres_server.connect() as conn:
+        conn.exec_driver_sql(f'CREATE ROLE "{able}" LOGIN CREATEROLE CREATEDB')
+        conn.exec_driver_sql(f'CREATE ROLE "{unable}" LOGIN')
+    yield able, unable
+    with postgres_server.connect() as conn:
+        conn.exec_driver_sql(f'DROP ROLE IF EXISTS "{able}"')
+        conn.exec_driver_sql(f'DROP ROLE IF EXISTS "{unable}"')
+
+
+def test_an_operator_with_createrole_and_createdb_restores_without_being_superuser(
+        make_postgres: object, tmp_path: Path, operator: tuple[str, str]) -> None:
+    db: ScratchDB = make_postgres()  # type: ignore[operator]
+    _small_dump(db, tmp_path)
+    dump = pg_dump(db.url.rsplit("/", 1)[1], tmp_path / "small.dump", "-Fc")
+    base = sa.engine.make_url(db.url)
+
+    result = pg_restore_check(dump, base.set(username=operator[0]).render_as_string(hide_password=False))
+
+    assert result.verdict == "pass", [c.message for c in result.failed_checks]
+    with pytest.raises(DbauditError, match="needs CREATEROLE and CREATEDB"):
+        pg_restore_check(dump, base.set(username=operator[1]).render_as_string(hide_password=False))
+
+
+def test_a_socket_url_restores_too(make_postgres: object, tmp_path: Path) -> None:
+    db: ScratchDB = make_postgres()  # type: ignore[operator]
+    sockets = [d for d in ("/var/run/postgresql", "/tmp") if Path(d, ".s.PGSQL.5432").exists()]
+    if not sockets:
+        pytest.skip("no PostgreSQL socket on this machine")
+    dump = tmp_path / "small.sql"
+    dump.write_text(_small_dump(db, tmp_path), encoding="utf-8")
+    base = sa.engine.make_url(db.url)
+
+    result = pg_restore_check(dump, f"{base.drivername}://{base.username}@/{base.database}?host={sockets[0]}")
+
+    assert result.verdict == "pass", [c.message for c in result.failed_checks]

@@ -51,6 +51,7 @@ import psycopg
 import sqlalchemy as sa
 from psycopg import pq
 from psycopg.conninfo import make_conninfo
+from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
@@ -169,7 +170,9 @@ def _fingerprint_mode(snapshot: Snapshot | None, asked: FingerprintMode) -> Fing
 
 
 def _server_key(url: URL) -> str:
-    return f"{url.host or 'localhost'}:{url.port or 5432}"
+    """host:port as the run reached the server (a socket directory given as ?host=… counts as the host)."""
+    host = url.query.get("host")
+    return f"{host if isinstance(host, str) else url.host or 'localhost'}:{url.port or 5432}"
 
 
 def _prepare(engine: sa.Engine, url: URL) -> tuple[str, list[Check]]:
@@ -432,7 +435,9 @@ class _ScriptRunner:
         sql = self._bytes(st.start, st.end)
         self.done = st.end
         if COPY_FROM_STDIN.match(st.code):
-            self.copy = self.copy_stack.enter_context(self.conn.cursor().copy(sql))
+            cursor = self.conn.cursor()
+            # A writer thread sends the data while the scanner reads on: the server loads as the script is split.
+            self.copy = self.copy_stack.enter_context(cursor.copy(sql, writer=QueuedLibpqWriter(cursor)))
             self.copy_from, self.copy_statement = None, st.end
             return None
         _execute(self.conn, sql, st.start)
@@ -517,11 +522,11 @@ def _script(contents: DumpContents) -> Iterator[bytes]:
 
 def _connect(url: URL, run: _Run) -> psycopg.Connection[Any]:
     remaining_ms = max(1000, int((run.deadline - time.monotonic()) * 1000))
-    extra = {k: v for k, v in url.query.items() if isinstance(v, str)}  # sslmode and the like, as the operator's
-    conninfo = make_conninfo(host=url.host or "localhost", port=url.port or 5432, user=url.username,
-                             password=url.password, dbname=url.database, connect_timeout=30,
-                             application_name="dbaudit restore-check",
-                             options=f"-c statement_timeout={remaining_ms} -c lock_timeout={remaining_ms}", **extra)
+    params: dict[str, Any] = {"host": url.host or "localhost", "port": url.port or 5432}
+    params.update({k: v for k, v in url.query.items() if isinstance(v, str)})  # host=/socket, sslmode … as given
+    conninfo = make_conninfo(**params, user=url.username, password=url.password, dbname=url.database,
+                             connect_timeout=30, application_name="dbaudit restore-check",
+                             options=f"-c statement_timeout={remaining_ms} -c lock_timeout={remaining_ms}")
     return psycopg.connect(conninfo, autocommit=True, prepare_threshold=None)
 
 
