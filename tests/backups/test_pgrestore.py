@@ -153,7 +153,7 @@ def canary() -> Iterator[Path]:
     "CREATE ROLE dbaudit_t_canary SUPERUSER;\n",
 ])
 def test_a_dump_that_runs_commands_is_refused_before_anything_is_created(
-        make_postgres: object, tmp_path: Path, canary: Path, hostile: str) -> None:
+        make_postgres: object, tmp_path: Path, canary: Path, journal: Path, hostile: str) -> None:
     db: ScratchDB = make_postgres()  # type: ignore[operator]
     dump = tmp_path / "hostile.sql"
     dump.write_text(_with(_small_dump(db, tmp_path), hostile.format(canary=canary)), encoding="utf-8")
@@ -164,6 +164,7 @@ def test_a_dump_that_runs_commands_is_refused_before_anything_is_created(
     [safety] = result.failed_checks
     assert safety.name == "restore safety" and safety.message.startswith("not restored")
     assert not canary.exists()
+    assert not journal.exists()  # written before a role or database is created: none was
 
 
 # Code pg_dump-shaped dumps may carry: function bodies are strings, so dump-check cannot read them, and a trigger

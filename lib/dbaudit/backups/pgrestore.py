@@ -126,6 +126,9 @@ def pg_restore_check(
         raise DbauditError(f"scratch database name {scratch!r}: letters, digits and _ only (at most 63), "
                            "not the source or a system database")
     contents, format_checks = read_backup(dump, progress)
+    if not contents.format.startswith("pg_dump"):
+        raise DbauditError(f"{contents.file.path} is a {contents.format} dump, not a pg_dump: restore it into MySQL "
+                           "or MariaDB")
     source = url.database or contents.header.database or Path(contents.file.path).name.split(".")[0]
     admin_url = url.set(database=url.database or "postgres")
     engine = sa.create_engine(admin_url, poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT")
