@@ -443,7 +443,7 @@ class _ScriptRunner:
             self.copy = self.copy_stack.enter_context(cursor.copy(sql, writer=QueuedLibpqWriter(cursor)))
             self.copy_from, self.copy_statement = None, st.end
             return None
-        _execute(self.conn, sql, st.start)
+        _execute(self.conn, sql, f"statement at byte {st.start:,} ({' '.join(st.code.split()[:6])[:60]} …)")
         return None
 
     def _meta(self, m: MetaCommand) -> None:
@@ -488,7 +488,7 @@ class _ScriptRunner:
         self.done = data.end
 
 
-def _execute(conn: psycopg.Connection[Any], sql: bytes, offset: int) -> None:
+def _execute(conn: psycopg.Connection[Any], sql: bytes, label: str) -> None:
     """One statement, extended protocol: the server refuses to run a second one hidden in it. Waited for in short
     selects, so Ctrl-C and SIGTERM interrupt a statement that runs long (libpq's blocking wait would not)."""
     pgconn = conn.pgconn
@@ -505,8 +505,8 @@ def _execute(conn: psycopg.Connection[Any], sql: bytes, offset: int) -> None:
     for result in results:
         if result.status not in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK, pq.ExecStatus.EMPTY_QUERY):
             message = (result.error_message or pgconn.error_message).decode("utf-8", "replace")
-            raise _Failed(f"statement at byte {offset:,} ({sql[:60].decode('utf-8', 'replace')!r}…) failed: "
-                          f"{first_line(message.removeprefix('ERROR:').strip())}")
+            # Named by its first words with strings collapsed: a failing INSERT's values stay out of the result.
+            raise _Failed(f"{label} failed: {first_line(message.removeprefix('ERROR:').strip())}")
 
 
 class _Failed(Exception):
@@ -542,7 +542,7 @@ def _load(url: URL, run: _Run, contents: DumpContents, progress: bool) -> str | 
                "the way the operator did)"
     try:
         runner = _ScriptRunner(conn, run)
-        _execute(conn, b"BEGIN", 0)
+        _execute(conn, b"BEGIN", "BEGIN")
         try:
             for data in _script(contents):
                 runner.feed(data)
@@ -551,7 +551,7 @@ def _load(url: URL, run: _Run, contents: DumpContents, progress: bool) -> str | 
             return f"the dump cannot be read whole: {first_line(str(exc))}"
         if problem:
             return f"not committed: the script is cut ({problem})"
-        _execute(conn, b"COMMIT", 0)
+        _execute(conn, b"COMMIT", "COMMIT")
         return None
     except _Refused as exc:
         return f"stopped and rolled back: the script holds {exc}"
