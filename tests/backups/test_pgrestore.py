@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -482,3 +483,49 @@ def test_a_socket_url_restores_too(make_postgres: object, tmp_path: Path) -> Non
     result = pg_restore_check(dump, f"{base.drivername}://{base.username}@/{base.database}?host={sockets[0]}")
 
     assert result.verdict == "pass", [c.message for c in result.failed_checks]
+
+
+def test_a_dump_replaced_between_its_check_and_its_restore_is_stopped_at_the_changed_statement(
+        make_postgres: object, tmp_path: Path, canary: Path, journal: Path) -> None:
+    db: ScratchDB = make_postgres()  # type: ignore[operator]
+    script = _small_dump(db, tmp_path)
+    dump, hostile = tmp_path / "backup.sql", tmp_path / "hostile.sql"
+    dump.write_text(script, encoding="utf-8")
+    hostile.write_text(_with(script, f"COPY public.t TO PROGRAM 'touch {canary}';\n"), encoding="utf-8")
+    swapped = threading.Event()
+
+    def swap() -> None:  # the moment the run's journal entry appears, its check is done and nothing is restored yet
+        for _ in range(20_000):
+            if list(journal.glob("*.json")):
+                os.replace(hostile, dump)
+                swapped.set()
+                return
+            time.sleep(0.001)
+
+    swapper = threading.Thread(target=swap)
+    swapper.start()
+    try:
+        result = pg_restore_check(dump, db.url)
+    finally:
+        swapper.join()
+
+    assert swapped.is_set()
+    assert result.verdict == "fail" and not canary.exists()
+    [load] = result.failed_checks
+    assert load.name == "load" and load.message.startswith("stopped and rolled back: the script holds COPY … PROGRAM")
+
+
+def test_a_dump_with_other_schemas_trusted_extensions_and_large_objects_restores(make_postgres: object,
+                                                                              tmp_path: Path) -> None:
+    db: ScratchDB = make_postgres()  # type: ignore[operator]
+    db.run_sql("CREATE EXTENSION IF NOT EXISTS pgcrypto", "CREATE EXTENSION IF NOT EXISTS citext",
+               "CREATE TABLE public.t (id integer PRIMARY KEY, c citext, h bytea DEFAULT public.digest('x', 'sha256'))",
+               "INSERT INTO public.t (id, c) VALUES (1, 'A'), (2, 'b')", "SELECT lo_from_bytea(0, 'hello')",
+               "CREATE SCHEMA other", "CREATE TABLE other.x (a integer)", "INSERT INTO other.x VALUES (1), (2), (3)")
+    dump = pg_dump(db.url.rsplit("/", 1)[1], tmp_path / "mixed.dump", "-Fc")
+
+    result = pg_restore_check(dump, db.url, against=take_snapshot(db.url, fingerprint="table"))
+
+    assert result.verdict == "pass", [c.message for c in result.failed_checks]
+    [other] = [c for c in result.checks if "schema other" in c.message]
+    assert other.status == "pass"

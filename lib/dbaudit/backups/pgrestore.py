@@ -352,11 +352,15 @@ def _restore_and_compare(engine: sa.Engine, admin_url: URL, run: _Run, result: _
                 remaining = max(1.0, run.deadline - time.monotonic())
                 restored = take_snapshot(role_url, metrics, progress=progress, fingerprint=mode,
                                          statement_timeout=remaining)
+                # The snapshot reads one schema (public); the dump's tables in others are counted there too.
+                others = {schema: take_snapshot(role_url, schema=schema, progress=progress,
+                                                statement_timeout=max(1.0, run.deadline - time.monotonic()))
+                          for schema in _other_schemas(result.contents, restored.schema)}
             finally:
                 watchdog.cancel()
             checks = [*result.cleaned, Check("restore", "load", "pass",
                                              f"restored in {seconds:.1f} s as temporary role {run.role}"),
-                      *compare_restored(result.contents, restored, snapshot)]
+                      *compare_restored(result.contents, restored, snapshot, others)]
             if keep:
                 # The role stays (it owns what the dump created; giving that to the operator would make the dump's
                 # SECURITY DEFINER functions run as the operator), but cannot log in any more.
@@ -578,11 +582,22 @@ def _tables_in(contents: DumpContents, schema: str | None) -> dict[str, DumpTabl
     return {t.name: t for t in contents.tables.values() if t.database == (schema or "public")}
 
 
-def compare_restored(contents: DumpContents, restored: Snapshot, against: Snapshot | None) -> list[Check]:
-    """The restored database against the dump, its manifest and the source snapshot (schema, counts, content)."""
+def _other_schemas(contents: DumpContents, schema: str | None) -> list[str]:
+    schemas = {t.database for t in contents.tables.values()}
+    return sorted(s for s in schemas if s is not None and s != (schema or "public")) if len(schemas) > 1 else []
+
+
+def compare_restored(contents: DumpContents, restored: Snapshot, against: Snapshot | None,
+                     others: dict[str, Snapshot] | None = None) -> list[Check]:
+    """The restored database against the dump, its manifest and the source snapshot (schema, counts, content);
+    `others`: snapshots of the restored database's other schemas, whose tables' rows are compared with the dump's."""
     counts = {name: t.row_count or 0 for name, t in restored.tables.items()}
     tables = _tables_in(contents, restored.schema)
     checks = count_checks("dump", {n: t.rows for n, t in tables.items()}, counts, "the dump", RESTORED)
+    for schema, snap in (others or {}).items():
+        want = {t.name: t.rows for t in contents.tables.values() if t.database == schema}
+        got = {name: t.row_count or 0 for name, t in snap.tables.items()}
+        checks += count_checks("dump", want, got, f"the dump (schema {schema})", f"{RESTORED} (schema {schema})")
     checks += [names_check("dump", kind, set(getattr(contents, kind)), set(getattr(restored, kind)), "the dump",
                            RESTORED) for kind in ("views", "triggers", "routines")]
     manifest_file = manifest_path(contents.file.path)
