@@ -31,7 +31,8 @@ def add_commands(sub: Any) -> None:
     cmd.add_argument("--server", required=True,
                      help="MySQL/MariaDB URL, or PostgreSQL for a pg_dump (password: DBAUDIT_PASSWORD); its database, if any, "
                      "is the source")
-    cmd.add_argument("--scratch", help="scratch database to create (default <source>_restore_test); must not exist")
+    cmd.add_argument("--scratch", help="scratch database to create (default <source>_restore_test; pg_dump: "
+                     "dbaudit_restore_<random>); must not exist")
     cmd.add_argument("--against", help="snapshot JSON of the source database: the restore must diff empty")
     cmd.add_argument("--keep", action="store_true", help="keep the scratch database after the check")
     cmd.add_argument("--restore-timeout", type=float, default=None, metavar="SECONDS",
