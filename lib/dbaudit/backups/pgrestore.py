@@ -60,7 +60,7 @@ from dbaudit.audit.diff import diff_snapshots
 from dbaudit.backups import pgdump, scratch_journal
 from dbaudit.backups.checks import count_checks, load_manifest, manifest_path, names_check, safety_check
 from dbaudit.backups.dumpfile import DumpContents
-from dbaudit.backups.formats import DECOMPRESS_ERRORS, format_of, opened, read_backup
+from dbaudit.backups.formats import DECOMPRESS_ERRORS, compression_of, decompressed, format_of, read_backup
 from dbaudit.backups.pgdump import PgCollector
 from dbaudit.backups.psqlscan import COPY_FROM_STDIN, CopyData, MetaCommand, PgStatement, PsqlScanner
 from dbaudit.backups.restore import FORMAT_VERSION, KIND, RESTORED, RestoreCheck
@@ -530,11 +530,14 @@ class _Failed(Exception):
 
 
 def _script(contents: DumpContents) -> Iterator[bytes]:
-    """The psql script of the dump: a plain one decompressed, an archive as `pg_restore -f -` writes it."""
+    """The psql script of the dump: a plain one decompressed (not hashed again: dump-check's read did, and every
+    statement is checked again as it runs), an archive as `pg_restore -f -` writes it."""
     path = Path(contents.file.path)
     if contents.format == "pg_dump plain":
-        with opened(path) as (_reader, chunks, _kind):
-            yield from chunks
+        with path.open("rb") as handle:
+            kind = compression_of(handle.read(6))
+            handle.seek(0)
+            yield from decompressed(handle, kind)
         return
     yield from pgdump._restore_script(path)  # same conversion, same environment, as dump-check's
 
