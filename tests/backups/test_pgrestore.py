@@ -359,16 +359,20 @@ def _wait_for_run(server: sa.Engine, before: set[str], proc: subprocess.Popen[by
     raise AssertionError("the restore never started loading")
 
 
-def test_sigterm_drops_the_role_and_database_at_once(make_postgres: object, postgres_server: sa.Engine,
-                                                     tmp_path: Path, journal: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_sigterm_or_ctrl_c_drops_the_role_and_database_at_once(make_postgres: object, postgres_server: sa.Engine,
+                                                               tmp_path: Path, journal: Path, signum: int) -> None:
     db: ScratchDB = make_postgres()  # type: ignore[operator]
     before = _leftovers(postgres_server)
     proc = _start_restore(_spinning_dump(db, tmp_path), db.url, journal)
     made = _wait_for_run(postgres_server, before, proc)
     assert {m.split()[0] for m in made} == {"role", "database"}
 
-    proc.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    proc.send_signal(signum)
     proc.wait(timeout=30)
+
+    assert time.monotonic() - started < 10  # not at the 120 s restore timeout
 
     assert _leftovers(postgres_server) - before == set()
     assert list(journal.glob("*.json")) == []
