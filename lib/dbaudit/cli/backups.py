@@ -26,12 +26,17 @@ def add_commands(sub: Any) -> None:
     cmd.set_defaults(run=dump_check_command)
 
     cmd = sub.add_parser("restore-check", help="restore a dump into a scratch database, verify it, drop it")
-    cmd.add_argument("dump", help="the dump file (plain or .gz)")
+    cmd.add_argument("dump", help="the dump: mysqldump (plain or .gz), or pg_dump plain/custom/tar/directory (told by "
+                     "content; restored into PostgreSQL as a temporary role)")
     cmd.add_argument("--server", required=True,
-                     help="MySQL/MariaDB URL (password: DBAUDIT_PASSWORD); its database, if any, is the source")
-    cmd.add_argument("--scratch", help="scratch database to create (default <source>_restore_test); must not exist")
+                     help="MySQL/MariaDB URL, or PostgreSQL for a pg_dump (password: DBAUDIT_PASSWORD); its database, if any, "
+                     "is the source")
+    cmd.add_argument("--scratch", help="scratch database to create (default <source>_restore_test; pg_dump: "
+                     "dbaudit_restore_<random>); must not exist")
     cmd.add_argument("--against", help="snapshot JSON of the source database: the restore must diff empty")
     cmd.add_argument("--keep", action="store_true", help="keep the scratch database after the check")
+    cmd.add_argument("--restore-timeout", type=float, default=None, metavar="SECONDS",
+                     help="stop and roll back a restore still running after this long (pg_dump: default 3600)")
     add_output_options(cmd)
     add_report_options(cmd, "restore_check.ipynb")
     cmd.set_defaults(run=restore_check_command)
@@ -78,10 +83,16 @@ def _print_dump_check(check: DumpCheck) -> None:
 
 
 def restore_check_command(args: argparse.Namespace) -> int:
+    from dbaudit.backups.pgrestore import is_pg_dump, pg_restore_check
     from dbaudit.backups.restore import restore_check
 
-    result = restore_check(args.dump, args.server, scratch=args.scratch, against=args.against, keep=args.keep,
-                           progress=progress())
+    if is_pg_dump(args.dump):
+        result = pg_restore_check(args.dump, args.server, scratch=args.scratch, against=args.against, keep=args.keep,
+                                  progress=progress(), timeout=getattr(args, "restore_timeout", None),
+                                  fingerprint=getattr(args, "fingerprint", None) or "none")
+    else:
+        result = restore_check(args.dump, args.server, scratch=args.scratch, against=args.against, keep=args.keep,
+                               progress=progress())
     write_outputs(args, result, f"dbaudit restore-check {result.scratch}", result.checks)
     say(f"restore of {result.dump.path} into {result.scratch} on {result.server} ({result.product} "
           f"{result.version}): {result.summary['tables']} tables, {result.summary['rows']:,} rows, "
