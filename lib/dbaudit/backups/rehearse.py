@@ -52,6 +52,7 @@ from dbaudit.core import serde
 from dbaudit.core.checks import Check, Judged, Status, Verdict, verdict_of
 from dbaudit.core.errors import DbauditError
 from dbaudit.core.snapshot import Snapshot
+from dbaudit.live.compare import TableComparison, compare
 from dbaudit.live.connect import mask_url, parse_url
 from dbaudit.live.inspect import take_snapshot
 from dbaudit.live.rollback import RollbackResult, RollbackRules, evaluate_triggers, load_rules
@@ -126,6 +127,7 @@ class _Plan:
     timeout: float
     keep: bool
     title: str | None
+    locate_keys: bool = True
     derived: Derived | None = None
 
 
@@ -143,14 +145,17 @@ def rehearse(
     stage_timeout: float = DEFAULT_STAGE_TIMEOUT,
     title: str | None = None,
     snapshots_dir: str | os.PathLike[str] | None = None,
+    locate_keys: bool = True,
     progress: bool = False,
     log: Callable[[str], None] = lambda _: None,
 ) -> Rehearsal:
     """Rehearse the migration and its rollback on a scratch restore of `dump` on `server` (an SQLite file:
     `server` is sqlite:///FOLDER or sqlite://). `expect` is an expectations YAML or a migration file to derive
-    them from (default: derived from the `migrate` files). `snapshots_dir` receives the three snapshots."""
+    them from (default: derived from the `migrate` files). `snapshots_dir` receives the three snapshots. With
+    `locate_keys`, rows that did not come back are named by key (a second restore, compared live)."""
     plan = _plan(dump, server, expect, migrate, migrate_cmd, rollback, rollback_cmd, scratch, keep, stage_timeout,
                  title)
+    plan.locate_keys = locate_keys
     run = _Run(plan, progress, log, Path(snapshots_dir) if snapshots_dir else None)
     with restore._terminate_as_interrupt():  # SIGTERM (a cancelled CI job) cleans up like Ctrl-C
         run.go()
@@ -338,11 +343,31 @@ class _Run:
         self._save("rolled_back", rolled)
         changes = diff_snapshots(before, rolled) + ledger_changes(before.migrations, rolled.migrations)
         self.proof = [ChangeRecord.of(c, declared=False) for c in changes]
-        checks = proof_checks(before, rolled, changes)
+        located = self._locate_keys(scratch, sorted({c.table for c in changes if c.kind == "content_changed" and c.table}))
+        checks = proof_checks(before, rolled, changes, located)
         different = sorted({c.table for c in changes if c.table})
         message = ("rolled back = before: no schema difference, every table's content equal" if not changes else
                    f"{len(changes)} difference(s) from before" + (f" in {', '.join(different)}" if different else ""))
         return Stage("proof", verdict_of(checks), 0.0, message, checks)
+
+    def _locate_keys(self, scratch: Scratch, tables: list[str]) -> dict[str, str]:
+        """The keys of the rows that did not come back, from a live compare with a second restore of the backup
+        (dropped again at once): chunks name key ranges, this names the rows. Table -> what it found."""
+        if not tables or not self.plan.locate_keys:
+            return {}
+        name = f"{scratch.name[:59]}_ref"
+        self.log(f"locating the keys that differ: a second restore into {name}, compared live")
+        try:
+            with open_scratch(self.plan.dump, self.plan.url, name, keep=False, progress=self.progress,
+                              account=False) as reference:
+                if not reference.restored:
+                    return dict.fromkeys(tables, "keys not located: the second restore failed")
+                found = compare(reference.snapshot_url.render_as_string(hide_password=False),
+                                scratch.snapshot_url.render_as_string(hide_password=False), tables=tables,
+                                progress=self.progress)
+        except DbauditError as exc:
+            return dict.fromkeys(tables, f"keys not located: {exc}")
+        return {t.name: _keys_text(t) for t in found.tables if t.status != "same"}
 
     # --- helpers ------------------------------------------------------------------------------------
 
@@ -408,8 +433,19 @@ def flatten(stages: Sequence[Stage]) -> list[Check]:
     return checks
 
 
-def proof_checks(before: Snapshot, rolled: Snapshot, changes: Sequence[Change]) -> list[Check]:
-    """One check per table (its schema and content back as they were), then any other difference."""
+def _keys_text(table: TableComparison) -> str:
+    """`keys (backup → rolled back): id=42 changed, id=7 removed`, at most MAX_KEYS of them."""
+    if not table.keys:
+        return table.describe().strip()
+    shown = ", ".join(f"{k.label} {k.change}" for k in table.keys)
+    more = f" and {table.keys_total - len(table.keys)} more" if table.keys_total > len(table.keys) else ""
+    return f"rows that differ from the backup: {shown}{more}"
+
+
+def proof_checks(before: Snapshot, rolled: Snapshot, changes: Sequence[Change],
+                 located: dict[str, str] | None = None) -> list[Check]:
+    """One check per table (its schema and content back as they were), then any other difference;
+    `located`: per table, the keys a live compare found."""
     by_table: dict[str, list[Change]] = {}
     others: list[Change] = []
     for change in changes:
@@ -421,7 +457,9 @@ def proof_checks(before: Snapshot, rolled: Snapshot, changes: Sequence[Change]) 
     for name in sorted(set(before.tables) | set(rolled.tables)):
         found = by_table.get(name, [])
         if found:
-            checks.append(Check("proof", f"table {name}", "fail", "; ".join(c.describe() for c in found)))
+            text = "; ".join(c.describe() for c in found)
+            keys = (located or {}).get(name)
+            checks.append(Check("proof", f"table {name}", "fail", f"{text}; {keys}" if keys else text))
         else:
             table = before.tables[name]
             checks.append(Check("proof", f"table {name}", "pass",

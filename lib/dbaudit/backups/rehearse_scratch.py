@@ -84,8 +84,10 @@ def check_scratch_name(name: str) -> None:
 
 
 @contextmanager
-def open_scratch(dump: str, server: URL, name: str, keep: bool, progress: bool = False) -> Iterator[Scratch]:
-    """Restore `dump` into the new scratch database `name` for the block; see the module's docstring."""
+def open_scratch(dump: str, server: URL, name: str, keep: bool, progress: bool = False,
+                 account: bool = True) -> Iterator[Scratch]:
+    """Restore `dump` into the new scratch database `name` for the block; see the module's docstring.
+    Without `account`, no temporary account is made (a reference restore that is only read)."""
     check_scratch_name(name)
     if server.get_backend_name() == "sqlite":
         with _sqlite_scratch(dump, server, name, keep) as scratch:
@@ -93,7 +95,7 @@ def open_scratch(dump: str, server: URL, name: str, keep: bool, progress: bool =
         return
     if server.get_backend_name() not in ("mysql", "mariadb"):
         raise DbauditError(f"rehearse restores MySQL/MariaDB dumps and SQLite files; {mask_url(server)} is neither")
-    with _mysql_scratch(dump, server, name, keep, progress) as scratch:
+    with _mysql_scratch(dump, server, name, keep, progress, account) as scratch:
         yield scratch
 
 
@@ -117,7 +119,7 @@ def refuse_existing(server: URL, name: str) -> None:
 
 
 @contextmanager
-def _mysql_scratch(dump: str, server: URL, name: str, keep: bool, progress: bool) -> Iterator[Scratch]:
+def _mysql_scratch(dump: str, server: URL, name: str, keep: bool, progress: bool, account: bool) -> Iterator[Scratch]:
     refuse_existing(server, name)
     url = server.set(database=None)
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT")
@@ -129,7 +131,7 @@ def _mysql_scratch(dump: str, server: URL, name: str, keep: bool, progress: bool
         scratch = Scratch(name, "mysql", result.product, result.version, url.set(database=name), url, {},
                           [], result.checks, result.restore_seconds, restored=result.kept, source=result.database,
                           admin=engine)
-        if scratch.restored and result.passed:
+        if scratch.restored and result.passed and account:
             scratch.account = restore._create_account(engine, name)
             scratch.step_url, scratch.env = _account_url(server, name, scratch.account)
             scratch.secrets = [scratch.account.password, *([str(server.password)] if server.password else [])]
