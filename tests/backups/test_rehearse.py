@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -210,6 +211,22 @@ def test_a_shell_escape_in_a_migration_file_never_runs_it_fails_the_stage(
 
     assert not canary.exists()  # the mariadb client would have run it
     assert result.stage("migrate").status == "fail" and "(1064)" in result.stage("migrate").message
+
+
+def test_a_migration_written_for_the_source_database_with_a_definer_runs_on_the_scratch_database(
+        blazz_dump: Path, scratch: str, tmp_path: Path) -> None:
+    source = re.search(r"Database: (\S+)", blazz_dump.read_text(encoding="utf-8"))[1]  # type: ignore[index]
+    migration = tmp_path / "migration.sql"
+    migration.write_text(f"USE `{source}`;\n{MIGRATION.read_text()}\nDELIMITER ;;\n"
+                         "CREATE DEFINER=`root`@`localhost` TRIGGER chats_unread BEFORE INSERT ON chats\n"
+                         "FOR EACH ROW SET NEW.is_read = 0;;\nDELIMITER ;\n", encoding="utf-8")
+    rollback = tmp_path / "rollback.sql"
+    rollback.write_text(f"USE {source};\nDROP TRIGGER chats_unread;\n{ROLLBACK.read_text()}", encoding="utf-8")
+
+    result = _run(blazz_dump, scratch, expect=None, migrate=[migration], rollback=[rollback])
+
+    assert result.verdict == "pass", [c.message for c in result.failed_checks]
+    assert result.audit is not None and any(c.kind == "trigger_added" for c in result.audit.changes)
 
 
 def test_a_scratch_database_that_exists_is_refused_and_left_untouched(

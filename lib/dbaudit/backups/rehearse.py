@@ -36,7 +36,6 @@ from dbaudit.audit.derive import Derived, derive, is_migration_file
 from dbaudit.audit.diff import Change, diff_snapshots, ledger_changes
 from dbaudit.audit.expectations import Expectations, load_expectations
 from dbaudit.audit.result import AuditResult, ChangeRecord, audit
-from dbaudit.backups import restore
 from dbaudit.backups.checks import check_dump
 from dbaudit.backups.rehearse_scratch import (
     Scratch,
@@ -46,6 +45,7 @@ from dbaudit.backups.rehearse_scratch import (
     open_scratch,
     refuse_existing,
     sqlite_file_checks,
+    terminate_as_interrupt,
 )
 from dbaudit.backups.rehearse_steps import Step, Target, read_sql_file, run_steps
 from dbaudit.core import serde
@@ -157,7 +157,7 @@ def rehearse(
                  title)
     plan.locate_keys = locate_keys
     run = _Run(plan, progress, log, Path(snapshots_dir) if snapshots_dir else None)
-    with restore._terminate_as_interrupt():  # SIGTERM (a cancelled CI job) cleans up like Ctrl-C
+    with terminate_as_interrupt():  # SIGTERM (a cancelled CI job) cleans up like Ctrl-C
         run.go()
     return run.result()
 
@@ -249,7 +249,7 @@ class _Run:
         if before is None:
             return
         target = Target(scratch.dialect, scratch.step_url, scratch.env, scratch.secrets,
-                        (scratch.product, scratch.version), scratch.kill)
+                        (scratch.product, scratch.version), scratch.kill, scratch.source)
         if not self._steps("migrate", target, self.plan.migrate, self.plan.migrate_cmd):
             return
         self._timed("audit", lambda: self._audit(scratch, before))

@@ -20,7 +20,7 @@ import sqlite3
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +63,11 @@ class Scratch:
         if self.admin is not None:
             with suppress(DBAPIError), self.admin.connect() as conn:
                 conn.exec_driver_sql(f"KILL CONNECTION {int(session)}")
+
+
+def terminate_as_interrupt() -> AbstractContextManager[None]:
+    """SIGTERM raises KeyboardInterrupt for the block, as in restore-check: every cleanup above runs."""
+    return restore._terminate_as_interrupt()
 
 
 def is_sqlite_file(path: str | Path) -> bool:

@@ -11,6 +11,7 @@ Both run under a time limit; a failure is a step that failed, with its output, n
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -28,6 +29,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
 from dbaudit.audit.derive.split import split_statements
+from dbaudit.backups.restore import strip_definer
 from dbaudit.core.errors import DbauditError, first_line
 from dbaudit.live.connect import describe_db_error
 
@@ -61,6 +63,7 @@ class Target:
     secrets: list[str] = field(default_factory=list)  # masked in every output
     server: tuple[str, str] | None = None  # (product, version): which executable comments run
     kill: Callable[[int], None] | None = None  # MySQL: KILL a connection id from the admin connection
+    source: str = ""  # the database the backup was taken of: the scratch database stands in for it
 
 
 def run_steps(target: Target, files: Sequence[str], command: str | None, timeout: float) -> list[Step]:
@@ -80,8 +83,10 @@ def run_steps(target: Target, files: Sequence[str], command: str | None, timeout
 # --- SQL files ---------------------------------------------------------------------------------------
 
 
-def read_sql_file(path: str | os.PathLike[str], dialect: str) -> list[tuple[int, str]]:
-    """(line, statement) of every statement; a file that is not readable SQL text is an input error."""
+def read_sql_file(path: str | os.PathLike[str], dialect: str,
+                  server: tuple[str, str] | None = None) -> list[tuple[int, str]]:
+    """(line, statement) of every statement; a file that is not readable SQL text is an input error.
+    `server` (product, version) decides which versioned executable comments run, as the server would."""
     source = Path(path)
     try:
         text = source.read_text(encoding="utf-8")
@@ -91,7 +96,7 @@ def read_sql_file(path: str | os.PathLike[str], dialect: str) -> list[tuple[int,
         raise DbauditError(f"{source} is not UTF-8 text: not a SQL file") from None
     except OSError as exc:
         raise DbauditError(f"cannot read {source}: {exc.strerror}") from None
-    statements, client_lines = split_statements(text, "sqlite" if dialect == "sqlite" else "mysql")
+    statements, client_lines = split_statements(text, "sqlite" if dialect == "sqlite" else "mysql", server)
     if client_lines:
         first = client_lines[0]
         raise DbauditError(f"{source}:{first.line}: a client command ({first_line(first.text)}) is not SQL; "
@@ -101,7 +106,7 @@ def read_sql_file(path: str | os.PathLike[str], dialect: str) -> list[tuple[int,
 
 def run_sql_file(target: Target, path: str, deadline: float) -> Step:
     started = time.monotonic()
-    statements = read_sql_file(path, target.dialect)
+    statements = read_sql_file(path, target.dialect, target.server)
     runner = _sqlite_runner if target.dialect == "sqlite" else _mysql_runner
     done, error, timed_out = runner(target, statements, deadline)
     seconds = round(time.monotonic() - started, 3)
@@ -130,7 +135,8 @@ def _mysql_runner(target: Target, statements: list[tuple[int, str]], deadline: f
                     for _, text in statements:
                         if fired.is_set():
                             return done, "time limit", True
-                        cursor.execute(text)
+                        if not _stands_in(text, target.source):
+                            cursor.execute(_without_definer(text))
                         _drain(cursor)
                         done += 1
                 except KeyboardInterrupt:
@@ -144,6 +150,24 @@ def _mysql_runner(target: Target, statements: list[tuple[int, str]], deadline: f
                 return done, None, False
     finally:
         engine.dispose()
+
+
+_USE = re.compile(r"\s*USE\s+(`(?:[^`]|``)+`|\w+)\s*$", re.IGNORECASE)
+
+
+def _stands_in(statement: str, source: str) -> bool:
+    """`USE blazz` in a migration written for the source database: the scratch database is already in use.
+    A USE of any other database is sent, and the temporary account's rights refuse it."""
+    found = _USE.match(statement)
+    return bool(found and source and found[1].strip("`").replace("``", "`") == source)
+
+
+def _without_definer(statement: str) -> str:
+    """A trigger, view or routine is created with the temporary account as its definer, as restore-check does:
+    naming another definer needs SUPER (or SET USER), which the account rightly lacks."""
+    if "definer" not in statement.lower():
+        return statement
+    return strip_definer(statement.encode("utf-8")).decode("utf-8")
 
 
 def _drain(cursor: Any) -> None:
