@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import MARIADB_URL, ROOT, SQL_DIR, dump_database, load_sql, scratch_mariadb_database
-from dbaudit.backups import restore
+from dbaudit.backups import rehearse_scratch, restore
 from dbaudit.backups.rehearse import STAGES, Rehearsal, load_rehearsal, rehearse
 from dbaudit.cli import main
 from dbaudit.core import serde
@@ -50,9 +50,11 @@ def blazz_dump(mariadb_server: sa.Engine, mariadb_client: str, tmp_path_factory:
 
 @pytest.fixture
 def account_prefix(monkeypatch: pytest.MonkeyPatch) -> str:
-    """The temporary accounts of this test alone, so "none left" cannot be confused by another test's."""
+    """The temporary accounts of this test alone (restore-check's and rehearse's own), so "none left" cannot be
+    confused by another test's."""
     prefix = f"dbaudit_t_rh{uuid.uuid4().hex[:6]}_"
     monkeypatch.setattr(restore, "ACCOUNT_PREFIX", prefix)
+    monkeypatch.setattr(rehearse_scratch, "ACCOUNT_PREFIX", prefix)
     return prefix
 
 
@@ -227,6 +229,45 @@ def test_a_migration_written_for_the_source_database_with_a_definer_runs_on_the_
 
     assert result.verdict == "pass", [c.message for c in result.failed_checks]
     assert result.audit is not None and any(c.kind == "trigger_added" for c in result.audit.changes)
+
+
+@pytest.mark.parametrize("how", ["file", "command"])
+def test_a_migration_cannot_touch_another_database_it_runs_as_the_temporary_account(
+        how: str, blazz_dump: Path, scratch: str, mariadb_server: sa.Engine, tmp_path: Path) -> None:
+    with scratch_mariadb_database(mariadb_server, "rhcanary") as canary:
+        with mariadb_server.connect() as conn:
+            conn.exec_driver_sql(f"CREATE TABLE `{canary}`.t (id int)")
+            conn.exec_driver_sql(f"INSERT INTO `{canary}`.t VALUES (1)")
+        attack = f"DELETE FROM `{canary}`.t;\nDROP TABLE `{canary}`.t;\n"
+        migration = tmp_path / "migration.sql"
+        migration.write_text(attack, encoding="utf-8")
+        script = (f"{sys.executable} -c \"import os, pymysql; pymysql.connect(host=os.environ['DB_HOST'], "
+                  f"port=int(os.environ['DB_PORT']), user=os.environ['DB_USERNAME'], "
+                  f"password=os.environ['DB_PASSWORD']).cursor().execute('DROP TABLE {canary}.t')\"")
+        options = {"migrate": [migration]} if how == "file" else {"migrate": [], "migrate_cmd": script}
+
+        result = _run(blazz_dump, scratch, **options)
+
+        assert result.stage("migrate").status == "fail"
+        assert "(1142)" in result.stage("migrate").message or "1142" in result.stage("migrate").steps[0].output
+        with mariadb_server.connect() as conn:
+            assert conn.exec_driver_sql(f"SELECT id FROM `{canary}`.t").all() == [(1,)]
+
+
+def test_keep_leaves_the_scratch_database_but_never_the_account(
+        blazz_dump: Path, mariadb_server: sa.Engine, account_prefix: str) -> None:
+    name = f"dbaudit_t_rh_{uuid.uuid4().hex[:8]}"
+    try:
+        result = _run(blazz_dump, name, keep=True)
+        assert result.verdict == "pass" and result.kept
+        with mariadb_server.connect() as conn:
+            tables = {r[0] for r in conn.exec_driver_sql(f"SHOW TABLES FROM `{name}`")}
+            accounts = conn.exec_driver_sql("SELECT COUNT(*) FROM mysql.user WHERE User LIKE %s",
+                                            (account_prefix.replace("_", "\\_") + "%",)).scalar_one()
+        assert "chats" in tables and "whatsapp_groups" not in tables and accounts == 0
+    finally:
+        with mariadb_server.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
 
 
 def test_a_scratch_database_that_exists_is_refused_and_left_untouched(

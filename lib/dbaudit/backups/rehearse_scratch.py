@@ -1,10 +1,10 @@
 """The scratch database a rehearsal runs on: a restore of the backup, and who may touch it.
 
 MySQL/MariaDB: restore-check (backups/restore.py) restores the dump into a new scratch database and
-judges the restore; it is kept, and a temporary account with rights on it alone is made for the
-migrate and rollback steps. This module is the one seam between rehearse and restore.py's pieces
-(`restore_check`, the temporary account, dropping), so restore.py can change how it loads a dump.
-SQLite: the backup is a database file, and the "restore" is a copy of it.
+judges the restore; it is kept (`restore_check(keep=True)`), and a temporary account with rights on it
+alone is made here for the migrate and rollback steps. `restore_check` and its result are the only
+pieces of restore.py used: this module is the one seam, so restore.py can change how it loads a dump
+and how it makes its own account. SQLite: the backup is a database file, and the "restore" a copy.
 
 Whatever happens (a failure, an error, Ctrl-C, SIGTERM), `open_scratch`'s block ends with the
 scratch database dropped (unless kept) and the account dropped, its sessions killed first so a
@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import hashlib
 import re
+import secrets
 import shutil
+import signal
 import sqlite3
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +38,19 @@ from dbaudit.live.connect import describe_db_error, mask_url
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+ACCOUNT_PREFIX = "dbaudit_rehearse_"  # the migrate/rollback accounts: easy to find if a SIGKILL leaves one
+
+
+@dataclass
+class Account:
+    """The temporary account migrate and rollback run as: ALL PRIVILEGES on the scratch database, nothing else."""
+
+    user: str
+    host: str
+    password: str = field(repr=False)
+
+    def __str__(self) -> str:
+        return f"'{self.user}'@'{self.host}'"
 
 
 @dataclass
@@ -54,7 +70,7 @@ class Scratch:
     restored: bool  # False: the restore failed, and nothing is left to migrate
     source: str = ""  # the database the dump was taken of
     admin: sa.Engine | None = None  # MySQL: the server's own account, without a database
-    account: restore._Account | None = None
+    account: Account | None = None
     kept: bool = False
     dropped: bool = field(default=False)
 
@@ -65,9 +81,21 @@ class Scratch:
                 conn.exec_driver_sql(f"KILL CONNECTION {int(session)}")
 
 
-def terminate_as_interrupt() -> AbstractContextManager[None]:
-    """SIGTERM raises KeyboardInterrupt for the block, as in restore-check: every cleanup above runs."""
-    return restore._terminate_as_interrupt()
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """A SIGTERM (a CI job cancelled) raises KeyboardInterrupt in the block, so every cleanup runs as on Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def is_sqlite_file(path: str | Path) -> bool:
@@ -137,7 +165,7 @@ def _mysql_scratch(dump: str, server: URL, name: str, keep: bool, progress: bool
                           [], result.checks, result.restore_seconds, restored=result.kept, source=result.database,
                           admin=engine)
         if scratch.restored and result.passed and account:
-            scratch.account = restore._create_account(engine, name)
+            scratch.account = create_account(engine, name)
             scratch.step_url, scratch.env = _account_url(server, name, scratch.account)
             scratch.secrets = [scratch.account.password, *([str(server.password)] if server.password else [])]
         yield scratch
@@ -149,7 +177,7 @@ def _mysql_scratch(dump: str, server: URL, name: str, keep: bool, progress: bool
             engine.dispose()
 
 
-def _account_url(server: URL, name: str, account: restore._Account) -> tuple[URL, dict[str, str]]:
+def _account_url(server: URL, name: str, account: Account) -> tuple[URL, dict[str, str]]:
     query = {k: v for k, v in server.query.items() if k != "read_default_file"}  # its TLS settings, not its user
     url = URL.create(server.drivername, account.user, account.password, server.host or "127.0.0.1",
                      server.port or 3306, name, query)
@@ -164,11 +192,56 @@ def _drop_mysql(engine: sa.Engine, scratch: Scratch, keep: bool) -> None:
         if scratch.account is not None:
             _kill_sessions(engine, scratch.account.user)
         if scratch.restored and not keep:
-            restore._execute(engine, "DROP DATABASE IF EXISTS {}", scratch.name)
+            _drop_database(engine, scratch.name)
             scratch.dropped = True
         scratch.kept = scratch.restored and keep
     finally:
-        restore._drop_account(engine, scratch.account)
+        drop_account(engine, scratch.account)
+
+
+def create_account(engine: sa.Engine, scratch: str) -> Account:
+    """A fresh account with ALL PRIVILEGES on `scratch`.* only: whatever the migration does, it cannot touch
+    another database, an account or the server. Refused (never the connecting account instead) when the
+    connecting account may not create it."""
+    preparer = engine.dialect.identifier_preparer
+    pattern = preparer.quote_identifier(scratch.replace("_", "\\_"))  # in a GRANT, _ would match any character
+    # Nine characters of each class: passes password-strength plugins, and needs no quoting anywhere.
+    password = "".join(secrets.choice(c) for c in ("ABCDEFGHJKLMNPQRSTUVWXYZ", "abcdefghijkmnopqrstuvwxyz",
+                                                     "23456789") for _ in range(9)) + "_-."
+    account = Account(f"{ACCOUNT_PREFIX}{secrets.token_hex(6)}", "%", password)
+    try:
+        with engine.connect() as conn:
+            me = str(conn.exec_driver_sql("SELECT USER()").scalar_one())
+            account.host = me.rpartition("@")[2] or "%"  # as the server sees this host: '%' could lose to ''@'localhost'
+            conn.exec_driver_sql("CREATE USER %s@%s IDENTIFIED BY %s", (account.user, account.host, account.password))
+            try:
+                conn.exec_driver_sql(f"GRANT ALL PRIVILEGES ON {pattern}.* TO %s@%s", (account.user, account.host))
+            except DBAPIError:
+                conn.exec_driver_sql("DROP USER IF EXISTS %s@%s", (account.user, account.host))
+                raise
+    except DBAPIError as exc:
+        raise DbauditError(f"rehearse migrates as a temporary account limited to the scratch database, and it "
+                           f"cannot be made: {describe_db_error(exc)} (the connecting account needs CREATE USER and "
+                           f"GRANT ALL ON `{scratch}`.* … WITH GRANT OPTION)") from None
+    return account
+
+
+def drop_account(engine: sa.Engine, account: Account | None) -> None:
+    if account is None:
+        return
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("DROP USER IF EXISTS %s@%s", (account.user, account.host))
+    except DBAPIError as exc:
+        raise DbauditError(f"drop user {account}: {describe_db_error(exc)} (drop it by hand)") from None
+
+
+def _drop_database(engine: sa.Engine, name: str) -> None:
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {engine.dialect.identifier_preparer.quote_identifier(name)}")
+    except DBAPIError as exc:
+        raise DbauditError(f"drop database {name}: {describe_db_error(exc)} (drop it by hand)") from None
 
 
 def _kill_sessions(engine: sa.Engine, user: str) -> None:

@@ -29,7 +29,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
 from dbaudit.audit.derive.split import split_statements
-from dbaudit.backups.restore import strip_definer
+from dbaudit.backups.lexicon import DEFINER_CLAUSE
 from dbaudit.core.errors import DbauditError, first_line
 from dbaudit.live.connect import describe_db_error
 
@@ -167,7 +167,7 @@ def _without_definer(statement: str) -> str:
     naming another definer needs SUPER (or SET USER), which the account rightly lacks."""
     if "definer" not in statement.lower():
         return statement
-    return strip_definer(statement.encode("utf-8")).decode("utf-8")
+    return DEFINER_CLAUSE.sub(b"", statement.encode("utf-8"), count=1).decode("utf-8")
 
 
 def _drain(cursor: Any) -> None:
