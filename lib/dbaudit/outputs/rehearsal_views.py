@@ -9,7 +9,6 @@ import pandas as pd
 from IPython.display import HTML
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
-from pandas.io.formats.style import Styler
 
 from dbaudit.backups.rehearse import Rehearsal
 from dbaudit.outputs import html as html_parts
@@ -59,15 +58,12 @@ def stage_timeline(result: Rehearsal) -> Figure:
     return figure
 
 
-def stages_table(result: Rehearsal) -> Styler:
-    frame = pd.DataFrame([{"stage": s.name, "status": s.status, "seconds": s.seconds, "what happened": s.message}
-                          for s in result.stages])
-    return (frame.style.map(lambda v: f"color:white;background-color:{_COLOURS[v]};font-weight:600",
-                            subset=["status"]).hide(axis="index").format({"seconds": "{:.2f}"})
-            .set_properties(**{"text-align": "left"}))
+def stages_table(result: Rehearsal) -> pd.DataFrame:
+    return pd.DataFrame([{"stage": s.name, "status": s.status.upper(), "seconds": round(s.seconds, 2),
+                          "what happened": s.message} for s in result.stages]).set_index("stage")
 
 
-def stage_checks(result: Rehearsal, stage: str) -> Styler | HTML:
+def stage_checks(result: Rehearsal, stage: str) -> object:
     checks = result.stage(stage).checks
     return html_parts.checks_table(checks) if checks else HTML(f"<p>The {html.escape(stage)} stage did not run.</p>")
 
