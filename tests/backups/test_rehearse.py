@@ -327,3 +327,66 @@ def test_the_cli_writes_json_and_junit_with_a_testcase_per_stage_and_check(
     assert names[("dbaudit.stage", "proof")] and names[("dbaudit.proof.proof", "table chats")]
     assert not names[("dbaudit.stage", "audit")]
     assert len(names) == len(result.checks)
+
+
+# --- a real application's schema: sakila, with views, triggers, routines and a FULLTEXT table -----------------
+
+SAKILA_MIGRATION = """\
+ALTER TABLE customer ADD COLUMN loyalty_tier enum('bronze','silver','gold') NULL AFTER active,
+    ADD INDEX idx_customer_loyalty (store_id, loyalty_tier);
+CREATE TABLE loyalty_event (
+    id int unsigned NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    customer_id smallint unsigned NOT NULL,
+    points int NOT NULL DEFAULT 0,
+    created_at timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    CONSTRAINT fk_loyalty_event_customer FOREIGN KEY (customer_id) REFERENCES customer (customer_id) ON DELETE CASCADE
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+CREATE INDEX idx_rental_customer_date ON rental (customer_id, rental_date);
+CREATE VIEW customer_loyalty AS SELECT customer_id, loyalty_tier FROM customer;
+"""
+# A data step: customer.last_update is ON UPDATE CURRENT_TIMESTAMP, so no rollback brings the rows back as they were.
+BACKFILL = "UPDATE customer SET loyalty_tier = 'gold' WHERE customer_id <= 10;\n"
+SAKILA_ROLLBACK = """\
+DROP VIEW customer_loyalty;
+DROP INDEX idx_rental_customer_date ON rental;
+DROP TABLE loyalty_event;
+ALTER TABLE customer DROP INDEX idx_customer_loyalty, DROP COLUMN loyalty_tier;
+"""
+
+
+@pytest.fixture(scope="module")
+def sakila_dump(mariadb_server: sa.Engine, mariadb_client: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from conftest import SHARED_DATA
+
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} is absent")
+    script = "".join((SHARED_DATA / "sakila" / f).read_text(encoding="utf-8")
+                     for f in ("sakila-mv-schema.sql", "sakila-mv-data.sql"))
+    script = re.sub(r"^(DROP SCHEMA IF EXISTS|CREATE SCHEMA|USE) sakila;\s*$", "", script, flags=re.M)
+    with scratch_mariadb_database(mariadb_server, "rhsak") as name:
+        load_sql(mariadb_client, name, script.replace("sakila.", ""))
+        return dump_database(name, tmp_path_factory.mktemp("sakila") / "sakila.sql")
+
+
+@pytest.mark.parametrize(("mistake", "failed"), [
+    ("", []),
+    ("rollback-leaves-the-view", ["view customer_loyalty added"]),
+    ("backfill-touches-last_update", ["content of customer changed in 1 chunk(s): customer_id -511..511; rows that "
+                                      "differ from the backup: "
+                                      + ", ".join(f"customer_id={i} changed" for i in range(1, 11))]),
+], ids=["rollback", "rollback-leaves-the-view", "backfill-touches-last_update"])
+def test_sakila_with_its_views_triggers_and_routines_rehearses_a_migration_of_its_own(
+        mistake: str, failed: list[str], sakila_dump: Path, scratch: str, tmp_path: Path) -> None:
+    migration, rollback = tmp_path / "migration.sql", tmp_path / "rollback.sql"
+    migration.write_text(SAKILA_MIGRATION + (BACKFILL if mistake == "backfill-touches-last_update" else ""),
+                         encoding="utf-8")
+    rollback.write_text(SAKILA_ROLLBACK.replace("DROP VIEW customer_loyalty;\n", "")
+                        if mistake == "rollback-leaves-the-view" else SAKILA_ROLLBACK, encoding="utf-8")
+
+    result = rehearse(sakila_dump, MARIADB_URL, migrate=[migration], rollback=[rollback], scratch=scratch)
+
+    assert result.stage("audit").status == "pass", [c.message for c in result.stage("audit").checks
+                                                     if c.status == "fail"]
+    assert [c.message for c in result.stage("proof").checks if c.status == "fail"] == failed
+    assert result.verdict == ("fail" if failed else "pass")
+    assert len([c for c in result.stage("proof").checks if c.name.startswith("table ")]) == 16
