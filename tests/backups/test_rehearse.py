@@ -176,6 +176,20 @@ def test_a_hanging_command_is_killed_at_the_stage_time_limit(blazz_dump: Path, s
     assert result.stage("migrate").message == "killed at the time limit of 2 s"
 
 
+def test_a_hanging_statement_in_a_migration_file_is_killed_on_the_server_at_the_limit(
+        blazz_dump: Path, scratch: str, tmp_path: Path) -> None:
+    migration = tmp_path / "slow.sql"
+    migration.write_text("CREATE TABLE t (id int);\nSELECT SLEEP(120);\nDROP TABLE t;\n", encoding="utf-8")
+    started = time.monotonic()
+
+    result = _run(blazz_dump, scratch, migrate=[migration], stage_timeout=2)
+
+    assert time.monotonic() - started < 60
+    (step,) = result.stage("migrate").steps
+    assert step.timed_out and step.statements == 1
+    assert result.stage("migrate").message == f"stopped at the time limit in the statement at {migration}:2"
+
+
 def test_a_command_gets_the_scratch_database_as_laravel_reads_it_and_a_migration_file_derives_the_expectations(
         blazz_dump: Path, scratch: str, tmp_path: Path) -> None:
     # What `php artisan migrate` would do, in Python: read DB_*, connect, run the statements.

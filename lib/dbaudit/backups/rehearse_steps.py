@@ -120,36 +120,47 @@ def run_sql_file(target: Target, path: str, deadline: float) -> Step:
 
 def _mysql_runner(target: Target, statements: list[tuple[int, str]], deadline: float) -> tuple[int, str | None, bool]:
     """(statements done, the first error, whether the limit stopped it)."""
-    engine = sa.create_engine(target.url, poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT")
+    engine = sa.create_engine(target.url, poolclass=sa.pool.NullPool)
     try:
         try:
-            conn = engine.connect()
+            raw = engine.raw_connection()
         except DBAPIError as exc:
             return 0, f"cannot connect as the temporary account: {describe_db_error(exc)}", False
-        with conn:
-            session = int(conn.exec_driver_sql("SELECT CONNECTION_ID()").scalar_one())
-            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-            with _watchdog(deadline, lambda: target.kill(session) if target.kill else None) as fired:
-                done = 0
-                try:
-                    for _, text in statements:
-                        if fired.is_set():
-                            return done, "time limit", True
-                        if not _stands_in(text, target.source):
-                            cursor.execute(_without_definer(text))
-                        _drain(cursor)
-                        done += 1
-                except KeyboardInterrupt:
-                    if target.kill:
-                        target.kill(session)  # the server would otherwise finish the statement on its own
-                    raise
-                except pymysql.Error as exc:  # the server's answer: the step fails with its words
-                    if fired.is_set():
-                        return done, "time limit", True
-                    return done, _driver_error(exc), False
-                return done, None, False
+        driver: Any = raw.driver_connection
+        try:
+            driver.autocommit(True)  # each statement as the client would run it; a file's own BEGIN … COMMIT holds
+            cursor = driver.cursor()
+            cursor.execute("SELECT CONNECTION_ID()")
+            session = int(cursor.fetchone()[0])
+            return _mysql_statements(target, cursor, session, statements, deadline)
+        finally:
+            with suppress(Exception):  # a connection the limit killed cannot be closed politely: dropped
+                raw.invalidate()
     finally:
         engine.dispose()
+
+
+def _mysql_statements(target: Target, cursor: Any, session: int, statements: list[tuple[int, str]],
+                      deadline: float) -> tuple[int, str | None, bool]:
+    with _watchdog(deadline, lambda: target.kill(session) if target.kill else None) as fired:
+        done = 0
+        try:
+            for _, text in statements:
+                if fired.is_set():
+                    return done, "time limit", True
+                if not _stands_in(text, target.source):
+                    cursor.execute(_without_definer(text))
+                    _drain(cursor)
+                done += 1
+        except KeyboardInterrupt:
+            if target.kill:
+                target.kill(session)  # the server would otherwise finish the statement on its own
+            raise
+        except pymysql.Error as exc:  # the server's answer: the step fails with its words
+            if fired.is_set():
+                return done, "time limit", True
+            return done, _driver_error(exc), False
+        return done, None, False
 
 
 _USE = re.compile(r"\s*USE\s+(`(?:[^`]|``)+`|\w+)\s*$", re.IGNORECASE)
