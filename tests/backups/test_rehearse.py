@@ -299,27 +299,30 @@ def test_a_scratch_database_that_exists_is_refused_and_left_untouched(
             assert conn.exec_driver_sql(f"SHOW TABLES FROM `{taken}`").all() == [("canary",)]
 
 
-def test_sigterm_during_the_migration_drops_the_scratch_database_and_its_account(
-        blazz_dump: Path, mariadb_server: sa.Engine) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_during_the_migration_drops_the_scratch_database_and_its_account(
+        signum: int, blazz_dump: Path, mariadb_server: sa.Engine, tmp_path: Path) -> None:
     name = f"dbaudit_t_rh_{uuid.uuid4().hex[:8]}"
+    pidfile = tmp_path / "pid"
     proc = subprocess.Popen([sys.executable, "-m", "dbaudit", "rehearse", str(blazz_dump), "--server", MARIADB_URL,
-                             "--expect", str(EXPECTATIONS), "--migrate-cmd", "sleep 60", "--rollback", str(ROLLBACK),
+                             "--expect", str(EXPECTATIONS), "--migrate-cmd", f"echo $$ > {pidfile}; exec sleep 60",
+                             "--rollback", str(ROLLBACK),
                              "--scratch", name], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT / "lib")})
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # until the migration command runs on the scratch database
-            with mariadb_server.connect() as conn:
-                running = conn.exec_driver_sql("SELECT COUNT(*) FROM mysql.db WHERE Db = %s",
-                                               (name.replace("_", "\\_"),)).scalar_one()
-            if running:
-                break
+        while time.monotonic() < deadline and not pidfile.exists():  # until the migration command runs
             time.sleep(0.2)
+        with mariadb_server.connect() as conn:  # on the scratch database, as its temporary account
+            running = conn.exec_driver_sql("SELECT COUNT(*) FROM mysql.db WHERE Db = %s",
+                                           (name.replace("_", "\\_"),)).scalar_one()
         assert running, "the rehearsal never reached the migrate stage"
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signum)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 2 and "interrupted" in err
         assert_nothing_left(mariadb_server, name)
+        with pytest.raises(ProcessLookupError):  # the migration command went too
+            os.kill(int(pidfile.read_text()), 0)
     finally:
         proc.kill()
         with mariadb_server.connect() as conn:
