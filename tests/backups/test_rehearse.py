@@ -284,6 +284,29 @@ def test_keep_leaves_the_scratch_database_but_never_the_account(
             conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
 
 
+LEDGER_ROWS = ("INSERT INTO migrations (migration, batch) VALUES ('2025_10_22_000001_add_chat_provider_and_groups', 99), "
+               "('2025_10_22_000002_add_chat_indexes', 99);\n")
+
+
+@pytest.mark.parametrize("forgets_the_ledger", [False, True], ids=["ledger-rolled-back", "ledger-left-applied"])
+def test_laravels_migrations_ledger_must_come_back_too(
+        forgets_the_ledger: bool, blazz_dump: Path, scratch: str, tmp_path: Path) -> None:
+    migration = tmp_path / "migration.sql"
+    migration.write_text(MIGRATION.read_text() + LEDGER_ROWS, encoding="utf-8")
+    then = "" if forgets_the_ledger else "DELETE FROM migrations WHERE batch = 99;\n"
+
+    result = _run(blazz_dump, scratch, migrate=[migration], rollback=[_rollback_with(tmp_path, then=then)])
+
+    assert result.stage("audit").status == "pass"
+    failed = [c.name for c in result.stage("proof").checks if c.status == "fail"]
+    if forgets_the_ledger:
+        assert failed == ["table migrations", "migration_applied 2025_10_22_000001_add_chat_provider_and_groups",
+                          "migration_applied 2025_10_22_000002_add_chat_indexes"]
+    else:
+        assert result.verdict == "pass", [c.message for c in result.failed_checks]
+        assert failed == []
+
+
 def test_a_scratch_database_that_exists_is_refused_and_left_untouched(
         blazz_dump: Path, mariadb_server: sa.Engine, capsys: pytest.CaptureFixture[str]) -> None:
     with scratch_mariadb_database(mariadb_server, "rhtaken") as taken:

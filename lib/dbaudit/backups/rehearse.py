@@ -33,7 +33,7 @@ from typing import Any
 from sqlalchemy.engine import URL
 
 from dbaudit.audit.derive import Derived, derive, is_migration_file
-from dbaudit.audit.diff import Change, diff_snapshots, ledger_changes
+from dbaudit.audit.diff import Change, diff_snapshots
 from dbaudit.audit.expectations import Expectations, load_expectations
 from dbaudit.audit.result import AuditResult, ChangeRecord, audit
 from dbaudit.backups.checks import check_dump
@@ -341,7 +341,7 @@ class _Run:
         assert self.rules is not None
         rolled = self._snapshot(scratch, self.rules.metric_queries, before)
         self._save("rolled_back", rolled)
-        changes = diff_snapshots(before, rolled) + ledger_changes(before.migrations, rolled.migrations)
+        changes = diff_snapshots(before, rolled)  # the migrations ledger too
         self.proof = [ChangeRecord.of(c, declared=False) for c in changes]
         located = self._locate_keys(scratch, sorted({c.table for c in changes if c.kind == "content_changed" and c.table}))
         checks = proof_checks(before, rolled, changes, located)
