@@ -75,6 +75,18 @@ def test_a_failing_statement_fails_the_stage_at_its_line_and_later_stages_are_sk
     jsonschema.validate(json.loads(serde.dumps(result)), SCHEMA)
 
 
+def test_a_migration_that_does_not_fit_the_backup_fails_before_anything_runs(backup: Path, folder: Path) -> None:
+    migration = folder / "m.sql"
+    migration.write_text("ALTER TABLE chats DROP COLUMN provider_type;\n")  # not in the backup: nothing to drop
+
+    result = _run(backup, folder, migrate=[migration], expect=None)
+
+    snapshot = result.stage("snapshot")
+    assert snapshot.status == "fail" and "does not fit the restored backup" in snapshot.message
+    assert "provider_type" in snapshot.message
+    assert [s.status for s in result.stages][3:] == ["skipped"] * 4
+
+
 def test_a_hanging_statement_is_interrupted_at_the_time_limit(backup: Path, folder: Path) -> None:
     migration = folder / "slow.sql"
     migration.write_text("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT max(i) FROM n;\n")

@@ -50,7 +50,7 @@ from dbaudit.backups.rehearse_scratch import (
 from dbaudit.backups.rehearse_steps import Step, Target, read_sql_file, run_steps
 from dbaudit.core import serde
 from dbaudit.core.checks import Check, Judged, Status, Verdict, verdict_of
-from dbaudit.core.errors import DbauditError
+from dbaudit.core.errors import DbauditError, first_line
 from dbaudit.core.snapshot import Snapshot
 from dbaudit.live.compare import TableComparison, compare
 from dbaudit.live.connect import mask_url, parse_url
@@ -245,9 +245,9 @@ class _Run:
         self.database = scratch.source or self.database
         if not self._restore(scratch):
             return
-        before = self._timed("snapshot", lambda: self._snapshot_before(scratch))
-        if before is None:
+        if self._timed("snapshot", lambda: self._snapshot_before(scratch)).status == "fail" or self.before is None:
             return
+        before = self.before
         target = Target(scratch.dialect, scratch.step_url, scratch.env, scratch.secrets,
                         (scratch.product, scratch.version), scratch.kill, scratch.source)
         if not self._steps("migrate", target, self.plan.migrate, self.plan.migrate_cmd):
@@ -379,17 +379,17 @@ class _Run:
         if self.snapshots is not None:
             snapshot.save(self.snapshots / SNAPSHOT_FILES[which])
 
-    def _timed(self, name: str, work: Callable[[], Stage]) -> Snapshot | None:
+    def _timed(self, name: str, work: Callable[[], Stage]) -> Stage:
         """Run a judging stage; an error in it (a snapshot that failed, a migration that does not fit the backup)
-        fails the stage with its message and stops the rehearsal."""
+        fails the stage with its message."""
         started = time.monotonic()
         try:
             stage = work()
         except DbauditError as exc:
-            stage = Stage(name, "fail", 0.0, str(exc), [Check(name, name, "fail", str(exc))])
+            stage = Stage(name, "fail", 0.0, first_line(exc), [Check(name, name, "fail", first_line(exc))])
         stage.seconds = round(time.monotonic() - started, 3)
         self.stages.append(stage)
-        return self.before if stage.status != "fail" or name == "audit" else None
+        return stage
 
     def _add(self, name: str, started: float, checks: list[Check], message: str) -> bool:
         stage = Stage(name, verdict_of(checks), round(time.monotonic() - started, 3), message, checks)
