@@ -111,7 +111,7 @@ def test_a_good_rollback_passes_every_stage_and_the_result_matches_its_schema(
     assert result.audit is not None and result.audit.verdict == "pass" and result.triggers is not None
     assert result.proof == [] and not result.kept
     proof = result.stage("proof").checks
-    assert {c.name for c in proof} >= {"table chats", "table contacts"} and {c.status for c in proof} == {"pass"}
+    assert {c.name for c in proof if c.category == "table"} >= {"chats", "contacts"} and {c.status for c in proof} == {"pass"}
     assert result.stage("migrate").steps[0].statements == 11
     document = json.loads(serde.dumps(result))
     jsonschema.validate(document, json.loads((SCHEMAS / "rehearsal.schema.json").read_text()))
@@ -147,7 +147,7 @@ def test_a_rollback_that_loses_data_fails_the_proof_naming_the_table_and_where(
     (message,) = _failed(result, "proof")
     assert message.startswith(f"content of {table} changed")
     assert all(part in message for part in named), message  # its key ranges, and its keys from a live compare
-    assert [c.name for c in result.stage("proof").checks if c.status == "fail"] == [f"table {table}"]
+    assert [c.name for c in result.stage("proof").checks if c.status == "fail"] == [table]
 
 
 def test_a_migration_command_that_exits_1_fails_the_migrate_stage_with_its_output_masked(
@@ -300,7 +300,7 @@ def test_laravels_migrations_ledger_must_come_back_too(
     assert result.stage("audit").status == "pass"
     failed = [c.name for c in result.stage("proof").checks if c.status == "fail"]
     if forgets_the_ledger:
-        assert failed == ["table migrations", "migration_applied 2025_10_22_000001_add_chat_provider_and_groups",
+        assert failed == ["migrations", "migration_applied 2025_10_22_000001_add_chat_provider_and_groups",
                           "migration_applied 2025_10_22_000002_add_chat_indexes"]
     else:
         assert result.verdict == "pass", [c.message for c in result.failed_checks]
@@ -364,7 +364,7 @@ def test_the_cli_writes_json_and_junit_with_a_testcase_per_stage_and_check(
     cases = ET.parse(tmp_path / "r.xml").getroot().iter("testcase")
     names = {(c.get("classname"), c.get("name")): c.find("failure") is not None for c in cases}
     assert {("dbaudit.stage", s) for s in STAGES} <= set(names)
-    assert names[("dbaudit.stage", "proof")] and names[("dbaudit.proof.proof", "table chats")]
+    assert names[("dbaudit.stage", "proof")] and names[("dbaudit.proof.table", "chats")]
     assert not names[("dbaudit.stage", "audit")]
     assert len(names) == len(result.checks)
 
@@ -429,4 +429,4 @@ def test_sakila_with_its_views_triggers_and_routines_rehearses_a_migration_of_it
                                                      if c.status == "fail"]
     assert [c.message for c in result.stage("proof").checks if c.status == "fail"] == failed
     assert result.verdict == ("fail" if failed else "pass")
-    assert len([c for c in result.stage("proof").checks if c.name.startswith("table ")]) == 16
+    assert len([c for c in result.stage("proof").checks if c.category == "table"]) == 16

@@ -299,10 +299,10 @@ class _Run:
         self.before = before
         self._save("before", before)
         failed = [m.name for m in before.metrics.values() if m.error]
-        checks = [Check("snapshot", "before", "pass", f"{len(before.tables)} tables, {before.total_rows:,} rows, "
+        checks = [Check("taken", "before", "pass", f"{len(before.tables)} tables, {before.total_rows:,} rows, "
                                                       f"{len(before.metrics)} metric(s) in {before.duration_seconds:.1f} s")]
         # A metric over a table the migration creates cannot answer yet: noted, judged by the audit.
-        checks += [Check("snapshot", f"metric {n}", "skipped", f"metric {n}: {before.metrics[n].error}") for n in failed]
+        checks += [Check("metric", n, "skipped", f"metric {n}: {before.metrics[n].error}") for n in failed]
         return Stage("snapshot", verdict_of(checks), 0.0, checks[0].message, checks)
 
     def _audit(self, scratch: Scratch, before: Snapshot) -> Stage:
@@ -332,7 +332,7 @@ class _Run:
         self.log(f"{name}: {command or ', '.join(Path(f).name for f in files)}")
         started = time.monotonic()
         steps = run_steps(target, files, command, self.plan.timeout)
-        checks = [Check(name, s.source if s.kind == "sql" else "command", s.status, s.message) for s in steps]
+        checks = [Check(s.kind, s.source if s.kind == "sql" else "command", s.status, s.message) for s in steps]
         status = verdict_of(checks)
         done = sum(s.statements for s in steps)
         message = (steps[-1].message if status == "fail" or command else
@@ -463,10 +463,10 @@ def proof_checks(before: Snapshot, rolled: Snapshot, changes: Sequence[Change],
         if found:
             text = "; ".join(c.describe() for c in found)
             keys = (located or {}).get(name)
-            checks.append(Check("proof", f"table {name}", "fail", f"{text}; {keys}" if keys else text))
+            checks.append(Check("table", name, "fail", f"{text}; {keys}" if keys else text))
         else:
             table = before.tables[name]
-            checks.append(Check("proof", f"table {name}", "pass",
+            checks.append(Check("table", name, "pass",
                                 f"schema and content equal to before ({table.row_count or 0:,} rows)"))
-    checks += [Check("proof", f"{c.kind} {c.target}", "fail", c.describe()) for c in others]
+    checks += [Check(c.object_type, f"{c.kind} {c.target}", "fail", c.describe()) for c in others]
     return checks
