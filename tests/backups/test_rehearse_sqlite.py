@@ -47,7 +47,11 @@ def test_the_demo_migration_and_its_rollback_pass_and_the_backup_is_never_touche
     assert result.verdict == "pass", [c.message for c in result.failed_checks]
     assert result.product == "SQLite" and result.database == "blazz"
     assert backup.read_bytes() == before
-    jsonschema.validate(json.loads(serde.dumps(result)), SCHEMA)
+    document = json.loads(serde.dumps(result))
+    jsonschema.validate(document, SCHEMA)
+    document["stages"][6]["status"] = "maybe"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(document, SCHEMA)
 
 
 def test_a_rollback_that_forgets_to_recreate_an_index_fails_naming_it(backup: Path, folder: Path) -> None:
@@ -125,6 +129,7 @@ def test_a_scratch_file_that_exists_is_refused_and_left_untouched(backup: Path, 
 
 @pytest.mark.parametrize("cls", [Rehearsal, Stage, Step])
 def test_the_schema_names_every_field_of_the_document_and_requires_it(cls: type) -> None:
-    node = SCHEMA if cls is Rehearsal else SCHEMA["$defs"][cls.__name__.lower()]
+    # Generated from the dataclasses (outputs/schemagen.py on the reports branch); this holds until it is merged.
+    node = SCHEMA if cls is Rehearsal else SCHEMA["$defs"][cls.__name__]
     fields = {f.name for f in dataclasses.fields(cls)}
     assert set(node["properties"]) == fields and set(node["required"]) == fields
