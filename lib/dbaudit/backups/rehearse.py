@@ -171,6 +171,9 @@ def _plan(dump: str | os.PathLike[str], server: str, expect: str | os.PathLike[s
     if not Path(dump).exists():
         raise DbauditError(f"dump file not found: {dump}")
     url = parse_url(server)
+    if url.get_backend_name() not in ("mysql", "mariadb", "sqlite"):
+        raise DbauditError(f"rehearse restores MySQL/MariaDB dumps and SQLite files; {mask_url(url)} is neither "
+                           "(PostgreSQL waits for restore-check to restore pg_dump output)")
     dialect = "sqlite" if url.get_backend_name() == "sqlite" else "mysql"
     if dialect == "sqlite" and not is_sqlite_file(dump):
         raise DbauditError(f"{dump} is not an SQLite database file: an SQLite rehearsal restores a copy of one")
