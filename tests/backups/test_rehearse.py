@@ -396,10 +396,10 @@ ALTER TABLE customer DROP INDEX idx_customer_loyalty, DROP COLUMN loyalty_tier;
 
 @pytest.fixture(scope="module")
 def sakila_dump(mariadb_server: sa.Engine, mariadb_client: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from conftest import SHARED_DATA
+    from conftest import SHARED_DATA, unavailable
 
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"{SHARED_DATA} is absent")
+        unavailable(f"{SHARED_DATA} is absent")
     script = "".join((SHARED_DATA / "sakila" / f).read_text(encoding="utf-8")
                      for f in ("sakila-mv-schema.sql", "sakila-mv-data.sql"))
     script = re.sub(r"^(DROP SCHEMA IF EXISTS|CREATE SCHEMA|USE) sakila;\s*$", "", script, flags=re.M)
