@@ -154,5 +154,7 @@ def test_demo_renders_both_scenarios_and_exits_zero(tmp_path: Path) -> None:
     lines = run.stdout.splitlines()
     assert any("as planned" in line and " PASS " in line for line in lines)
     assert any("done wrong" in line and " FAIL " in line for line in lines)
-    assert [r.verdict for r in list_reports(tmp_path / "reports")] == ["fail", "pass"]
+    assert any("rehearsal: migrate, roll back, prove" in line and " PASS " in line for line in lines)
+    assert any("rollback forgets an index" in line and " FAIL " in line for line in lines)
+    assert [r.verdict for r in list_reports(tmp_path / "reports")] == ["fail", "pass", "fail", "pass"]
     assert "Traceback" not in run.stderr

@@ -307,13 +307,15 @@ def demo_results(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 def test_result_documents_match_the_published_schema(demo_results: list[Path]) -> None:
     schema = json.loads((SCHEMAS / "result.schema.json").read_text())
-    jsonschema.Draft202012Validator.check_schema(schema)
+    schemas = {"dbaudit.result": schema, "dbaudit.rehearsal": json.loads((SCHEMAS / "rehearsal.schema.json").read_text())}
     verdicts = set()
+    for kind_schema in schemas.values():
+        jsonschema.Draft202012Validator.check_schema(kind_schema)
     for path in demo_results:
         document = json.loads(path.read_text())
-        jsonschema.validate(document, schema)
-        verdicts.add(document["verdict"])
-    assert verdicts == {"pass", "fail"}
+        jsonschema.validate(document, schemas[document["kind"]])
+        verdicts.add((document["kind"], document["verdict"]))
+    assert verdicts == {(kind, verdict) for kind in schemas for verdict in ("pass", "fail")}
     broken = json.loads(demo_results[0].read_text()) | {"verdict": "maybe"}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(broken, schema)

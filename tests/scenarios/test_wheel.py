@@ -27,4 +27,4 @@ def test_the_wheel_runs_the_demo_from_any_working_directory(tmp_path: Path) -> N
 
     assert Path(where.stdout.strip()).is_relative_to(site)
     assert run.returncode == 0, run.stderr
-    assert len(list((work / "reports").glob("*/report.html"))) == 2
+    assert len(list((work / "reports").glob("*/report.html"))) == 4  # two audits, two rehearsals

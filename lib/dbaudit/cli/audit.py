@@ -124,10 +124,21 @@ def demo_command(args: argparse.Namespace) -> int:
     for scenario, report in reports:
         say(f"{scenario:<52} {str(report.verdict).upper():<5} {shown(report.html)}")
         if report.result and report.verdict == "fail":
-            for check in load_result(report.result).failed_checks:
+            for check in _failed_checks(report.result, load_result):
                 say(f"    failed [{check.category}] {check.name}: {check.message}")
     say(f"index of all reports: {Path(args.out_dir) / 'index.html'}")
     return EXIT_PASS
+
+
+def _failed_checks(path: Path, load_result: Any) -> list[Any]:
+    """A report's failed checks, whichever kind of result it holds (an audit, or a rehearsal's stages)."""
+    from dbaudit.core.serde import read_json
+
+    if read_json(path, "result").get("kind") == "dbaudit.rehearsal":
+        from dbaudit.backups.rehearse import load_rehearsal
+
+        return [c for c in load_rehearsal(path).failed_checks if c.category != "stage"]
+    return list(load_result(path).failed_checks)
 
 
 def reports_command(args: argparse.Namespace) -> int:

@@ -1,7 +1,9 @@
 """The built-in demo: an embedded SQLite database shaped like blazz, before and after its Web.js migration.
 
 `run()` is what `make demo` does: build the database, snapshot it, migrate a copy (as planned, and a
-faulty way that loses rows and adds a stray column), snapshot again and render both audit reports.
+faulty way that loses rows and adds a stray column), snapshot again and render both audit reports; then
+rehearse the migration and its rollback on a copy of the database as its backup (the rollback as
+written, and one that forgets to recreate an index) and render both rehearsal reports.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from dbaudit.backups.rehearse import Rehearsal, rehearse
 from dbaudit.demo.sample_data import TABLE_ORDER, sample_rows
-from dbaudit.outputs.report import Report, render_audit
+from dbaudit.outputs.report import Report, render_audit, render_rehearsal
 
 HERE = Path(__file__).parent
 EXPECTATIONS = HERE / "blazz-webjs.yml"  # also linked as expectations/blazz-webjs.yml in the repository
@@ -25,6 +28,9 @@ MIGRATIONS = {
     "webjs": [HERE / "webjs_migration.sqlite.sql"],
     "faulty": [HERE / "webjs_migration.sqlite.sql", HERE / "faulty_extras.sqlite.sql"],
 }
+ROLLBACK = HERE / "webjs_rollback.sqlite.sql"
+# The faulty rollback is the real one with one line left out, so the two cannot drift apart.
+FORGOTTEN_INDEX = "CREATE INDEX chats_wam_id_index ON chats (wam_id);\n"
 
 
 def build_database(path: Path, migration: str | None = None) -> Path:
@@ -67,6 +73,27 @@ def prepare(workdir: Path | None = None, migration: str = "webjs") -> tuple[str,
     return f"sqlite:///{before}", f"sqlite:///{after}"
 
 
+def rehearse_demo(workdir: Path | None = None, faulty: bool = False,
+                  snapshots_dir: Path | None = None) -> Rehearsal:
+    """Rehearse the Web.js migration and its rollback on a copy of the demo database (its "backup"); `faulty`:
+    with the rollback that forgets to recreate chats_wam_id_index. Without a workdir, a temporary one."""
+    with tempfile.TemporaryDirectory(prefix="dbaudit-demo-") as tmp:
+        work = workdir or Path(tmp)
+        backup = work / "blazz-backup.sqlite"
+        if not backup.is_file():
+            build_database(backup)
+        rollback = ROLLBACK
+        if faulty:
+            text = ROLLBACK.read_text(encoding="utf-8")
+            assert FORGOTTEN_INDEX in text
+            rollback = work / "webjs_rollback_forgets_an_index.sqlite.sql"
+            rollback.write_text(text.replace(FORGOTTEN_INDEX, ""), encoding="utf-8")
+        return rehearse(backup, f"sqlite:///{work}", expect=EXPECTATIONS, migrate=MIGRATIONS["webjs"],
+                        rollback=[rollback], scratch="blazz_rehearsal_faulty" if faulty else "blazz_rehearsal",
+                        title=f"blazz Web.js rehearsal{', rollback forgets an index' if faulty else ''}",
+                        snapshots_dir=snapshots_dir)
+
+
 def run(out_dir: Path, progress: bool = False, log: Callable[[str], None] = lambda _: None) -> list[tuple[str, Report]]:
     """The main job: audit the migration done right and done wrong; return both reports."""
     from dbaudit.audit.expectations import load_expectations
@@ -90,4 +117,14 @@ def run(out_dir: Path, progress: bool = False, log: Callable[[str], None] = lamb
             report = render_audit(work / "before.json", work / f"{migration}.json", EXPECTATIONS, out_dir, name,
                                   progress=progress)
             reports.append((label, report))
+        for label, faulty, name in (("blazz Web.js rehearsal: migrate, roll back, prove", False, "blazz-rehearsal"),
+                                    ("rehearsal, rollback forgets an index (FAIL intended)", True,
+                                     "blazz-rehearsal-faulty")):
+            log(f"{label}: restore a copy, migrate, audit, roll back, prove, render the report")
+            folder = work / name
+            folder.mkdir()
+            rehearsal = rehearse_demo(work, faulty, snapshots_dir=folder)
+            rehearsal.save(folder / "rehearsal.json")
+            reports.append((label, render_rehearsal(folder / "rehearsal.json", out_dir, name, snapshots=folder,
+                                                    progress=progress)))
     return reports

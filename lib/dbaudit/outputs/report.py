@@ -154,6 +154,32 @@ def render_restore_check(result: str | os.PathLike[str], out_dir: str | os.PathL
     return render_notebook("restore_check.ipynb", directory, parameters, out_dir, progress)
 
 
+def render_rehearsal(result: str | os.PathLike[str], out_dir: str | os.PathLike[str] = "reports",
+                     name: str | None = None, snapshots: str | os.PathLike[str] | None = None,
+                     progress: bool = True) -> Report:
+    """A report folder with rehearsal.ipynb showing a rehearsal result. The evidence travels with it: the
+    migrate and rollback SQL files, the expectations (derived ones as derived), and the three snapshots
+    (before, after, rolled back) when `snapshots` is the folder `rehearse(snapshots_dir=…)` wrote them to."""
+    from dbaudit.backups.rehearse import SNAPSHOT_FILES, load_rehearsal
+
+    rehearsal = load_rehearsal(result)
+    directory = new_report_dir(out_dir, name or rehearsal.title)
+    parameters = {"result": archive_input(result, directory / "rehearsal.json"),
+                  "result_path": str(directory / RESULT_FILE)}
+    for file in SNAPSHOT_FILES.values():
+        if snapshots and (Path(snapshots) / file).is_file():
+            archive_input(Path(snapshots) / file, directory / file)
+    for step, sources in (("migrate", rehearsal.migrate), ("rollback", rehearsal.rollback)):
+        for number, source in enumerate(sources, 1):
+            if source.endswith(".sql") and Path(source).is_file():
+                archive_input(source, directory / f"{step}-{number}-{Path(source).name}")
+    if rehearsal.derived_expectations:
+        (directory / "expectations.yml").write_text(rehearsal.derived_expectations, encoding="utf-8")
+    elif Path(rehearsal.expectations_file).is_file():
+        archive_input(rehearsal.expectations_file, directory / "expectations.yml")
+    return render_notebook("rehearsal.ipynb", directory, parameters, out_dir, progress)
+
+
 def archive_input(source: str | os.PathLike[str], target: Path) -> str:
     """Copy an input into the report folder (the evidence travels with the report); return its path."""
     if not Path(source).is_file():
@@ -291,7 +317,7 @@ def _subject(data: dict[str, Any]) -> str:
 
 # Where each kind names the database it is about (None: at its top level).
 _SIDES: dict[str, str | None] = {"dbaudit.result": "after", "dbaudit.compare": "b", "dbaudit.restore-check": None,
-                                 "dbaudit.rollback": None}
+                                 "dbaudit.rollback": None, "dbaudit.rehearsal": None}
 
 
 def write_index(out_dir: str | os.PathLike[str] = "reports") -> Path:
