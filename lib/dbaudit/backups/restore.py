@@ -168,7 +168,7 @@ def restore_check(
     keep: bool = False,
     title: str | None = None,
     progress: bool = False,
-    timeout: float = DEFAULT_TIMEOUT,
+    timeout: float | None = None,
     fingerprint: FingerprintMode | None = None,
 ) -> RestoreCheck:
     """Restore `dump` into a new scratch database on `server` and compare it with the dump, its manifest
@@ -178,6 +178,7 @@ def restore_check(
     url = parse_url(server)
     if url.get_backend_name() not in ("mysql", "mariadb"):
         raise DbauditError(f"restore-check restores MySQL/MariaDB dumps; {mask_url(url)} is not such a server")
+    timeout = DEFAULT_TIMEOUT if timeout is None else timeout
     if not (timeout > 0 and timeout < float("inf")):
         raise DbauditError(f"--restore-timeout must be a positive number of seconds, not {timeout}")
     contents, refusals = scan_dump(dump, progress)

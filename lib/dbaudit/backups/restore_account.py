@@ -209,6 +209,15 @@ def clean_abandoned(conn: sa.Connection, server: str) -> list[str]:
     with abandoned(server) as entries:
         for entry, lock_path in entries:
             clean = True
+            account = None
+            if entry.account_user and entry.account_host and entry.account_marker:
+                if _account_is_ours(conn, entry.account_user, entry.account_host, entry.account_marker):
+                    account = RestoreAccount(entry.account_user, entry.account_host, "")
+                    kill_sessions(conn, account.user)  # a statement still running holds the scratch tables' locks
+                elif _account_exists(conn, entry.account_user, entry.account_host):
+                    clean = False
+                    done.append(f"left account '{entry.account_user}'@'{entry.account_host}' (named by dead run "
+                                f"{entry.run}): it cannot be proven restore-check's; drop it by hand")
             if entry.scratch and entry.scratch_marker:
                 if _scratch_is_ours(conn, entry.scratch, entry.scratch_marker):
                     drop_scratch(conn, entry.scratch)
@@ -217,14 +226,9 @@ def clean_abandoned(conn: sa.Connection, server: str) -> list[str]:
                     clean = False
                     done.append(f"left database {entry.scratch} (named by dead run {entry.run}): its marker does not "
                                 "prove restore-check created it; drop it by hand if it is")
-            if entry.account_user and entry.account_host and entry.account_marker:
-                if _account_is_ours(conn, entry.account_user, entry.account_host, entry.account_marker):
-                    drop_account(conn, RestoreAccount(entry.account_user, entry.account_host, ""))
-                    done.append(f"dropped account '{entry.account_user}'@'{entry.account_host}' left by run {entry.run}")
-                elif _account_exists(conn, entry.account_user, entry.account_host):
-                    clean = False
-                    done.append(f"left account '{entry.account_user}'@'{entry.account_host}' (named by dead run "
-                                f"{entry.run}): it cannot be proven restore-check's; drop it by hand")
+            if account is not None:
+                drop_account(conn, account)
+                done.append(f"dropped account {account} left by run {entry.run}")
             if clean:
                 forget(lock_path)
     return done

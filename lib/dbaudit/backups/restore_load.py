@@ -199,13 +199,17 @@ def load_dump(dump: str, server: URL, account: RestoreAccount, scratch: str, *, 
         watchdog = _Watchdog(kill, timeout)
         ahead = _Ahead(scan)
         loaded = Loaded(0.0, 0)
+        ended = False
         try:
             loaded.error = _run(conn, ahead, scratch, server_version, mariadb, loaded)
+            ended = True
         finally:
             ahead.close()
             watchdog.stop()
-        loaded.timed_out = watchdog.fired
-        if watchdog.fired:
+            if not ended:  # Ctrl-C, SIGTERM: the statement running on the server must not outlive us
+                kill("CONNECTION")
+        loaded.timed_out = watchdog.fired or "max_statement_time" in (loaded.error or "")
+        if loaded.timed_out:
             loaded.error = (f"stopped by --restore-timeout after {timeout:g} s (statement {loaded.statements + 1}): "
                             f"{loaded.error or 'killed'}")
     loaded.seconds = round(time.monotonic() - started, 3)

@@ -32,6 +32,12 @@ def add_commands(sub: Any) -> None:
     cmd.add_argument("--scratch", help="scratch database to create (default <source>_restore_test); must not exist")
     cmd.add_argument("--against", help="snapshot JSON of the source database: the restore must diff empty")
     cmd.add_argument("--keep", action="store_true", help="keep the scratch database after the check")
+    cmd.add_argument("--restore-timeout", type=float, metavar="SECONDS",
+                     help="end the restore and the reads after it by then (default 3600): a dump that sleeps or "
+                          "loops fails instead of hanging")
+    cmd.add_argument("--fingerprint", choices=["table", "chunks"],
+                     help="record content fingerprints of the restored tables (taken anyway, and compared, when "
+                          "--against has fingerprints)")
     add_output_options(cmd)
     add_report_options(cmd, "restore_check.ipynb")
     cmd.set_defaults(run=restore_check_command)
@@ -81,7 +87,9 @@ def restore_check_command(args: argparse.Namespace) -> int:
     from dbaudit.backups.restore import restore_check
 
     result = restore_check(args.dump, args.server, scratch=args.scratch, against=args.against, keep=args.keep,
-                           progress=progress())
+                           progress=progress(), timeout=args.restore_timeout, fingerprint=args.fingerprint)
+    for line in result.leftovers:
+        print(f"earlier run: {line}")
     write_outputs(args, result, f"dbaudit restore-check {result.scratch}", result.checks)
     print(f"restore of {result.dump.path} into {result.scratch} on {result.server} ({result.product} "
           f"{result.version}): {result.summary['tables']} tables, {result.summary['rows']:,} rows, "
