@@ -318,3 +318,73 @@ def test_restored_events_are_disabled(tmp_path: Path, mariadb_server: sa.Engine)
 ])
 def test_event_statements_are_rewritten_to_disable_the_event(text: bytes, expected: bytes | None) -> None:
     assert disabled_event(text, "10.11.6-MariaDB", mariadb=True) == expected
+
+
+# --- issue #15: the restore proven by content ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def numbered(mariadb_server: sa.Engine, tmp_path: Path) -> tuple[str, Path]:
+    """A source database with a 5,000-row table (chunked by key range) and its mariadb-dump: (source, dump)."""
+    source = _new_name("src")
+    with mariadb_server.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE `{source}`")
+        conn.exec_driver_sql(f"CREATE TABLE `{source}`.n (id int primary key, v varchar(20))")
+        conn.exec_driver_sql(f"INSERT INTO `{source}`.n SELECT seq, CONCAT('v', seq) FROM `{source}`.seq_1_to_5000")
+    try:
+        yield source, dump_database(source, tmp_path / f"{source}.sql")  # type: ignore[misc]
+    finally:
+        _drop(mariadb_server, source)
+
+
+def test_a_dump_whose_rows_differ_from_the_source_fails_naming_the_table_and_key_range(
+    numbered: tuple[str, Path], mariadb_server: sa.Engine
+) -> None:
+    source, dump = numbered
+    snapshot = take_snapshot(f"{MARIADB_URL}/{source}", fingerprint="chunks")
+    text = dump.read_text()
+    assert "(3000,'v3000')" in text
+    dump.write_text(text.replace("(3000,'v3000')", "(3000,'v3OOO')"))  # same row count, one value changed
+    scratch = _new_name("rst")
+
+    result = restore_check(dump, f"{MARIADB_URL}/{source}", scratch=scratch, against=snapshot)
+
+    messages = [c.message for c in result.failed_checks]
+    assert result.verdict == "fail" and len(messages) == 1, messages
+    assert messages[0].startswith("content of n changed in 1 chunk(s): id ") and "v3OOO" not in messages[0]
+    low, high = (int(x) for x in messages[0].rsplit(" ", 1)[1].split(".."))
+    assert low <= 3000 <= high and high - low < 100
+    assert scratch not in _databases(mariadb_server)
+
+
+def test_fingerprint_records_the_restored_content_and_an_unchanged_dump_equals_the_source(
+    numbered: tuple[str, Path], mariadb_server: sa.Engine
+) -> None:
+    source, dump = numbered
+    snapshot = take_snapshot(f"{MARIADB_URL}/{source}", fingerprint="table")
+
+    recorded = restore_check(dump, f"{MARIADB_URL}/{source}", scratch=_new_name("rst"), fingerprint="table")
+    proven = restore_check(dump, f"{MARIADB_URL}/{source}", scratch=_new_name("rst"), against=snapshot)
+
+    assert recorded.restored is not None and proven.restored is not None
+    assert recorded.restored.tables["n"].fingerprint == snapshot.tables["n"].fingerprint
+    assert proven.verdict == "pass", [c.message for c in proven.failed_checks]
+    assert proven.restored.tables["n"].fingerprint == snapshot.tables["n"].fingerprint
+
+
+@pytest.mark.slow
+def test_employees_restores_with_content_fingerprints_equal_to_the_source(
+    employees: tuple[str, Path], mariadb_server: sa.Engine
+) -> None:
+    source, dump = employees
+    snapshot = take_snapshot(f"{MARIADB_URL}/{source}", fingerprint="chunks")
+    scratch = _new_name("rst")
+
+    result = restore_check(dump, f"{MARIADB_URL}/{source}", scratch=scratch, against=snapshot)
+
+    assert result.verdict == "pass", [c.message for c in result.failed_checks]
+    assert result.restored is not None
+    for name, table in snapshot.tables.items():
+        assert table.fingerprint and result.restored.tables[name].fingerprint == table.fingerprint, name
+        assert result.restored.tables[name].chunks == table.chunks, name
+    assert scratch not in _databases(mariadb_server)
