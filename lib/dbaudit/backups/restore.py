@@ -46,6 +46,7 @@ from dbaudit.backups.restore_account import (
     server_identity,
 )
 from dbaudit.backups.restore_load import Loaded, extra_refusal, load_dump, strip_definer
+from dbaudit.backups.sqlscan import MAX_STATEMENT
 from dbaudit.core import serde
 from dbaudit.core.checks import Check, Judged
 from dbaudit.core.errors import DbauditError
@@ -107,6 +108,7 @@ class _Plan:
     refusals: list[str]  # the scan's and restore-check's own (XA, DATA DIRECTORY)
     timeout: float = DEFAULT_TIMEOUT
     fingerprint: FingerprintMode = "none"
+    max_statement: int = MAX_STATEMENT  # the server's max_allowed_packet
     account: RestoreAccount | None = None  # set while the restore runs
     leftovers: list[str] = field(default_factory=list)
 
@@ -124,9 +126,11 @@ class Restored:
         return self.loaded is not None and self.loaded.error is None
 
 
-def scan_dump(dump: str | os.PathLike[str], progress: bool = False) -> tuple[DumpContents, list[str]]:
-    """Read the whole dump once: its contents, and every reason it must not be restored."""
-    scan = DumpScan(dump, progress=progress, keep_text=True)
+def scan_dump(dump: str | os.PathLike[str], progress: bool = False,
+              max_statement: int = MAX_STATEMENT) -> tuple[DumpContents, list[str]]:
+    """Read the whole dump once: its contents, and every reason it must not be restored (a statement longer than
+    `max_statement`, the server's max_allowed_packet, is one: the server would not take it)."""
+    scan = DumpScan(dump, progress=progress, keep_text=True, max_statement=max_statement)
     own = [r for st in scan if (r := extra_refusal(st))]
     contents = scan.contents()
     return contents, [*contents.refusals, *dict.fromkeys(own)]
@@ -137,26 +141,29 @@ def restore_into(url: str | URL, dump: str | os.PathLike[str], scratch: str, acc
     """Restore `dump` into the existing (empty) database `scratch` on `url`'s server as `account` (made by
     `scratch_restore`): refused whole when the scan finds a reason, else loaded statement by statement."""
     server = parse_url(url) if isinstance(url, str) else url
-    contents, refusals = scan_dump(dump, progress)
+    engine = sa.create_engine(server._replace(database=None), poolclass=sa.pool.NullPool)
+    try:
+        version, packet = _server_facts(engine)
+    finally:
+        engine.dispose()
+    contents, refusals = scan_dump(dump, progress, packet)
     if refusals or not contents.complete:
         return Restored(contents, refusals or [f"truncated: {contents.truncation}"], None)
-    version = _server_version(server)
-    loaded = load_dump(str(dump), server.set(database=None), account, scratch, server_version=version,
-                       timeout=timeout, progress=progress)
+    loaded = load_dump(str(dump), server._replace(database=None), account, scratch, server_version=version,
+                       timeout=timeout, progress=progress, max_statement=packet)
     if loaded.error is None and loaded.sha256 != contents.file.sha256:
         loaded.error = "the dump file changed while it was restored (its SHA-256 differs from the first read)"
     return Restored(contents, [], loaded)
 
 
-def _server_version(url: URL) -> str:
-    engine = sa.create_engine(url.set(database=None), poolclass=sa.pool.NullPool)
+def _server_facts(engine: sa.Engine) -> tuple[str, int]:
+    """The server's version and max_allowed_packet (the longest statement it takes)."""
     try:
         with engine.connect() as conn:
-            return str(conn.exec_driver_sql("SELECT VERSION()").scalar_one())
+            version, packet = conn.exec_driver_sql("SELECT VERSION(), @@max_allowed_packet").one()
     except DBAPIError as exc:
-        raise DbauditError(f"cannot connect to {mask_url(url)}: {describe_db_error(exc)}") from None
-    finally:
-        engine.dispose()
+        raise DbauditError(f"cannot connect to {mask_url(engine.url)}: {describe_db_error(exc)}") from None
+    return str(version), int(packet)
 
 
 def restore_check(
@@ -181,12 +188,14 @@ def restore_check(
     timeout = DEFAULT_TIMEOUT if timeout is None else timeout
     if not (timeout > 0 and timeout < float("inf")):
         raise DbauditError(f"--restore-timeout must be a positive number of seconds, not {timeout}")
-    contents, refusals = scan_dump(dump, progress)
-    plan = _plan(url, contents, scratch, snapshot, refusals)
-    plan.timeout, plan.fingerprint = timeout, _fingerprint_mode(snapshot, fingerprint)
-    engine = sa.create_engine(plan.url, poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT")
+    engine = sa.create_engine(url._replace(database=None), poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT")
     try:
-        product, version = _refuse_unsafe(engine, plan)
+        version, packet = _server_facts(engine)
+        contents, refusals = scan_dump(dump, progress, packet)
+        plan = _plan(url, contents, scratch, snapshot, refusals)
+        plan.timeout, plan.fingerprint, plan.max_statement = timeout, _fingerprint_mode(snapshot, fingerprint), packet
+        _refuse_unsafe(engine, plan)
+        product = product_of(version)
         if plan.refusals:
             # Refused whole, never cut: a dump that runs commands or grants rights is no backup to trust.
             checks = [Check("dump", "restore safety", "fail", f"not restored: the dump holds {'; '.join(plan.refusals)}")]
@@ -229,13 +238,12 @@ def _plan(url: URL, contents: DumpContents, scratch: str | None, snapshot: Snaps
         raise DbauditError(f"scratch database name {name!r}: use letters, digits and _ only (at most 64)")
     if name.lower() in own or name.lower() in _SYSTEM:
         raise DbauditError(f"refusing scratch database {name!r}: it is the source database (or a system one)")
-    return _Plan(url.set(database=None), source, name, contents, snapshot, refusals)
+    return _Plan(url._replace(database=None), source, name, contents, snapshot, refusals)
 
 
-def _refuse_unsafe(engine: sa.Engine, plan: _Plan) -> tuple[str, str]:
+def _refuse_unsafe(engine: sa.Engine, plan: _Plan) -> None:
     try:
         with engine.connect() as conn:
-            version = str(conn.exec_driver_sql("SELECT VERSION()").scalar_one())
             # What runs killed outright left on this server goes first: their scratch database may have this name.
             plan.leftovers = clean_abandoned(conn, server_identity(conn))
             exists = conn.execute(sa.text("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = :n"),
@@ -245,7 +253,6 @@ def _refuse_unsafe(engine: sa.Engine, plan: _Plan) -> tuple[str, str]:
     if exists:
         raise DbauditError(f"refusing scratch database {plan.scratch!r}: it already exists on {mask_url(plan.url)} "
                            "(drop it or pick another with --scratch)")
-    return product_of(version), version
 
 
 def _restore_and_compare(engine: sa.Engine, plan: _Plan, product: str, version: str, keep: bool,
@@ -253,7 +260,7 @@ def _restore_and_compare(engine: sa.Engine, plan: _Plan, product: str, version: 
     with _terminate_as_interrupt(), scratch_restore(engine, plan.scratch, keep=keep) as handle:
         plan.account = account = handle.account
         loaded = load_dump(plan.contents.file.path, plan.url, account, plan.scratch, server_version=version,
-                           timeout=plan.timeout, progress=progress)
+                           timeout=plan.timeout, progress=progress, max_statement=plan.max_statement)
         if loaded.error is None and loaded.sha256 != plan.contents.file.sha256:
             loaded.error = "the dump file changed while it was restored (its SHA-256 differs from the first read)"
         if loaded.error:

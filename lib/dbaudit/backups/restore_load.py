@@ -16,10 +16,10 @@ max_statement_time (MariaDB) and a watchdog that kills the running statement, th
 
 from __future__ import annotations
 
-import queue
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,11 +34,13 @@ from dbaudit.backups.dumpfile import DumpScan, ScannedStatement
 from dbaudit.backups.lexicon import DEFINER_CLAUSE
 from dbaudit.backups.restore_account import RestoreAccount
 from dbaudit.backups.restore_events import disabled_event, is_alter_event
+from dbaudit.backups.sqlscan import MAX_STATEMENT
 from dbaudit.backups.statements import NOT_RESTORED
 from dbaudit.core.errors import DbauditError, first_line
 
 COMMIT_BYTES = 64 << 20  # a commit at least this often: a huge table's rollback stays bounded
-_AHEAD = 8  # statements the scan may run ahead of the server (each at most max_allowed_packet)
+_AHEAD = 16  # statements the scan may run ahead of the server
+AHEAD_BYTES = 32 << 20  # and bytes: memory stays bounded by this plus one statement (at most max_allowed_packet)
 _KILL_GRACE = 5.0  # seconds between KILL QUERY and KILL CONNECTION
 # Statements restore-check refuses besides the scanner's: XA transactions survive the connection (a prepared XA
 # transaction holds its locks until someone with XA_RECOVER_ADMIN ends it), and DATA/INDEX DIRECTORY puts table
@@ -110,13 +112,15 @@ class _Watchdog:
 
 
 class _Ahead:
-    """The scan, run in a thread a few statements ahead of the server."""
+    """The scan, run in a thread a few statements (at most AHEAD_BYTES, or one statement) ahead of the server."""
 
     _END = object()
 
     def __init__(self, scan: DumpScan) -> None:
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=_AHEAD)
-        self._stop = threading.Event()
+        self._items: deque[Any] = deque()
+        self._bytes = 0
+        self._ready = threading.Condition()
+        self._stop = False
         self._thread = threading.Thread(target=self._run, args=(scan,), daemon=True, name="dbaudit-scan")
         self._thread.start()
 
@@ -124,27 +128,31 @@ class _Ahead:
         item: Any = self._END
         try:
             for st in scan:
-                if not self._put(st):
+                if not self._put(st, len(st.text or b"")):
                     return
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
             item = exc
-        self._put(item)
+        self._put(item, 0)
 
-    def _put(self, item: Any) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
+    def _put(self, item: Any, size: int) -> bool:
+        with self._ready:
+            while not self._stop and self._items and (len(self._items) >= _AHEAD or self._bytes + size > AHEAD_BYTES):
+                self._ready.wait(0.2)
+            if self._stop:
+                return False
+            self._items.append((item, size))
+            self._bytes += size
+            self._ready.notify_all()
+            return True
 
     def __iter__(self) -> Iterator[ScannedStatement]:
         while True:
-            try:
-                item = self._queue.get(timeout=0.5)
-            except queue.Empty:
-                continue
+            with self._ready:
+                while not self._items:
+                    self._ready.wait(0.5)  # a timeout: Ctrl-C is seen while waiting
+                item, size = self._items.popleft()
+                self._bytes -= size
+                self._ready.notify_all()
             if item is self._END:
                 return
             if isinstance(item, BaseException):
@@ -152,7 +160,9 @@ class _Ahead:
             yield item
 
     def close(self) -> None:
-        self._stop.set()
+        with self._ready:
+            self._stop = True
+            self._ready.notify_all()
         self._thread.join(timeout=10)
 
 
@@ -177,12 +187,12 @@ def _message(exc: BaseException) -> str:
 
 
 def load_dump(dump: str, server: URL, account: RestoreAccount, scratch: str, *, server_version: str,
-              timeout: float, progress: bool = False) -> Loaded:
+              timeout: float, progress: bool = False, max_statement: int = MAX_STATEMENT) -> Loaded:
     """Run the dump's statements in `scratch` as `account`; stop at the first error, refusal or the deadline."""
     kwargs = connect_args(server, account, scratch)
     mariadb = "mariadb" in server_version.lower()
     started = time.monotonic()
-    scan = DumpScan(dump, progress=progress, keep_text=True)
+    scan = DumpScan(dump, progress=progress, keep_text=True, max_statement=max_statement)
     with _connection(kwargs) as conn, _connection(kwargs) as control:
         thread = conn.thread_id()
 
