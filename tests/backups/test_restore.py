@@ -379,10 +379,12 @@ def test_the_temporary_account_exists_only_during_the_restore_with_rights_on_the
     seen: list[list[str]] = []
     real_load = restore.load_dump
 
-    def load(dump: str, server: object, account: restore.RestoreAccount, *args: object, **kwargs: object) -> object:
+    def load(*args: object, **kwargs: object) -> object:
+        account = args[3]
+        assert isinstance(account, restore.RestoreAccount)
         with mariadb_server.connect() as conn:
             seen.append(conn.exec_driver_sql("SHOW GRANTS FOR %s@%s", (account.user, account.host)).scalars().all())
-        return real_load(dump, server, account, *args, **kwargs)  # type: ignore[arg-type]
+        return real_load(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(restore, "load_dump", load)
     scratch = _new_name("rst")

@@ -388,3 +388,29 @@ def test_employees_restores_with_content_fingerprints_equal_to_the_source(
         assert table.fingerprint and result.restored.tables[name].fingerprint == table.fingerprint, name
         assert result.restored.tables[name].chunks == table.chunks, name
     assert scratch not in _databases(mariadb_server)
+
+
+def test_a_dump_changed_between_the_scan_and_the_load_runs_nothing_the_scan_did_not_judge(
+    tmp_path: Path, mariadb_server: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dbaudit.backups import restore
+
+    dump = tmp_path / "swap.sql"
+    honest = "CREATE TABLE t (id int);\nINSERT INTO t VALUES (1);\n"
+    dump.write_text(honest)
+    real_load = restore.load_dump
+
+    def swap_then_load(*args: object, **kwargs: object) -> object:
+        # The same length, so every byte range still fits: only the digests can tell.
+        dump.write_text(honest.replace("INSERT INTO t VALUES (1)", "SELECT SLEEP(3) FROM DUAL"[:24]))
+        return real_load(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(restore, "load_dump", swap_then_load)
+    scratch = _new_name("rst")
+    started = time.monotonic()
+
+    result = restore_check(dump, MARIADB_URL, scratch=scratch)
+
+    assert result.verdict == "fail" and "changed since the dump was read" in result.failed_checks[0].message
+    assert time.monotonic() - started < 3  # the swapped statement never ran
+    assert scratch not in _databases(mariadb_server)

@@ -45,7 +45,7 @@ from dbaudit.backups.restore_account import (
     scratch_restore,
     server_identity,
 )
-from dbaudit.backups.restore_load import Loaded, extra_refusal, load_dump, strip_definer
+from dbaudit.backups.restore_load import Loaded, StatementPlan, extra_refusal, load_dump, strip_definer
 from dbaudit.backups.sqlscan import MAX_STATEMENT
 from dbaudit.core import serde
 from dbaudit.core.checks import Check, Judged
@@ -108,7 +108,7 @@ class _Plan:
     refusals: list[str]  # the scan's and restore-check's own (XA, DATA DIRECTORY)
     timeout: float = DEFAULT_TIMEOUT
     fingerprint: FingerprintMode = "none"
-    max_statement: int = MAX_STATEMENT  # the server's max_allowed_packet
+    statements: StatementPlan | None = None  # what to send, recorded by the scan
     account: RestoreAccount | None = None  # set while the restore runs
     leftovers: list[str] = field(default_factory=list)
 
@@ -127,13 +127,23 @@ class Restored:
 
 
 def scan_dump(dump: str | os.PathLike[str], progress: bool = False,
-              max_statement: int = MAX_STATEMENT) -> tuple[DumpContents, list[str]]:
-    """Read the whole dump once: its contents, and every reason it must not be restored (a statement longer than
-    `max_statement`, the server's max_allowed_packet, is one: the server would not take it)."""
+              max_statement: int = MAX_STATEMENT) -> tuple[DumpContents, list[str], StatementPlan]:
+    """Read the whole dump once: its contents, every reason it must not be restored (a statement longer than
+    `max_statement`, the server's max_allowed_packet, is one: the server would not take it), and what to send.
+    The caller closes the plan."""
     scan = DumpScan(dump, progress=progress, keep_text=True, max_statement=max_statement)
-    own = [r for st in scan if (r := extra_refusal(st))]
+    plan = StatementPlan()
+    own: list[str] = []
+    try:
+        for st in scan:
+            plan.add(st)
+            if refusal := extra_refusal(st):
+                own.append(refusal)
+    except BaseException:
+        plan.close()
+        raise
     contents = scan.contents()
-    return contents, [*contents.refusals, *dict.fromkeys(own)]
+    return contents, [*contents.refusals, *dict.fromkeys(own)], plan
 
 
 def restore_into(url: str | URL, dump: str | os.PathLike[str], scratch: str, account: RestoreAccount, *,
@@ -146,14 +156,14 @@ def restore_into(url: str | URL, dump: str | os.PathLike[str], scratch: str, acc
         version, packet = _server_facts(engine)
     finally:
         engine.dispose()
-    contents, refusals = scan_dump(dump, progress, packet)
-    if refusals or not contents.complete:
-        return Restored(contents, refusals or [f"truncated: {contents.truncation}"], None)
-    loaded = load_dump(str(dump), server._replace(database=None), account, scratch, server_version=version,
-                       timeout=timeout, progress=progress, max_statement=packet)
-    if loaded.error is None and loaded.sha256 != contents.file.sha256:
-        loaded.error = "the dump file changed while it was restored (its SHA-256 differs from the first read)"
-    return Restored(contents, [], loaded)
+    contents, refusals, plan = scan_dump(dump, progress, packet)
+    try:
+        if refusals or not contents.complete:
+            return Restored(contents, refusals or [f"truncated: {contents.truncation}"], None)
+        return Restored(contents, [], load_dump(contents, plan, server._replace(database=None), account, scratch,
+                                                server_version=version, timeout=timeout))
+    finally:
+        plan.close()
 
 
 def _server_facts(engine: sa.Engine) -> tuple[str, int]:
@@ -189,11 +199,14 @@ def restore_check(
     if not (timeout > 0 and timeout < float("inf")):
         raise DbauditError(f"--restore-timeout must be a positive number of seconds, not {timeout}")
     engine = sa.create_engine(url._replace(database=None), poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT")
+    engine_plan: StatementPlan | None = None
     try:
         version, packet = _server_facts(engine)
-        contents, refusals = scan_dump(dump, progress, packet)
+        contents, refusals, statements = scan_dump(dump, progress, packet)
+        engine_plan = statements
         plan = _plan(url, contents, scratch, snapshot, refusals)
-        plan.timeout, plan.fingerprint, plan.max_statement = timeout, _fingerprint_mode(snapshot, fingerprint), packet
+        plan.statements = statements
+        plan.timeout, plan.fingerprint = timeout, _fingerprint_mode(snapshot, fingerprint)
         _refuse_unsafe(engine, plan)
         product = product_of(version)
         if plan.refusals:
@@ -205,6 +218,8 @@ def restore_check(
             return _result(plan, product, version, checks, None, 0.0, kept=False, title=title)
         return _restore_and_compare(engine, plan, product, version, keep, title, progress)
     finally:
+        if engine_plan is not None:
+            engine_plan.close()
         engine.dispose()
 
 
@@ -259,10 +274,9 @@ def _restore_and_compare(engine: sa.Engine, plan: _Plan, product: str, version: 
                          title: str | None, progress: bool) -> RestoreCheck:
     with _terminate_as_interrupt(), scratch_restore(engine, plan.scratch, keep=keep) as handle:
         plan.account = account = handle.account
-        loaded = load_dump(plan.contents.file.path, plan.url, account, plan.scratch, server_version=version,
-                           timeout=plan.timeout, progress=progress, max_statement=plan.max_statement)
-        if loaded.error is None and loaded.sha256 != plan.contents.file.sha256:
-            loaded.error = "the dump file changed while it was restored (its SHA-256 differs from the first read)"
+        assert plan.statements is not None
+        loaded = load_dump(plan.contents, plan.statements, plan.url, account, plan.scratch, server_version=version,
+                           timeout=plan.timeout)
         if loaded.error:
             handle.keep = False
             checks = [Check("restore", "load", "fail", f"the restore stopped: {loaded.error}")]

@@ -2,27 +2,32 @@
 
 The `mariadb`/`mysql` client interprets far more than SQL (backslash commands even inside `/*! */`, an editor,
 a pager, `tee`, the user's option files). Here nothing but the server reads the dump: every statement the
-scanner (backups.dumpfile.DumpScan) splits off is sent on its own with COM_QUERY, on a connection without
+scanner (backups.dumpfile.DumpScan) split off is sent on its own with COM_QUERY, on a connection without
 CLIENT_MULTI_STATEMENTS (a statement the scanner misread cannot smuggle a second one: the server stops
-with a syntax error) and without LOCAL INFILE. A statement the scan refuses stops the load before it is
-sent; `USE`, `CREATE/DROP/ALTER DATABASE` and `SET GLOBAL` are not sent; DEFINER clauses are stripped and
-events created disabled (backups.restore_events).
+with a syntax error) and without LOCAL INFILE. `USE`, `CREATE/DROP/ALTER DATABASE` and `SET GLOBAL` are not
+sent; DEFINER clauses are stripped and events created disabled (backups.restore_events).
 
-The scan runs in a second thread, ahead of the server: while the server executes one statement, the next
-is tokenized. Statements run in transactions as long as the dump's own (autocommit off; its DDL, LOCK and
-UNLOCK TABLES commit) with a commit at least every COMMIT_BYTES. A deadline ends it: the server's
-max_statement_time (MariaDB) and a watchdog that kills the running statement, then the connection.
+The dump is tokenized once. While restore-check's first read scans it (and refuses it before anything is
+created when it must), `StatementPlan` records each statement's byte range and a BLAKE2b digest of its
+text in a temporary file (constant memory, whatever the number of statements); the load then reads those
+ranges straight from the file and sends a statement only when its bytes still have that digest: what runs
+is exactly what was scanned and judged, even if the file changes in between. Statements run in
+transactions as long as the dump's own (autocommit off; its DDL, LOCK and UNLOCK TABLES commit) with a
+commit at least every COMMIT_BYTES. A deadline ends it: the server's max_statement_time (MariaDB) and a
+watchdog that kills the running statement, then the connection.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+import struct
+import tempfile
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pymysql
@@ -30,17 +35,14 @@ from pymysql.constants import CLIENT
 from sqlalchemy.dialects.mysql.pymysql import MySQLDialect_pymysql
 from sqlalchemy.engine import URL
 
-from dbaudit.backups.dumpfile import DumpScan, ScannedStatement
+from dbaudit.backups.dumpfile import DumpContents, ScannedStatement, sql_chunks
 from dbaudit.backups.lexicon import DEFINER_CLAUSE
 from dbaudit.backups.restore_account import RestoreAccount
 from dbaudit.backups.restore_events import disabled_event, is_alter_event
-from dbaudit.backups.sqlscan import MAX_STATEMENT
 from dbaudit.backups.statements import NOT_RESTORED
 from dbaudit.core.errors import DbauditError, first_line
 
 COMMIT_BYTES = 64 << 20  # a commit at least this often: a huge table's rollback stays bounded
-_AHEAD = 16  # statements the scan may run ahead of the server
-AHEAD_BYTES = 32 << 20  # and bytes: memory stays bounded by this plus one statement (at most max_allowed_packet)
 _KILL_GRACE = 5.0  # seconds between KILL QUERY and KILL CONNECTION
 # Statements restore-check refuses besides the scanner's: XA transactions survive the connection (a prepared XA
 # transaction holds its locks until someone with XA_RECOVER_ADMIN ends it), and DATA/INDEX DIRECTORY puts table
@@ -74,8 +76,6 @@ class Loaded:
     statements: int  # sent to the server
     error: str | None = None  # None: every statement ran
     timed_out: bool = False
-    sha256: str | None = None  # of the file as read by this pass
-    skipped: list[str] = field(default_factory=list)  # kinds of statements not sent
 
 
 def connect_args(server: URL, account: RestoreAccount, database: str) -> dict[str, Any]:
@@ -111,59 +111,68 @@ class _Watchdog:
         self._thread.join(timeout=_KILL_GRACE + 5)
 
 
-class _Ahead:
-    """The scan, run in a thread a few statements (at most AHEAD_BYTES, or one statement) ahead of the server."""
+_RECORD = struct.Struct("<QQB16s")  # start, length, flags, digest
+_SKIP, _DEFINER, _EVENT, _INSERT = 1, 2, 4, 8
 
-    _END = object()
 
-    def __init__(self, scan: DumpScan) -> None:
-        self._items: deque[Any] = deque()
-        self._bytes = 0
-        self._ready = threading.Condition()
-        self._stop = False
-        self._thread = threading.Thread(target=self._run, args=(scan,), daemon=True, name="dbaudit-scan")
-        self._thread.start()
+def _digest(text: bytes) -> bytes:
+    return hashlib.blake2b(text, digest_size=16).digest()
 
-    def _run(self, scan: DumpScan) -> None:
-        item: Any = self._END
-        try:
-            for st in scan:
-                if not self._put(st, len(st.text or b"")):
-                    return
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
-            item = exc
-        self._put(item, 0)
 
-    def _put(self, item: Any, size: int) -> bool:
-        with self._ready:
-            while not self._stop and self._items and (len(self._items) >= _AHEAD or self._bytes + size > AHEAD_BYTES):
-                self._ready.wait(0.2)
-            if self._stop:
-                return False
-            self._items.append((item, size))
-            self._bytes += size
-            self._ready.notify_all()
-            return True
+class StatementPlan:
+    """What the load sends, recorded during the scan: one fixed-size record per statement in a temporary file."""
 
-    def __iter__(self) -> Iterator[ScannedStatement]:
-        while True:
-            with self._ready:
-                while not self._items:
-                    self._ready.wait(0.5)  # a timeout: Ctrl-C is seen while waiting
-                item, size = self._items.popleft()
-                self._bytes -= size
-                self._ready.notify_all()
-            if item is self._END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile(prefix="dbaudit-restore-")  # noqa: SIM115 - closed by close()
+        self._buffer = bytearray()
+        self.statements = 0
+
+    def add(self, st: ScannedStatement) -> None:
+        text = st.text or b""
+        flags = (_SKIP if st.kind in NOT_RESTORED else 0) | (_DEFINER if st.definer else 0) \
+            | (_EVENT if st.kind == "event" or is_alter_event(st.head) else 0) | (_INSERT if st.kind == "insert" else 0)
+        self._buffer += _RECORD.pack(st.start, len(text), flags, _digest(text))
+        self.statements += 1
+        if len(self._buffer) >= 1 << 20:
+            self._file.write(self._buffer)
+            self._buffer.clear()
+
+    def __iter__(self) -> Iterator[tuple[int, int, int, bytes]]:
+        self._file.write(self._buffer)
+        self._buffer.clear()
+        self._file.seek(0)
+        while block := self._file.read(_RECORD.size * 4096):
+            yield from _RECORD.iter_unpack(block)
 
     def close(self) -> None:
-        with self._ready:
-            self._stop = True
-            self._ready.notify_all()
-        self._thread.join(timeout=10)
+        self._file.close()
+
+
+def _texts(dump: DumpContents, plan: StatementPlan) -> Iterator[tuple[int, int, bytes]]:
+    """(start, flags, bytes) of each planned statement, read from the dump in one sequential pass; refused when
+    its bytes no longer have the digest the scan recorded."""
+    with open(dump.file.path, "rb") as handle:
+        chunks = sql_chunks(handle, dump.file.compressed)
+        buffer, offset = bytearray(), 0  # the SQL bytes from `offset` on
+        for start, length, flags, digest in plan:
+            end = start + length
+            drop = min(max(0, start - offset), len(buffer))
+            del buffer[:drop]
+            offset += drop
+            while offset + len(buffer) < end:
+                data = next(chunks, None)
+                if data is None:
+                    raise DbauditError("the dump file is shorter than when it was read: it changed; not restored")
+                if not buffer and offset + len(data) <= start:
+                    offset += len(data)  # wholly before the statement (a skipped client command, comments)
+                    continue
+                if not buffer and offset < start:
+                    data, offset = data[start - offset :], start
+                buffer += data
+            text = bytes(buffer[start - offset : end - offset])
+            if _digest(text) != digest:
+                raise DbauditError(f"the statement at byte {start:,} changed since the dump was read: not sent")
+            yield start, flags, text
 
 
 @contextmanager
@@ -186,13 +195,12 @@ def _message(exc: BaseException) -> str:
     return first_line(text)
 
 
-def load_dump(dump: str, server: URL, account: RestoreAccount, scratch: str, *, server_version: str,
-              timeout: float, progress: bool = False, max_statement: int = MAX_STATEMENT) -> Loaded:
-    """Run the dump's statements in `scratch` as `account`; stop at the first error, refusal or the deadline."""
+def load_dump(dump: DumpContents, plan: StatementPlan, server: URL, account: RestoreAccount, scratch: str, *,
+              server_version: str, timeout: float) -> Loaded:
+    """Run the planned statements in `scratch` as `account`; stop at the first error or the deadline."""
     kwargs = connect_args(server, account, scratch)
     mariadb = "mariadb" in server_version.lower()
     started = time.monotonic()
-    scan = DumpScan(dump, progress=progress, keep_text=True, max_statement=max_statement)
     with _connection(kwargs) as conn, _connection(kwargs) as control:
         thread = conn.thread_id()
 
@@ -207,14 +215,15 @@ def load_dump(dump: str, server: URL, account: RestoreAccount, scratch: str, *, 
             if mariadb:
                 cur.execute(f"SET SESSION max_statement_time = {max(1, int(timeout))}")
         watchdog = _Watchdog(kill, timeout)
-        ahead = _Ahead(scan)
         loaded = Loaded(0.0, 0)
         ended = False
         try:
-            loaded.error = _run(conn, ahead, scratch, server_version, mariadb, loaded)
+            try:
+                loaded.error = _run(conn, _texts(dump, plan), scratch, server_version, mariadb, loaded)
+            except DbauditError as exc:  # the file changed under it
+                loaded.error = str(exc)
             ended = True
         finally:
-            ahead.close()
             watchdog.stop()
             if not ended:  # Ctrl-C, SIGTERM: the statement running on the server must not outlive us
                 kill("CONNECTION")
@@ -223,34 +232,32 @@ def load_dump(dump: str, server: URL, account: RestoreAccount, scratch: str, *, 
             loaded.error = (f"stopped by --restore-timeout after {timeout:g} s (statement {loaded.statements + 1}): "
                             f"{loaded.error or 'killed'}")
     loaded.seconds = round(time.monotonic() - started, 3)
-    if loaded.error is None:
-        contents = scan.contents()
-        loaded.sha256 = contents.file.sha256
     return loaded
 
 
-def _run(conn: pymysql.connections.Connection, statements: _Ahead, scratch: str, server_version: str,
-         mariadb: bool, loaded: Loaded) -> str | None:
+def _run(conn: pymysql.connections.Connection, statements: Iterator[tuple[int, int, bytes]], scratch: str,
+         server_version: str, mariadb: bool, loaded: Loaded) -> str | None:
     uncommitted = 0
-    for st in statements:
-        refusal = st.refusal or extra_refusal(st)
-        if refusal:
-            return f"refused at byte {st.start:,} (the dump changed since it was read?): {refusal}"
-        if st.kind in NOT_RESTORED:
-            loaded.skipped.append(st.kind)
+    for start, flags, scanned in statements:
+        if flags & _SKIP:
             continue
-        text = _prepared(st, server_version, mariadb)
-        if text is None:
-            return f"an event at byte {st.start:,} cannot be created disabled: not restored"
+        text = scanned
+        if flags & _DEFINER:
+            text = strip_definer(text)
+        if flags & _EVENT:
+            disabled = disabled_event(text, server_version, mariadb)
+            if disabled is None:
+                return f"an event at byte {start:,} cannot be created disabled: not restored"
+            text = disabled
         try:
             cursor = conn.cursor(pymysql.cursors.SSCursor)  # a result (a dump may SELECT) is read and dropped
             cursor.execute(text)
             cursor.close()
         except pymysql.Error as exc:
-            return f"{_describe(st)} failed: {_message(exc)}"
+            return f"{_describe(text, start, flags)} failed: {_message(exc)}"
         loaded.statements += 1
         uncommitted += len(text)
-        if st.kind == "event" or is_alter_event(st.head):
+        if flags & _EVENT:
             enabled = _enabled_events(conn, scratch)
             if enabled:
                 return f"event(s) {', '.join(enabled)} enabled despite the rewrite to DISABLE: not restored"
@@ -264,17 +271,6 @@ def _run(conn: pymysql.connections.Connection, statements: _Ahead, scratch: str,
     return None
 
 
-def _prepared(st: ScannedStatement, server_version: str, mariadb: bool) -> bytes | None:
-    text = st.text
-    if text is None:  # too long to keep: the scan refuses it, so this is never reached
-        raise DbauditError(f"statement at byte {st.start:,} has no text")
-    if st.definer:
-        text = strip_definer(text)
-    if st.kind == "event" or is_alter_event(st.head):
-        return disabled_event(text, server_version, mariadb)
-    return text
-
-
 def _enabled_events(conn: pymysql.connections.Connection, scratch: str) -> list[str]:
     with conn.cursor() as cur:
         cur.execute("SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = %s AND STATUS = 'ENABLED'",
@@ -285,9 +281,9 @@ def _enabled_events(conn: pymysql.connections.Connection, scratch: str) -> list[
     return names
 
 
-def _describe(st: ScannedStatement) -> str:
-    """Which statement, without its values: its kind and byte offset (and the first words of DDL)."""
-    if st.kind == "insert":
-        words = st.head.split(" VALUES", 1)[0].split("(", 1)[0][:80]
-        return f"{words.strip()} (at byte {st.start:,})"
-    return f"{' '.join(st.head.split()[:6])[:100]} (at byte {st.start:,})"
+def _describe(text: bytes, start: int, flags: int) -> str:
+    """Which statement, without its values: its first words (an INSERT's up to VALUES) and byte offset."""
+    head = " ".join(text[:300].decode("utf-8", "replace").split())
+    if flags & _INSERT:
+        head = head.split(" VALUES", 1)[0].split(" values", 1)[0].split("(", 1)[0]
+    return f"{' '.join(head.split()[:6])[:100]} (at byte {start:,})"
