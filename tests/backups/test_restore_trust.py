@@ -414,3 +414,27 @@ def test_a_dump_changed_between_the_scan_and_the_load_runs_nothing_the_scan_did_
     assert result.verdict == "fail" and "changed since the dump was read" in result.failed_checks[0].message
     assert time.monotonic() - started < 3  # the swapped statement never ran
     assert scratch not in _databases(mariadb_server)
+
+
+def test_restore_into_a_kept_scratch_database_for_other_tools(
+    shared_data: Path, tmp_path: Path, mariadb_server: sa.Engine, private_state: Path
+) -> None:
+    from dbaudit.backups.restore import restore_into, scratch_restore
+
+    scratch, refused = _new_name("rst"), _new_name("rst")
+    hostile = tmp_path / "hostile.sql"
+    hostile.write_text("CREATE TABLE t (id int);\n\\! touch /nonexistent\n")
+    try:
+        with scratch_restore(mariadb_server, scratch, keep=True) as target:
+            done = restore_into(MARIADB_URL, shared_data / "world" / "world.sql", target.scratch, target.account)
+            user = target.account.user
+            assert done.ok and done.loaded is not None and done.loaded.statements > 5000
+            assert take_snapshot(target.url(sa.engine.make_url(MARIADB_URL))).total_rows == 5302
+        with scratch_restore(mariadb_server, refused) as target:
+            stopped = restore_into(MARIADB_URL, hostile, target.scratch, target.account)
+            assert not stopped.ok and stopped.loaded is None and "client command" in stopped.refusals[0]
+
+        assert scratch in _databases(mariadb_server) and refused not in _databases(mariadb_server)
+        assert not _account_exists(mariadb_server, user) and _journal_entries(private_state) == []
+    finally:
+        _drop(mariadb_server, scratch, refused)

@@ -254,6 +254,7 @@ class ScratchRestore:
     scratch: str
     account: RestoreAccount
     keep: bool = False
+    leftovers: list[str] = field(default_factory=list)  # what killed earlier runs left (see clean_abandoned)
 
     def url(self, server: URL) -> URL:
         return self.account.url(server, self.scratch)
@@ -261,7 +262,8 @@ class ScratchRestore:
 
 @contextmanager
 def scratch_restore(engine: sa.Engine, scratch: str, *, keep: bool = False) -> Iterator[ScratchRestore]:
-    """Create the temporary account and the scratch database (journaled first), yield both; afterwards end the
+    """Drop what killed earlier runs left (clean_abandoned), create the temporary account and the scratch database
+    (journaled first; a scratch database that exists already is refused), yield both; afterwards end the
     account's sessions and drop it always, and the scratch database unless `keep` is still set and the block
     ended without an exception. The journal entry goes only once both are gone: else the next run drops them."""
     journal: Journal | None = None
@@ -269,8 +271,10 @@ def scratch_restore(engine: sa.Engine, scratch: str, *, keep: bool = False) -> I
     created = completed = False
     try:
         with _autocommit(engine) as conn:
-            journal = Journal(server_identity(conn))
-            handle = ScratchRestore(scratch, create_account(conn, scratch, journal), keep)
+            identity = server_identity(conn)
+            leftovers = clean_abandoned(conn, identity)
+            journal = Journal(identity)
+            handle = ScratchRestore(scratch, create_account(conn, scratch, journal), keep, leftovers)
             create_scratch(conn, scratch, journal)
             created = True
         yield handle
