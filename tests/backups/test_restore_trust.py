@@ -160,8 +160,10 @@ def test_a_dump_that_sleeps_ends_at_the_restore_timeout_with_a_clear_fail_and_no
     "XA START 'dbaudit_t_xa'", "XA RECOVER",
     "CREATE TABLE far (id int) DATA DIRECTORY = '/tmp'",
     "CREATE TABLE far2 (id int) ENGINE=MyISAM INDEX DIRECTORY='/tmp'",
+    "CREATE TABLE far3 (id int) ENGINE=FEDERATED CONNECTION='mysql://u@192.0.2.1/db/t'",
+    "CREATE TABLE far4 (id int) ENGINE CONNECT TABLE_TYPE=CSV FILE_NAME='/etc/passwd'",
 ])
-def test_xa_and_data_directory_are_refused_before_anything_is_created(
+def test_xa_data_directory_and_remote_engines_are_refused_before_anything_is_created(
     statement: str, tmp_path: Path, mariadb_server: sa.Engine
 ) -> None:
     dump = tmp_path / "far.sql"
@@ -172,7 +174,8 @@ def test_xa_and_data_directory_are_refused_before_anything_is_created(
 
     assert result.verdict == "fail" and result.restore_seconds == 0.0 and result.account == ""
     assert result.failed_checks[0].name == "restore safety"
-    assert ("XA" if statement.startswith("XA") else "DIRECTORY") in result.failed_checks[0].message
+    expected = "XA" if statement.startswith("XA") else "DIRECTORY" if "DIRECTORY" in statement else "remote or file"
+    assert expected in result.failed_checks[0].message
     assert scratch not in _databases(mariadb_server)
 
 

@@ -49,6 +49,9 @@ _KILL_GRACE = 5.0  # seconds between KILL QUERY and KILL CONNECTION
 # files anywhere the server may write.
 _XA = re.compile(r"^XA\b", re.IGNORECASE)
 _DIRECTORY = re.compile(rb"\b(?:DATA|INDEX)\s+DIRECTORY\b", re.IGNORECASE)
+# Storage engines whose tables are other servers or files (FEDERATED, CONNECT, SPIDER, S3): a restored table of
+# one would make the server connect out or read files on the dump author's behalf.
+_REMOTE_ENGINE = re.compile(rb"\bENGINE\s*=?\s*[`'\"]?(?:FEDERATED|FEDERATEDX|CONNECT|SPIDER|S3)\b", re.IGNORECASE)
 _NEAR = re.compile(r" near '.*", re.DOTALL)
 _DUPLICATE = re.compile(r"Duplicate entry '.*?' for key", re.DOTALL)
 
@@ -60,11 +63,17 @@ def strip_definer(statement: bytes) -> bytes:
 
 
 def extra_refusal(st: ScannedStatement) -> str | None:
-    """restore-check's own refusals (XA, DATA/INDEX DIRECTORY) for a statement the scanner let through."""
+    """restore-check's own refusals (XA, DATA/INDEX DIRECTORY, remote engines) for a statement the scanner let
+    through."""
     if _XA.match(st.head):
         return f"XA transaction statement at byte {st.start:,}"
-    if st.kind != "insert" and _DIRECTORY.search(st.text if st.text is not None else st.head.encode()):
+    if st.kind == "insert":
+        return None
+    text = st.text if st.text is not None else st.head.encode()
+    if _DIRECTORY.search(text):
         return f"DATA/INDEX DIRECTORY clause at byte {st.start:,} (table files outside the server's data directory)"
+    if _REMOTE_ENGINE.search(text):
+        return f"a table of a remote or file engine (FEDERATED, CONNECT, SPIDER, S3) at byte {st.start:,}"
     return None
 
 
