@@ -138,7 +138,8 @@ def test_post_restore_metrics_run_as_the_temporary_account_through_the_dumps_inv
 # --- class 7: restores end ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("sleeper", ["SELECT SLEEP(1e6)", "DO SLEEP(1000000)", "SET max_statement_time = 0; DO SLEEP(1e6)"])
+@pytest.mark.parametrize("sleeper", ["SELECT SLEEP(1e6)", "DO SLEEP(1000000)", "SET max_statement_time = 0; DO SLEEP(1e6)",
+                                     "DO SLEEP(1.6); DO SLEEP(1.6)", "SELECT BENCHMARK(1e12, SHA2('x', 512))"])
 def test_a_dump_that_sleeps_ends_at_the_restore_timeout_with_a_clear_fail_and_nothing_left(
     sleeper: str, tmp_path: Path, mariadb_server: sa.Engine
 ) -> None:
