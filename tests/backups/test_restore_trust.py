@@ -442,3 +442,68 @@ def test_restore_into_a_kept_scratch_database_for_other_tools(
         assert not _account_exists(mariadb_server, user) and _journal_entries(private_state) == []
     finally:
         _drop(mariadb_server, scratch, refused)
+
+
+def _files_holding(secret: bytes, *folders: Path, since: float) -> list[Path]:
+    """Files written since `since` holding `secret`: in each folder itself, and below the journal's."""
+    found = []
+    for folder in folders:
+        for path in folder.rglob("*") if "state" in folder.name else folder.glob("*"):
+            try:
+                info = path.lstat()
+                if path.is_file() and not path.is_symlink() and info.st_mtime >= since and info.st_size < 1 << 20 \
+                        and secret in path.read_bytes():
+                    found.append(path)
+            except OSError:
+                continue
+    return found
+
+
+def test_neither_the_server_password_nor_the_temporary_one_is_written_anywhere(
+    shared_data: Path, mariadb_server: sa.Engine, monkeypatch: pytest.MonkeyPatch, private_state: Path
+) -> None:
+    import tempfile
+
+    from dbaudit.backups import restore
+
+    admin, password = _new_name("admin"), f"Pw{uuid.uuid4().hex}!"
+    scratch = f"{admin}_rst"
+    with mariadb_server.connect() as conn:
+        for host in ("127.0.0.1", "localhost"):
+            conn.exec_driver_sql("CREATE USER %s@%s IDENTIFIED BY %s", (admin, host, password))
+            conn.exec_driver_sql("GRANT CREATE USER, PROCESS ON *.* TO %s@%s", (admin, host))
+            conn.exec_driver_sql("GRANT SELECT ON mysql.* TO %s@%s", (admin, host))
+            conn.exec_driver_sql(f"GRANT ALL ON `{admin.replace('_', chr(92) + '_')}%%`.* TO %s@%s WITH GRANT OPTION",
+                                 (admin, host))
+    seen: list[list[Path]] = []
+    real_load = restore.load_dump
+    since = time.time() - 1
+
+    def load_and_look(*args: object, **kwargs: object) -> object:
+        account = args[3]
+        assert isinstance(account, restore.RestoreAccount)
+        folders = (Path(tempfile.gettempdir()), private_state, Path.home())
+        seen.append(_files_holding(password.encode(), *folders, since=since)
+                    + _files_holding(account.password.encode(), *folders, since=since))
+        return real_load(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(restore, "load_dump", load_and_look)
+    try:
+        url = sa.engine.make_url(MARIADB_URL).set(username=admin, password=password)
+        result = restore_check(shared_data / "world" / "world.sql", url.render_as_string(hide_password=False),
+                               scratch=scratch)
+
+        assert result.verdict == "pass", [c.message for c in result.failed_checks]
+        assert seen == [[]]
+        assert password not in json.dumps(serde_dict(result))
+    finally:
+        with mariadb_server.connect() as conn:
+            for host in ("127.0.0.1", "localhost"):
+                conn.exec_driver_sql("DROP USER IF EXISTS %s@%s", (admin, host))
+        _drop(mariadb_server, scratch)
+
+
+def serde_dict(document: object) -> object:
+    from dataclasses import asdict
+
+    return asdict(document)  # type: ignore[call-overload]
