@@ -12,9 +12,9 @@ created when it must), `StatementPlan` records each statement's byte range and a
 text in a temporary file (constant memory, whatever the number of statements); the load then reads those
 ranges straight from the file and sends a statement only when its bytes still have that digest: what runs
 is exactly what was scanned and judged, even if the file changes in between. The session starts as the
-client's does (autocommit on; the dump's own SET statements decide the rest). A deadline ends it: the
-server's max_statement_time (MariaDB) and a
-watchdog that kills the running statement, then the connection.
+client's does (autocommit on; the dump's own SET statements decide the rest). A deadline ends it: a
+watchdog kills the running statement, then the connection (the server's max_statement_time, on MariaDB,
+is only a backstop after it).
 """
 
 from __future__ import annotations
