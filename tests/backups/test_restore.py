@@ -21,6 +21,14 @@ from dbaudit.core.errors import DbauditError
 from dbaudit.live.inspect import take_snapshot
 
 
+@pytest.fixture(autouse=True)
+def private_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's own restore journal: another session's runs are none of its business."""
+    state = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("XDG_STATE_HOME", str(state))
+    return state
+
+
 def _new_name(tag: str) -> str:
     return f"dbaudit_t_{tag}_{uuid.uuid4().hex[:8]}"
 
@@ -249,22 +257,17 @@ def test_server_wide_statements_fail_the_restore_and_are_never_sent(
     assert scratch not in _databases(mariadb_server)
 
 
-def test_the_client_runs_sandboxed_and_without_local_infile_where_it_can(tmp_path: Path) -> None:
-    from dbaudit.backups.dumpfile import read_dump
-    from dbaudit.backups.restore import _client_args, _plan
-    from dbaudit.live.connect import parse_url
+def test_no_client_program_runs_a_restore_passes_with_none_on_path(
+    shared_data: Path, mariadb_server: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    scratch = _new_name("rst")
 
-    dump = tmp_path / "plain.sql"
-    dump.write_text("CREATE TABLE t (id int);\n")
-    plan = _plan(parse_url(MARIADB_URL), read_dump(dump), _new_name("rst"), None)
-    has_sandbox = "--sandbox" in subprocess.run([plan.client, "--help"], capture_output=True, text=True,
-                                                 check=False).stdout
+    result = restore_check(shared_data / "world" / "world.sql", MARIADB_URL, scratch=scratch)
 
-    args = _client_args(plan, None)
-
-    assert ("--sandbox" in args) == has_sandbox and "--local-infile=0" in args
-    if "mariadb" in Path(plan.client).name:
-        assert "--sandbox" in args
+    assert result.verdict == "pass", [c.message for c in result.failed_checks]
+    assert result.client.startswith("PyMySQL") and result.summary["rows"] == 5302
+    assert scratch not in _databases(mariadb_server)
 
 
 # --- other databases: detected by dump-check, refused by restore-check, and out of the client's reach anyway -------
@@ -306,10 +309,10 @@ def _with_statement(dump: Path, statement: str) -> Path:
 @pytest.fixture
 def account_prefix(monkeypatch: pytest.MonkeyPatch) -> str:
     """A name prefix for restore-check's temporary accounts that only this test uses."""
-    from dbaudit.backups import restore
+    from dbaudit.backups import restore_account
 
     prefix = f"dbaudit_t_rst{uuid.uuid4().hex[:6]}_"
-    monkeypatch.setattr(restore, "ACCOUNT_PREFIX", prefix)
+    monkeypatch.setattr(restore_account, "ACCOUNT_PREFIX", prefix)
     return prefix
 
 
@@ -374,15 +377,16 @@ def test_the_temporary_account_exists_only_during_the_restore_with_rights_on_the
     _, source, dump = victim_and_dump
     prefix = account_prefix
     seen: list[list[str]] = []
-    real_load = restore._load
+    real_load = restore.load_dump
 
-    def load(plan: restore._Plan, progress: bool) -> str | None:
+    def load(*args: object, **kwargs: object) -> object:
+        account = args[3]
+        assert isinstance(account, restore.RestoreAccount)
         with mariadb_server.connect() as conn:
-            seen.append(conn.exec_driver_sql("SHOW GRANTS FOR %s@%s", (plan.account.user, plan.account.host))
-                        .scalars().all())
-        return real_load(plan, progress)
+            seen.append(conn.exec_driver_sql("SHOW GRANTS FOR %s@%s", (account.user, account.host)).scalars().all())
+        return real_load(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(restore, "_load", load)
+    monkeypatch.setattr(restore, "load_dump", load)
     scratch = _new_name("rst")
     try:
         result = restore_check(dump, f"{MARIADB_URL}/{source}", scratch=scratch, keep=True)
@@ -390,7 +394,8 @@ def test_the_temporary_account_exists_only_during_the_restore_with_rights_on_the
         assert result.verdict == "pass", [c.message for c in result.failed_checks]
         [grants] = seen
         assert len(grants) == 2 and grants[0].startswith("GRANT USAGE ON *.* TO") and "WITH GRANT" not in grants[1]
-        assert grants[1].startswith(f"GRANT ALL PRIVILEGES ON `{scratch.replace('_', chr(92) + '_')}`.* TO `{prefix}")
+        assert grants[1].startswith("GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP") and "ALL" not in grants[1]
+        assert f" ON `{scratch.replace('_', chr(92) + '_')}`.* TO `{prefix}" in grants[1]
         assert _accounts(mariadb_server, prefix) == 0
     finally:
         _drop(mariadb_server, scratch)

@@ -1,65 +1,73 @@
 """restore-check: restore a dump into a new scratch database, prove it matches, and drop it again.
 
-The dump is first read with `dumpfile.read_dump` (checksums, truncation, the statements' byte ranges).
-Statements that would reach beyond the scratch database, `USE`, `CREATE/DROP DATABASE` (world.sql
-drops and recreates `world`!), `SET GLOBAL` and replication commands, are cut out of the stream fed
-to the `mariadb`/`mysql` client, and a dump that names other databases is refused. A dump holding client
-commands (`\\! cmd`, `system`, `source`, `\\u db`, `connect` …) or statements acting on the server
-(CREATE USER, GRANT, FLUSH, INSTALL PLUGIN, CHANGE MASTER …) is refused before anything is created:
-it fails, and nothing is restored. The client also runs with `--sandbox` where it has it (MariaDB),
-so a client command the scanner missed still cannot touch the client host. The scratch
-database must not exist yet; it is dropped after a failure, an error or Ctrl-C, and after the check
-unless `keep` is set.
+The dump is read first, whole, with `dumpfile.DumpScan` (checksums, truncation, every statement classified).
+A dump holding client commands (`\\! cmd`, `system`, `source` …), statements acting on the server (CREATE
+USER, GRANT, FLUSH, INSTALL PLUGIN, CHANGE MASTER …), XA transactions or DATA/INDEX DIRECTORY, or naming
+another database, is refused before anything is created: it fails, and nothing is restored. Then no client
+program runs: `backups.restore_load` sends the statements one by one through PyMySQL as a temporary account
+holding restore privileges on the scratch database only (`backups.restore_account`), leaving out `USE`,
+`CREATE/DROP DATABASE` (world.sql drops and recreates `world`!) and `SET GLOBAL`, with DEFINERs stripped and
+events disabled, under a deadline (`timeout`). The reads after it (snapshot, metrics, fingerprints) run as
+that account too, with its write privileges revoked. The scratch database must not exist yet; it is dropped
+after a failure, an error, Ctrl-C or SIGTERM, and after the check unless `keep` is set; a journal lets the
+next run drop what a run killed outright left (`backups.restore_journal`).
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import re
-import secrets
-import shutil
 import signal
-import subprocess
-import sys
-import tempfile
 import threading
-import time
 from collections import deque
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+import pymysql
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
-from tqdm import tqdm
 
+from dbaudit.audit.chunks import FingerprintMode
 from dbaudit.audit.diff import diff_snapshots
+from dbaudit.backups import restore_account
 from dbaudit.backups.checks import count_checks, load_manifest, manifest_path, names_check
-from dbaudit.backups.dumpfile import CHUNK, DumpContents, DumpFile, read_dump, sql_chunks
-from dbaudit.backups.lexicon import DEFINER_CLAUSE
+from dbaudit.backups.dumpfile import DumpContents, DumpFile, DumpScan
+from dbaudit.backups.restore_account import (
+    RestoreAccount,
+    ScratchRestore,
+    clean_abandoned,
+    revoke_writes,
+    scratch_restore,
+    server_identity,
+)
+from dbaudit.backups.restore_load import Loaded, StatementPlan, extra_refusal, load_dump, strip_definer
+from dbaudit.backups.sqlscan import MAX_STATEMENT
 from dbaudit.core import serde
 from dbaudit.core.checks import Check, Judged
-from dbaudit.core.errors import DbauditError, first_line
-from dbaudit.core.secrets import remember_secret
+from dbaudit.core.errors import DbauditError
 from dbaudit.core.signals import Terminated
 from dbaudit.core.snapshot import Snapshot, load_snapshot
-from dbaudit.core.terminal import visible
 from dbaudit.live.connect import describe_db_error, mask_url, parse_url
 from dbaudit.live.dialects.mysql import product_of
 from dbaudit.live.inspect import take_snapshot
 
+__all__ = ["ACCOUNT_PREFIX", "DEFAULT_TIMEOUT", "RestoreAccount", "RestoreCheck", "Restored", "ScratchRestore",
+           "compare_restored", "edit_spans", "load_restore_check", "restore_check", "restore_into", "scratch_restore",
+           "strip_definer", "without_spans"]
+
 FORMAT_VERSION = 1
 KIND = "dbaudit.restore-check"
 RESTORED = "the restored database"
+DEFAULT_TIMEOUT = 3600.0  # seconds for the whole restore and the reads after it (--restore-timeout)
+CLIENT = f"PyMySQL {pymysql.__version__} (no client program)"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 _SYSTEM = {"mysql", "information_schema", "performance_schema", "sys"}
-# The client runs as a temporary account with rights on the scratch database only.
-ACCOUNT_PREFIX = "dbaudit_restore_"  # temporary restore accounts: easy to find if a SIGKILL leaves one
+ACCOUNT_PREFIX = restore_account.ACCOUNT_PREFIX
 
 
 @dataclass
@@ -76,12 +84,15 @@ class RestoreCheck(Judged):
     database: str  # the source database the dump was taken from
     scratch: str
     kept: bool
-    client: str
+    client: str  # what sent the statements (PyMySQL: no client program runs)
     skipped_statements: list[str]  # kinds of the statements cut out of the stream (use, create_database …)
     restore_seconds: float
     checks: list[Check]
     restored: Snapshot | None  # the scratch database after the restore; None when it was not restored
     summary: dict[str, Any]
+    timeout_seconds: float = DEFAULT_TIMEOUT
+    account: str = ""  # the temporary account it restored and read as ('' when nothing was restored)
+    leftovers: list[str] = field(default_factory=list)  # what earlier killed runs left, dropped (or left) by this one
 
 
 def load_restore_check(path: str | os.PathLike[str]) -> RestoreCheck:
@@ -93,23 +104,77 @@ class _Plan:
     url: URL  # the server, without a database
     source: str
     scratch: str
-    client: str
     contents: DumpContents
     against: Snapshot | None
-    sandbox: bool = False  # the client has --sandbox (MariaDB 10.5.25+): no \! system source tee on this host
-    account: _Account | None = None  # who the client connects as: set while the restore runs
+    refusals: list[str]  # the scan's and restore-check's own (XA, DATA DIRECTORY)
+    timeout: float = DEFAULT_TIMEOUT
+    fingerprint: FingerprintMode = "none"
+    statements: StatementPlan | None = None  # what to send, recorded by the scan
+    account: RestoreAccount | None = None  # set while the restore runs
+    leftovers: list[str] = field(default_factory=list)
 
 
 @dataclass
-class _Account:
-    """The temporary account the client restores as: ALL PRIVILEGES on the scratch database, nothing else."""
+class Restored:
+    """What restore_into did: the dump's contents as scanned, and how the load ended."""
 
-    user: str
-    host: str
-    password: str
+    contents: DumpContents
+    refusals: list[str]  # non-empty: nothing was sent
+    loaded: Loaded | None  # None when refused or truncated
 
-    def __str__(self) -> str:
-        return f"'{self.user}'@'{self.host}'"
+    @property
+    def ok(self) -> bool:
+        return self.loaded is not None and self.loaded.error is None
+
+
+def scan_dump(dump: str | os.PathLike[str], progress: bool = False,
+              max_statement: int = MAX_STATEMENT) -> tuple[DumpContents, list[str], StatementPlan]:
+    """Read the whole dump once: its contents, every reason it must not be restored (a statement longer than
+    `max_statement`, the server's max_allowed_packet, is one: the server would not take it), and what to send.
+    The caller closes the plan."""
+    scan = DumpScan(dump, progress=progress, keep_text=True, max_statement=max_statement)
+    plan = StatementPlan()
+    own: list[str] = []
+    try:
+        for st in scan:
+            plan.add(st)
+            if refusal := extra_refusal(st):
+                own.append(refusal)
+    except BaseException:
+        plan.close()
+        raise
+    contents = scan.contents()
+    return contents, [*contents.refusals, *dict.fromkeys(own)], plan
+
+
+def restore_into(url: str | URL, dump: str | os.PathLike[str], scratch: str, account: RestoreAccount, *,
+                 timeout: float = DEFAULT_TIMEOUT, progress: bool = False) -> Restored:
+    """Restore `dump` into the existing (empty) database `scratch` on `url`'s server as `account` (made by
+    `scratch_restore`): refused whole when the scan finds a reason, else loaded statement by statement."""
+    server = parse_url(url) if isinstance(url, str) else url
+    engine = sa.create_engine(server._replace(database=None), poolclass=sa.pool.NullPool)
+    try:
+        version, packet = _server_facts(engine)
+    finally:
+        engine.dispose()
+    contents, refusals, plan = scan_dump(dump, progress, packet)
+    try:
+        if refusals or not contents.complete:
+            return Restored(contents, refusals or [f"truncated: {contents.truncation}"], None)
+        return Restored(contents, [], load_dump(contents, plan, server._replace(database=None), account, scratch,
+                                                server_version=version, timeout=timeout))
+    finally:
+        plan.close()
+
+
+def _server_facts(engine: sa.Engine) -> tuple[str, int]:
+    """The server's version and max_allowed_packet (the longest statement it takes)."""
+    try:
+        with engine.connect() as conn:
+            version, packet = conn.exec_driver_sql("SELECT VERSION(), @@max_allowed_packet").one()
+    except DBAPIError as exc:
+        raise DbauditError(f"cannot connect to {mask_url(engine.url)}: {describe_db_error(exc)}") from None
+    return str(version), int(packet)
 
 
 def restore_check(
@@ -121,32 +186,53 @@ def restore_check(
     keep: bool = False,
     title: str | None = None,
     progress: bool = False,
+    timeout: float | None = None,
+    fingerprint: FingerprintMode | None = None,
 ) -> RestoreCheck:
     """Restore `dump` into a new scratch database on `server` and compare it with the dump, its manifest
-    and (optionally) a snapshot of the source database."""
+    and (optionally) a snapshot of the source database. `fingerprint` records content fingerprints of the
+    restored tables; with an `against` snapshot holding fingerprints they are taken the same way and compared."""
     snapshot = load_snapshot(against) if isinstance(against, (str, os.PathLike)) else against
     url = parse_url(server)
     if url.get_backend_name() not in ("mysql", "mariadb"):
         raise DbauditError(f"restore-check restores MySQL/MariaDB dumps; {mask_url(url)} is not such a server")
-    contents = read_dump(dump, progress)
-    plan = _plan(url, contents, scratch, snapshot)
-    engine = sa.create_engine(plan.url, poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT")
+    timeout = DEFAULT_TIMEOUT if timeout is None else timeout
+    if not (timeout > 0 and timeout < float("inf")):
+        raise DbauditError(f"--restore-timeout must be a positive number of seconds, not {timeout}")
+    engine = sa.create_engine(url._replace(database=None), poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT")
+    engine_plan: StatementPlan | None = None
     try:
-        product, version = _refuse_unsafe(engine, plan)
-        if contents.refusals:
+        version, packet = _server_facts(engine)
+        contents, refusals, statements = scan_dump(dump, progress, packet)
+        engine_plan = statements
+        plan = _plan(url, contents, scratch, snapshot, refusals)
+        plan.statements = statements
+        plan.timeout, plan.fingerprint = timeout, _fingerprint_mode(snapshot, fingerprint)
+        _refuse_unsafe(engine, plan)
+        product = product_of(version)
+        if plan.refusals:
             # Refused whole, never cut: a dump that runs commands or grants rights is no backup to trust.
-            checks = [Check("dump", "restore safety", "fail",
-                            f"not restored: the dump holds {'; '.join(contents.refusals)}")]
+            checks = [Check("dump", "restore safety", "fail", f"not restored: the dump holds {'; '.join(plan.refusals)}")]
             return _result(plan, product, version, checks, None, 0.0, kept=False, title=title)
         if not contents.complete:
             checks = [Check("dump", "complete", "fail", f"not restored: the dump is truncated ({contents.truncation})")]
             return _result(plan, product, version, checks, None, 0.0, kept=False, title=title)
         return _restore_and_compare(engine, plan, product, version, keep, title, progress)
     finally:
+        if engine_plan is not None:
+            engine_plan.close()
         engine.dispose()
 
 
-def _plan(url: URL, contents: DumpContents, scratch: str | None, snapshot: Snapshot | None) -> _Plan:
+def _fingerprint_mode(against: Snapshot | None, asked: FingerprintMode | None) -> FingerprintMode:
+    """Fingerprints as the source snapshot has them (chunks when it has chunks), else as asked."""
+    if against is not None and any(t.fingerprint for t in against.tables.values()):
+        return "chunks" if any(t.chunks for t in against.tables.values()) or asked == "chunks" else "table"
+    return asked or "none"
+
+
+def _plan(url: URL, contents: DumpContents, scratch: str | None, snapshot: Snapshot | None,
+          refusals: list[str]) -> _Plan:
     if len(contents.databases) > 1:
         raise DbauditError(f"the dump holds {len(contents.databases)} databases ({', '.join(contents.databases)}); "
                            "restore-check restores one database")
@@ -168,26 +254,14 @@ def _plan(url: URL, contents: DumpContents, scratch: str | None, snapshot: Snaps
         raise DbauditError(f"scratch database name {name!r}: use letters, digits and _ only (at most 64)")
     if name.lower() in own or name.lower() in _SYSTEM:
         raise DbauditError(f"refusing scratch database {name!r}: it is the source database (or a system one)")
-    client = shutil.which("mariadb") or shutil.which("mysql")
-    if client is None:
-        raise DbauditError("restore-check needs the mariadb (or mysql) command-line client on PATH")
-    return _Plan(url.set(database=None), source, name, client, contents, snapshot, _has_sandbox(client))
+    return _Plan(url._replace(database=None), source, name, contents, snapshot, refusals)
 
 
-@functools.lru_cache(maxsize=4)
-def _has_sandbox(client: str) -> bool:
-    """MariaDB's client has --sandbox; MySQL 8's mysql has not (dumps with client commands are refused anyway)."""
-    try:
-        done = subprocess.run([client, "--help"], capture_output=True, text=True, timeout=30, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return "--sandbox" in done.stdout
-
-
-def _refuse_unsafe(engine: sa.Engine, plan: _Plan) -> tuple[str, str]:
+def _refuse_unsafe(engine: sa.Engine, plan: _Plan) -> None:
     try:
         with engine.connect() as conn:
-            version = str(conn.exec_driver_sql("SELECT VERSION()").scalar_one())
+            # What runs killed outright left on this server goes first: their scratch database may have this name.
+            plan.leftovers = clean_abandoned(conn, server_identity(conn))
             exists = conn.execute(sa.text("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = :n"),
                                   {"n": plan.scratch}).scalar_one()
     except DBAPIError as exc:
@@ -195,91 +269,39 @@ def _refuse_unsafe(engine: sa.Engine, plan: _Plan) -> tuple[str, str]:
     if exists:
         raise DbauditError(f"refusing scratch database {plan.scratch!r}: it already exists on {mask_url(plan.url)} "
                            "(drop it or pick another with --scratch)")
-    return product_of(version), version
 
 
 def _restore_and_compare(engine: sa.Engine, plan: _Plan, product: str, version: str, keep: bool,
                          title: str | None, progress: bool) -> RestoreCheck:
-    completed = False
-    with _terminate_as_interrupt():
-        plan.account = _create_account(engine, plan.scratch)
-        try:
-            _execute(engine, "CREATE DATABASE {} CHARACTER SET utf8mb4", plan.scratch)
-            try:
-                started = time.monotonic()
-                error = _load(plan, progress)
-                seconds = round(time.monotonic() - started, 3)
-                if error:
-                    checks = [Check("restore", "load", "fail", f"the client stopped: {error}")]
-                    return _result(plan, product, version, checks, None, seconds, kept=False, title=title)
-                metrics = {m.name: m.sql for m in plan.against.metrics.values()} if plan.against else None
-                restored = take_snapshot(plan.url.set(database=plan.scratch), metrics, progress=progress)
-                checks = [Check("restore", "load", "pass",
-                                f"restored in {seconds:.1f} s with {Path(plan.client).name}"),
-                          *compare_restored(plan, restored)]
-                completed = True
-                return _result(plan, product, version, checks, restored, seconds, kept=keep, title=title)
-            finally:
-                if not (keep and completed):
-                    _execute(engine, "DROP DATABASE IF EXISTS {}", plan.scratch)
-        finally:
-            _drop_account(engine, plan.account)
+    with _terminate_as_interrupt(), scratch_restore(engine, plan.scratch, keep=keep) as handle:
+        plan.account = account = handle.account
+        assert plan.statements is not None
+        loaded = load_dump(plan.contents, plan.statements, plan.url, account, plan.scratch, server_version=version,
+                           timeout=plan.timeout)
+        if loaded.error:
+            handle.keep = False
+            checks = [Check("restore", "load", "fail", f"the restore stopped: {loaded.error}")]
+            return _result(plan, product, version, checks, None, loaded.seconds, kept=False, title=title)
+        restored = _read_restored(engine, plan, progress, loaded)
+        checks = [Check("restore", "load", "pass", f"restored in {loaded.seconds:.1f} s, {loaded.statements:,} "
+                                                   f"statements as {account}"), *compare_restored(plan, restored)]
+        return _result(plan, product, version, checks, restored, loaded.seconds, kept=keep, title=title)
 
 
-def _create_account(engine: sa.Engine, scratch: str) -> _Account:
-    """A fresh account with ALL PRIVILEGES on `scratch`.* only: whatever the dump holds, the client cannot touch
-    another database, an account or the server. Refused (never the connecting account instead) when the connecting
-    account may not create it."""
-    # In a database-level GRANT, _ and % are wildcards: `a_b`.* would also cover a database called axb.
-    quoted = engine.dialect.identifier_preparer.quote_identifier(scratch.replace("_", "\\_"))
-    # Nine characters of each class: passes password-strength plugins, and needs no quoting anywhere.
-    password = "".join(secrets.choice(c) for c in ("ABCDEFGHJKLMNPQRSTUVWXYZ", "abcdefghijkmnopqrstuvwxyz",
-                                                     "23456789") for _ in range(9)) + "_-."
-    account = _Account(f"{ACCOUNT_PREFIX}{secrets.token_hex(6)}", "%", password)
-    remember_secret(password)  # masked should a client or driver error ever repeat it
+def _read_restored(engine: sa.Engine, plan: _Plan, progress: bool, loaded: Loaded) -> Snapshot:
+    """The restored database's snapshot, taken as the temporary account with its write privileges revoked: the
+    source's metrics may reach SQL SECURITY INVOKER views and functions the dump defined."""
+    assert plan.account is not None
     try:
         with engine.connect() as conn:
-            me = str(conn.exec_driver_sql("SELECT USER()").scalar_one())
-            # The host the server sees this machine as: '%' could lose to an anonymous ''@'localhost'.
-            account.host = me.rpartition("@")[2] or "%"
-            try:
-                conn.exec_driver_sql("CREATE USER %s@%s IDENTIFIED BY %s",
-                                     (account.user, account.host, account.password))
-            except DBAPIError as exc:
-                raise DbauditError(
-                    f"restore-check restores as a temporary account limited to the scratch database, and {me} may "
-                    f"not create it ({describe_db_error(exc)}): it needs the CREATE USER privilege and GRANT OPTION "
-                    f"(GRANT CREATE USER ON *.* TO …; GRANT ALL ON `{scratch}`.* TO … WITH GRANT OPTION)") from None
-            try:
-                conn.exec_driver_sql(f"GRANT ALL PRIVILEGES ON {quoted}.* TO %s@%s", (account.user, account.host))
-            except DBAPIError as exc:
-                _drop_account(engine, account)
-                raise DbauditError(
-                    f"restore-check restores as a temporary account limited to the scratch database, and {me} may "
-                    f"not grant it ALL PRIVILEGES on {scratch} ({describe_db_error(exc)}): it needs GRANT OPTION "
-                    f"(GRANT ALL ON `{scratch}`.* TO … WITH GRANT OPTION)") from None
+            revoke_writes(conn, plan.account, plan.scratch)
     except DBAPIError as exc:
-        raise DbauditError(f"cannot prepare the restore account: {describe_db_error(exc)}") from None
-    return account
-
-
-def _drop_account(engine: sa.Engine, account: _Account | None) -> None:
-    if account is None:
-        return
-    try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql("DROP USER IF EXISTS %s@%s", (account.user, account.host))
-    except DBAPIError as exc:
-        raise DbauditError(f"drop user {account}: {describe_db_error(exc)} (drop it by hand)") from None
-
-
-def _execute(engine: sa.Engine, template: str, database: str) -> None:
-    quoted = engine.dialect.identifier_preparer.quote_identifier(database)
-    try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql(template.format(quoted))
-    except DBAPIError as exc:
-        raise DbauditError(f"{template.split(' {', maxsplit=1)[0].lower()} {database}: {describe_db_error(exc)}") from None
+        raise DbauditError(f"revoke the restore account's writes: {describe_db_error(exc)}") from None
+    metrics = {m.name: m.sql for m in plan.against.metrics.values()} if plan.against else None
+    remaining = max(1.0, plan.timeout - loaded.seconds)
+    return take_snapshot(plan.account.url(plan.url, plan.scratch), metrics, progress=progress,
+                         statement_timeout=remaining, fingerprint=plan.fingerprint,
+                         baseline=plan.against if plan.fingerprint != "none" else None)
 
 
 @contextmanager
@@ -299,99 +321,7 @@ def _terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-# --- feeding the client ----------------------------------------------------------------------------
-
-
-def _client_args(plan: _Plan, options_file: str | None) -> list[str]:
-    url = plan.url
-    args = [plan.client]
-    if options_file:
-        args.append(f"--defaults-extra-file={options_file}")  # must come first
-    args += ["--protocol=tcp", "-h", url.host or "127.0.0.1", "-P", str(url.port or 3306),
-             "--default-character-set=utf8mb4", "--batch", "--local-infile=0"]  # no LOAD DATA LOCAL of host files
-    if plan.sandbox:
-        args.append("--sandbox")  # defence in depth: \! system source tee fail even if one slipped past the scan
-    if plan.account is not None:
-        args += ["-u", plan.account.user]  # its password is in the option file
-    elif url.username:
-        args += ["-u", url.username]
-    return [*args, plan.scratch]
-
-
-@contextmanager
-def _options_file(url: URL, account: _Account | None = None) -> Iterator[str | None]:
-    """The password goes to the client in a 0600 option file, never on its command line (ps shows that)."""
-    configured = url.query.get("read_default_file")
-    if account is None and isinstance(configured, str):
-        yield os.path.expanduser(configured)
-        return
-    password = account.password if account is not None else url.password
-    if not password:
-        yield None
-        return
-    fd, path = tempfile.mkstemp(prefix="dbaudit-client-", suffix=".cnf")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            if isinstance(configured, str):  # its TLS and other settings; the account below overrides its user
-                handle.write(Path(os.path.expanduser(configured)).read_text(encoding="utf-8") + "\n")
-            escaped = str(password).replace("\\", "\\\\").replace('"', '\\"')
-            handle.write(f'[client]\n{f"user={account.user}" + chr(10) if account else ""}password="{escaped}"\n')
-        yield path
-    finally:
-        Path(path).unlink(missing_ok=True)
-
-
-def _load(plan: _Plan, progress: bool) -> str | None:
-    """Stream the dump to the client; None when it succeeded, else the client's first error line."""
-    with _options_file(plan.url, plan.account) as options, tempfile.TemporaryFile() as errors:
-        proc = subprocess.Popen(_client_args(plan, options), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                stderr=errors)
-        try:
-            _feed(proc.stdin, plan.contents, progress)
-            code = proc.wait()
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
-        if code == 0:
-            return None
-        errors.seek(0)
-        text = errors.read().decode("utf-8", "replace").strip()
-        return first_line(text or f"exit status {code}")
-
-
-def _feed(stdin: IO[bytes] | None, contents: DumpContents, progress: bool) -> None:
-    assert stdin is not None
-    path = Path(contents.file.path)
-    with path.open("rb") as handle, tqdm(total=contents.file.size, unit="B", unit_scale=True, file=sys.stderr,
-                                         desc=f"restoring {visible(path.name)}", disable=not progress, leave=False) as bar:
-        reader = _ProgressReader(handle, bar)
-        try:
-            edits: list[tuple[int, int, Any]] = [(s, e, None) for s, e, _ in contents.unsafe_spans]
-            edits += [(s, e, strip_definer) for s, e in contents.definer_spans]
-            for piece in edit_spans(sql_chunks(reader, contents.file.compressed), edits):
-                stdin.write(piece)
-        except BrokenPipeError:
-            pass  # the client stopped early; its exit status and stderr say why
-        finally:
-            with suppress(BrokenPipeError):
-                stdin.close()
-
-
-class _ProgressReader:
-    def __init__(self, handle: IO[bytes], bar: tqdm) -> None:
-        self.handle, self.bar = handle, bar
-
-    def read(self, size: int = -1) -> bytes:
-        data = self.handle.read(size if size > 0 else CHUNK)
-        self.bar.update(len(data))
-        return data
-
-
-def strip_definer(statement: bytes) -> bytes:
-    """`DEFINER=`root`@`host`` out of a view, trigger or routine: it is created with the restoring account as its
-    definer (what a non-SUPER account may do), as restores into another server commonly do."""
-    return DEFINER_CLAUSE.sub(b"", statement, count=1)
+# --- stream editing (kept for callers that edit a dump's byte stream) ------------------------------
 
 
 def without_spans(chunks: Iterator[bytes], spans: list[tuple[int, int]]) -> Iterator[bytes]:
@@ -475,8 +405,9 @@ def _result(plan: _Plan, product: str, version: str, checks: list[Check], restor
         title=title or f"restore of {Path(plan.contents.file.path).name}",
         generated_at=datetime.now(UTC).isoformat(timespec="seconds"), dump=plan.contents.file,
         server=mask_url(plan.url), product=product, version=version, database=plan.source, scratch=plan.scratch,
-        kept=kept, client=plan.client, skipped_statements=[k for _, _, k in plan.contents.unsafe_spans],
-        restore_seconds=seconds, checks=checks, restored=restored,
+        kept=kept, client=CLIENT, skipped_statements=[k for _, _, k in plan.contents.unsafe_spans],
+        restore_seconds=seconds, checks=checks, restored=restored, timeout_seconds=plan.timeout,
+        account=str(plan.account or ""), leftovers=plan.leftovers,
         summary={"checks": len(checks), "checks_failed": failed,
                  "tables": len(restored.tables) if restored else 0,
                  "rows": restored.total_rows if restored else 0},

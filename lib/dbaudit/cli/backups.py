@@ -35,8 +35,12 @@ def add_commands(sub: Any) -> None:
                      "dbaudit_restore_<random>); must not exist")
     cmd.add_argument("--against", help="snapshot JSON of the source database: the restore must diff empty")
     cmd.add_argument("--keep", action="store_true", help="keep the scratch database after the check")
-    cmd.add_argument("--restore-timeout", type=float, default=None, metavar="SECONDS",
-                     help="stop and roll back a restore still running after this long (pg_dump: default 3600)")
+    cmd.add_argument("--restore-timeout", type=float, metavar="SECONDS",
+                     help="end the restore and the reads after it by then (default 3600; pg_dump too): a dump that sleeps or "
+                          "loops fails instead of hanging")
+    cmd.add_argument("--fingerprint", choices=["table", "chunks"],
+                     help="record content fingerprints of the restored tables (taken anyway, and compared, when "
+                          "--against has fingerprints)")
     add_output_options(cmd)
     add_report_options(cmd, "restore_check.ipynb")
     cmd.set_defaults(run=restore_check_command)
@@ -88,11 +92,13 @@ def restore_check_command(args: argparse.Namespace) -> int:
 
     if is_pg_dump(args.dump):
         result = pg_restore_check(args.dump, args.server, scratch=args.scratch, against=args.against, keep=args.keep,
-                                  progress=progress(), timeout=getattr(args, "restore_timeout", None),
-                                  fingerprint=getattr(args, "fingerprint", None) or "none")
+                                  progress=progress(), timeout=args.restore_timeout,
+                                  fingerprint=args.fingerprint or "none")
     else:
         result = restore_check(args.dump, args.server, scratch=args.scratch, against=args.against, keep=args.keep,
-                               progress=progress())
+                               progress=progress(), timeout=args.restore_timeout, fingerprint=args.fingerprint)
+    for line in result.leftovers:
+        say(f"earlier run: {line}")
     write_outputs(args, result, f"dbaudit restore-check {result.scratch}", result.checks)
     say(f"restore of {result.dump.path} into {result.scratch} on {result.server} ({result.product} "
           f"{result.version}): {result.summary['tables']} tables, {result.summary['rows']:,} rows, "

@@ -1,0 +1,297 @@
+"""Loading a dump statement by statement through PyMySQL, as the temporary account: no client program at all.
+
+The `mariadb`/`mysql` client interprets far more than SQL (backslash commands even inside `/*! */`, an editor,
+a pager, `tee`, the user's option files). Here nothing but the server reads the dump: every statement the
+scanner (backups.dumpfile.DumpScan) split off is sent on its own with COM_QUERY, on a connection without
+CLIENT_MULTI_STATEMENTS (a statement the scanner misread cannot smuggle a second one: the server stops
+with a syntax error) and without LOCAL INFILE. `USE`, `CREATE/DROP/ALTER DATABASE` and `SET GLOBAL` are not
+sent; DEFINER clauses are stripped and events created disabled (backups.restore_events).
+
+The dump is tokenized once. While restore-check's first read scans it (and refuses it before anything is
+created when it must), `StatementPlan` records each statement's byte range and a BLAKE2b digest of its
+text in a temporary file (constant memory, whatever the number of statements); the load then reads those
+ranges straight from the file and sends a statement only when its bytes still have that digest: what runs
+is exactly what was scanned and judged, even if the file changes in between. The session starts as the
+client's does (autocommit on; the dump's own SET statements decide the rest). A deadline ends it: a
+watchdog kills the running statement, then the connection (the server's max_statement_time, on MariaDB,
+is only a backstop after it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import struct
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pymysql
+from pymysql.constants import CLIENT
+from sqlalchemy.dialects.mysql.pymysql import MySQLDialect_pymysql
+from sqlalchemy.engine import URL
+
+from dbaudit.backups.dumpfile import DumpContents, ScannedStatement, sql_chunks
+from dbaudit.backups.lexicon import DEFINER_CLAUSE
+from dbaudit.backups.restore_account import RestoreAccount
+from dbaudit.backups.restore_events import disabled_event, is_alter_event
+from dbaudit.backups.statements import NOT_RESTORED
+from dbaudit.core.errors import DbauditError, first_line
+
+_KILL_GRACE = 5.0  # seconds between KILL QUERY and KILL CONNECTION
+# Statements restore-check refuses besides the scanner's: XA transactions survive the connection (a prepared XA
+# transaction holds its locks until someone with XA_RECOVER_ADMIN ends it), and DATA/INDEX DIRECTORY puts table
+# files anywhere the server may write.
+_XA = re.compile(r"^XA\b", re.IGNORECASE)
+_DIRECTORY = re.compile(rb"\b(?:DATA|INDEX)\s+DIRECTORY\b", re.IGNORECASE)
+# Storage engines whose tables are other servers or files (FEDERATED, CONNECT, SPIDER, S3): a restored table of
+# one would make the server connect out or read files on the dump author's behalf.
+_REMOTE_ENGINE = re.compile(rb"\bENGINE\s*=?\s*[`'\"]?(?:FEDERATED|FEDERATEDX|CONNECT|SPIDER|S3)\b", re.IGNORECASE)
+_NEAR = re.compile(r" near '.*", re.DOTALL)
+_DUPLICATE = re.compile(r"Duplicate entry '.*?' for key", re.DOTALL)
+
+
+def strip_definer(statement: bytes) -> bytes:
+    """`DEFINER=`root`@`host`` out of a view, trigger or routine: it is created with the restoring account as its
+    definer (what a non-SUPER account may do), as restores into another server commonly do."""
+    return DEFINER_CLAUSE.sub(b"", statement, count=1)
+
+
+def extra_refusal(st: ScannedStatement) -> str | None:
+    """restore-check's own refusals (XA, DATA/INDEX DIRECTORY, remote engines) for a statement the scanner let
+    through."""
+    if _XA.match(st.head):
+        return f"XA transaction statement at byte {st.start:,}"
+    if st.kind == "insert":
+        return None
+    text = st.text if st.text is not None else st.head.encode()
+    if _DIRECTORY.search(text):
+        return f"DATA/INDEX DIRECTORY clause at byte {st.start:,} (table files outside the server's data directory)"
+    if _REMOTE_ENGINE.search(text):
+        return f"a table of a remote or file engine (FEDERATED, CONNECT, SPIDER, S3) at byte {st.start:,}"
+    return None
+
+
+@dataclass
+class Loaded:
+    """How a load ended."""
+
+    seconds: float
+    statements: int  # sent to the server
+    error: str | None = None  # None: every statement ran
+    timed_out: bool = False
+
+
+def connect_args(server: URL, account: RestoreAccount, database: str) -> dict[str, Any]:
+    """PyMySQL arguments for `account`, connected the way `server` is (host and port, or unix_socket; TLS)."""
+    _, found = MySQLDialect_pymysql().create_connect_args(account.url(server, database))
+    kwargs = dict(found)
+    kwargs["client_flag"] = int(kwargs.get("client_flag", 0)) & ~(CLIENT.MULTI_STATEMENTS | CLIENT.LOCAL_FILES)
+    # Autocommit as the client has it: the dump's own SET autocommit / COMMIT decide, as in a plain restore (and
+    # measured: one transaction per table made the load slower, not faster).
+    kwargs.update(local_infile=False, autocommit=True, charset="utf8mb4", user=account.user,
+                  password=account.password, database=database)
+    return kwargs
+
+
+class _Watchdog:
+    """Kills the load's statement at the deadline (and its connection if that does not end it)."""
+
+    def __init__(self, kill: Callable[[str], None], seconds: float) -> None:
+        self.fired = False
+        self._kill = kill
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, args=(seconds,), daemon=True, name="dbaudit-watchdog")
+        self._thread.start()
+
+    def _watch(self, seconds: float) -> None:
+        if self._done.wait(seconds):
+            return
+        self.fired = True
+        self._kill("QUERY")
+        if not self._done.wait(_KILL_GRACE):
+            self._kill("CONNECTION")
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join(timeout=_KILL_GRACE + 5)
+
+
+_RECORD = struct.Struct("<QQB16s")  # start, length, flags, digest
+_SKIP, _DEFINER, _EVENT, _INSERT = 1, 2, 4, 8
+
+
+def _digest(text: bytes) -> bytes:
+    return hashlib.blake2b(text, digest_size=16).digest()
+
+
+class StatementPlan:
+    """What the load sends, recorded during the scan: one fixed-size record per statement in a temporary file."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile(prefix="dbaudit-restore-")  # noqa: SIM115 - closed by close()
+        self._buffer = bytearray()
+        self.statements = 0
+
+    def add(self, st: ScannedStatement) -> None:
+        text = st.text or b""
+        flags = (_SKIP if st.kind in NOT_RESTORED else 0) | (_DEFINER if st.definer else 0) \
+            | (_EVENT if st.kind == "event" or is_alter_event(st.head) else 0) | (_INSERT if st.kind == "insert" else 0)
+        self._buffer += _RECORD.pack(st.start, len(text), flags, _digest(text))
+        self.statements += 1
+        if len(self._buffer) >= 1 << 20:
+            self._file.write(self._buffer)
+            self._buffer.clear()
+
+    def __iter__(self) -> Iterator[tuple[int, int, int, bytes]]:
+        self._file.write(self._buffer)
+        self._buffer.clear()
+        self._file.seek(0)
+        while block := self._file.read(_RECORD.size * 4096):
+            yield from _RECORD.iter_unpack(block)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _texts(dump: DumpContents, plan: StatementPlan) -> Iterator[tuple[int, int, bytes]]:
+    """(start, flags, bytes) of each planned statement, read from the dump in one sequential pass; refused when
+    its bytes no longer have the digest the scan recorded."""
+    with open(dump.file.path, "rb") as handle:
+        chunks = sql_chunks(handle, dump.file.compressed)
+        buffer, offset = bytearray(), 0  # the SQL bytes from `offset` on
+        for start, length, flags, digest in plan:
+            end = start + length
+            drop = min(max(0, start - offset), len(buffer))
+            del buffer[:drop]
+            offset += drop
+            while offset + len(buffer) < end:
+                data = next(chunks, None)
+                if data is None:
+                    raise DbauditError("the dump file is shorter than when it was read: it changed; not restored")
+                if not buffer and offset + len(data) <= start:
+                    offset += len(data)  # wholly before the statement (a skipped client command, comments)
+                    continue
+                if not buffer and offset < start:
+                    data, offset = data[start - offset :], start
+                buffer += data
+            text = bytes(buffer[start - offset : end - offset])
+            if _digest(text) != digest:
+                raise DbauditError(f"the statement at byte {start:,} changed since the dump was read: not sent")
+            yield start, flags, text
+
+
+@contextmanager
+def _connection(kwargs: dict[str, Any]) -> Iterator[pymysql.connections.Connection]:
+    try:
+        conn = pymysql.connect(**kwargs)
+    except pymysql.Error as exc:
+        raise DbauditError(f"the restore account cannot connect: {_message(exc)}") from None
+    try:
+        yield conn
+    finally:
+        conn.close()  # a transaction still open is rolled back by the server
+
+
+def _message(exc: BaseException) -> str:
+    """The server's words, cut before any quoted statement text or key value (row data stays out of reports)."""
+    args: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
+    text = f"({args[0]}) {args[1]}" if len(args) == 2 and isinstance(args[0], int) else str(exc)
+    text = _DUPLICATE.sub("Duplicate entry (value not shown) for key", _NEAR.sub(" near (text not shown)", text))
+    return first_line(text)
+
+
+def load_dump(dump: DumpContents, plan: StatementPlan, server: URL, account: RestoreAccount, scratch: str, *,
+              server_version: str, timeout: float) -> Loaded:
+    """Run the planned statements in `scratch` as `account`; stop at the first error or the deadline."""
+    kwargs = connect_args(server, account, scratch)
+    mariadb = "mariadb" in server_version.lower()
+    started = time.monotonic()
+    with _connection(kwargs) as conn, _connection(kwargs) as control:
+        thread = conn.thread_id()
+
+        def kill(what: str) -> None:
+            try:
+                with control.cursor() as cur:
+                    cur.execute(f"KILL {what} {int(thread)}")
+            except pymysql.Error:
+                pass  # it ended already
+
+        with conn.cursor() as cur:
+            if mariadb:
+                # A backstop after the watchdog's deadline: an interrupted SLEEP() returns 1 without an error, so
+                # only the watchdog's flag tells a statement cut short from one that ended.
+                cur.execute(f"SET SESSION max_statement_time = {int(timeout + _KILL_GRACE) + 1}")
+        watchdog = _Watchdog(kill, timeout)
+        loaded = Loaded(0.0, 0)
+        ended = False
+        try:
+            try:
+                loaded.error = _run(conn, _texts(dump, plan), scratch, server_version, mariadb, loaded,
+                                    lambda: watchdog.fired)
+            except DbauditError as exc:  # the file changed under it
+                loaded.error = str(exc)
+            ended = True
+        finally:
+            watchdog.stop()
+            if not ended:  # Ctrl-C, SIGTERM: the statement running on the server must not outlive us
+                kill("CONNECTION")
+        loaded.timed_out = watchdog.fired or "max_statement_time" in (loaded.error or "")
+        if loaded.timed_out:
+            loaded.error = (f"stopped by --restore-timeout after {timeout:g} s (statement {loaded.statements + 1}): "
+                            f"{loaded.error or 'killed'}")
+    loaded.seconds = round(time.monotonic() - started, 3)
+    return loaded
+
+
+def _run(conn: pymysql.connections.Connection, statements: Iterator[tuple[int, int, bytes]], scratch: str,
+         server_version: str, mariadb: bool, loaded: Loaded, late: Callable[[], bool]) -> str | None:
+    for start, flags, scanned in statements:
+        if late():
+            return "killed"
+        if flags & _SKIP:
+            continue
+        text = scanned
+        if flags & _DEFINER:
+            text = strip_definer(text)
+        if flags & _EVENT:
+            disabled = disabled_event(text, server_version, mariadb)
+            if disabled is None:
+                return f"an event at byte {start:,} cannot be created disabled: not restored"
+            text = disabled
+        try:
+            cursor = conn.cursor(pymysql.cursors.SSCursor)  # a result (a dump may SELECT) is read and dropped
+            cursor.execute(text)
+            cursor.close()
+        except pymysql.Error as exc:
+            return f"{_describe(text, start, flags)} failed: {_message(exc)}"
+        if late():
+            return "killed"
+        loaded.statements += 1
+        if flags & _EVENT:
+            enabled = _enabled_events(conn, scratch)
+            if enabled:
+                return f"event(s) {', '.join(enabled)} enabled despite the rewrite to DISABLE: not restored"
+    return None
+
+
+def _enabled_events(conn: pymysql.connections.Connection, scratch: str) -> list[str]:
+    with conn.cursor() as cur:
+        cur.execute("SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = %s AND STATUS = 'ENABLED'",
+                    (scratch,))
+        names = [str(r[0]) for r in cur.fetchall()]
+        for name in names:
+            cur.execute(f"ALTER EVENT `{name.replace('`', '``')}` DISABLE")
+    return names
+
+
+def _describe(text: bytes, start: int, flags: int) -> str:
+    """Which statement, without its values: its first words (an INSERT's up to VALUES) and byte offset."""
+    head = " ".join(text[:300].decode("utf-8", "replace").split())
+    if flags & _INSERT:
+        head = head.split(" VALUES", 1)[0].split(" values", 1)[0].split("(", 1)[0]
+    return f"{' '.join(head.split()[:6])[:100]} (at byte {start:,})"
