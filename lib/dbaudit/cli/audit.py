@@ -9,7 +9,7 @@ from typing import Any
 
 from dbaudit.cli.common import EXIT_PASS, add_output_options, exit_code, progress, shown, write_outputs
 from dbaudit.core.errors import DbauditError
-from dbaudit.live.connect import mask_url
+from dbaudit.live.connect import DEFAULT_LOCK_TIMEOUT, mask_url
 
 
 def add_commands(sub: Any) -> None:
@@ -28,6 +28,8 @@ def add_commands(sub: Any) -> None:
     snap.add_argument("--tables", nargs="+", action="extend", metavar="PATTERN", help="count/fingerprint only these")
     snap.add_argument("--exclude", nargs="+", action="extend", metavar="PATTERN", help="do not count/fingerprint these")
     snap.add_argument("--statement-timeout", type=float, metavar="SECONDS", help="abandon any statement running longer")
+    snap.add_argument("--lock-timeout", type=float, metavar="SECONDS", default=DEFAULT_LOCK_TIMEOUT,
+                      help=f"fail when another session's lock blocks a read this long (default {DEFAULT_LOCK_TIMEOUT:g})")
     snap.set_defaults(run=snapshot_command)
 
     diff = sub.add_parser("diff", help="compare two snapshots, optionally against expectations")
@@ -70,6 +72,7 @@ def snapshot_command(args: argparse.Namespace) -> int:
     snapshot = take_snapshot(args.url, metrics, schema=args.schema, count_rows=not args.no_counts,
                              progress=progress(), fingerprint=args.fingerprint, tables=args.tables,
                              exclude=args.exclude, statement_timeout=args.statement_timeout,
+                             lock_timeout=args.lock_timeout,
                              baseline=load_snapshot(args.baseline) if args.baseline else None)
     snapshot.save(args.output)
     failed = [m.name for m in snapshot.metrics.values() if m.error]

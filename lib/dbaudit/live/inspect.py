@@ -18,7 +18,7 @@ from tqdm import tqdm  # the plain bar: notebook widgets need ipywidgets, which 
 from dbaudit.audit.chunks import FingerprintMode, select_tables
 from dbaudit.core.errors import DbauditError
 from dbaudit.core.snapshot import FORMAT_VERSION, KIND, Metric, Snapshot, load_snapshot
-from dbaudit.live.connect import AuditSession, audit_session, describe_db_error
+from dbaudit.live.connect import DEFAULT_LOCK_TIMEOUT, AuditSession, audit_session, describe_db_error
 from dbaudit.live.fingerprint import fingerprint_tables
 from dbaudit.live.ledger import read_ledger
 
@@ -43,18 +43,20 @@ def take_snapshot(
     tables: Sequence[str] | None = None,
     exclude: Sequence[str] | None = None,
     baseline: Snapshot | None = None,
+    lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
 ) -> Snapshot:
     """Snapshot the database at `url`. `metrics` maps a name to a scalar SELECT.
 
     `fingerprint` adds content fingerprints ("table") and per-chunk ones ("chunks"); `tables` and
     `exclude` (fnmatch patterns) limit which tables are counted and fingerprinted. With a fingerprinted
     `baseline` (an earlier snapshot of this database), a table whose columns changed since is also
-    fingerprinted over the baseline's columns (Table.baseline), so a diff can tell whether they changed."""
+    fingerprinted over the baseline's columns (Table.baseline), so a diff can tell whether they changed.
+    `lock_timeout` bounds each wait for another session's lock (see audit_session)."""
     _check_metric_sql(metrics or {})
     if fingerprint not in ("none", "table", "chunks"):
         raise DbauditError(f"fingerprint must be none, table or chunks, not {fingerprint!r}")
     started = time.monotonic()
-    with audit_session(url, schema, statement_timeout) as session:
+    with audit_session(url, schema, statement_timeout, lock_timeout) as session:
         conn, dialect, schema = session.connection, session.dialect, session.schema
         snapshot = Snapshot(
             format_version=FORMAT_VERSION,
