@@ -442,7 +442,7 @@ def test_a_snapshot_file_with_a_malformed_chunking_label_is_an_input_error(pair:
     ("SELECT COUNT(*) FROM chats INTO OUTFILE '/tmp/x'", "INTO OUTFILE"),
     ("SELECT id FROM chats FOR UPDATE", "FOR UPDATE"),
     ("SELECT 1; DROP TABLE chats", "a second statement"),
-    ("SELECT * INTO copy FROM chats", "INTO copy FROM"),
+    ("SELECT * INTO copy FROM chats", "INTO copy"),
 ])
 def test_metric_sql_with_side_effects_is_refused_before_connecting(pair: Pair, sql: str, mention: str) -> None:
     expect = pair.expectations(f"metrics:\n  m: \"{sql}\"\n")

@@ -30,6 +30,8 @@ def add_commands(sub: Any) -> None:
     snap.add_argument("--statement-timeout", type=float, metavar="SECONDS", help="abandon any statement running longer")
     snap.add_argument("--lock-timeout", type=float, metavar="SECONDS", default=DEFAULT_LOCK_TIMEOUT,
                       help=f"fail when another session's lock blocks a read this long (default {DEFAULT_LOCK_TIMEOUT:g})")
+    snap.add_argument("--allow-privileged", action="store_true",
+                      help="run metrics even as an account with rights beyond the database (superuser, FILE, SUPER …)")
     snap.set_defaults(run=snapshot_command)
 
     diff = sub.add_parser("diff", help="compare two snapshots, optionally against expectations")
@@ -72,7 +74,7 @@ def snapshot_command(args: argparse.Namespace) -> int:
     snapshot = take_snapshot(args.url, metrics, schema=args.schema, count_rows=not args.no_counts,
                              progress=progress(), fingerprint=args.fingerprint, tables=args.tables,
                              exclude=args.exclude, statement_timeout=args.statement_timeout,
-                             lock_timeout=args.lock_timeout,
+                             lock_timeout=args.lock_timeout, allow_privileged=args.allow_privileged,
                              baseline=load_snapshot(args.baseline) if args.baseline else None)
     snapshot.save(args.output)
     failed = [m.name for m in snapshot.metrics.values() if m.error]
@@ -81,7 +83,21 @@ def snapshot_command(args: argparse.Namespace) -> int:
           f"{len(snapshot.metrics)} metrics -> {args.output}")
     for name in failed:
         print(f"  metric {name}: {snapshot.metrics[name].error}", file=sys.stderr)
+    for warning in snapshot_warnings(snapshot):
+        print(f"warning: {warning}", file=sys.stderr)
     return EXIT_PASS
+
+
+def snapshot_warnings(snapshot: Any) -> list[str]:
+    """What the operator must know about the account a snapshot was taken with (also recorded in the file)."""
+    from dbaudit.audit.visibility import blind_spots
+
+    warnings = [f"{spot} (recorded in the snapshot; see `dbaudit grants`)" for spot in blind_spots(snapshot)]
+    if snapshot.account and snapshot.account.writes:
+        shown = ", ".join(snapshot.account.writes[:3]) + (" …" if len(snapshot.account.writes) > 3 else "")
+        warnings.append(f"the account {snapshot.account.user} can write ({shown}); an audit needs only the "
+                        "read grants `dbaudit grants` prints")
+    return warnings
 
 
 def diff_command(args: argparse.Namespace) -> int:
@@ -98,9 +114,13 @@ def diff_command(args: argparse.Namespace) -> int:
         print(f"{mark} {change.message}")
     if not result.changes:
         print("no differences")
+    for check in result.checks:
+        if check.category == "visibility" and (check.status == "fail" or not args.expect):
+            print(f"{check.status.upper()} [visibility] {check.name}: {check.message}")
     if args.expect:
         for check in result.failed_checks:
-            print(f"FAIL [{check.category}] {check.name}: {check.message}")
+            if check.category != "visibility":  # printed above
+                print(f"FAIL [{check.category}] {check.name}: {check.message}")
         print(f"verdict: {result.verdict.upper()} ({len(result.checks) - len(result.failed_checks)}/"
               f"{len(result.checks)} checks passed)")
     return exit_code(result.passed)
