@@ -11,11 +11,11 @@ import os
 import sys
 from collections.abc import Sequence
 
-from dbaudit.cli import audit, backups, compare, expect, health, triggers
+from dbaudit.cli import audit, backups, compare, expect, grants, health, triggers
 from dbaudit.cli.common import fail
 from dbaudit.core.errors import DbauditError
 
-COMMAND_GROUPS = (audit, backups, compare, triggers, health, expect)
+COMMAND_GROUPS = (audit, backups, compare, triggers, health, expect, grants)
 
 
 class _Parser(argparse.ArgumentParser):
