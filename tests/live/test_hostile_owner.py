@@ -7,6 +7,7 @@ allows): if the file appears, the auditor's rights ran the owner's code.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -121,3 +122,57 @@ def test_compare_and_the_cli_snapshot_run_none_of_the_owners_code(hostile_postgr
     assert [t.status for t in result.tables] == ["same"]
     assert main(["snapshot", url, "-o", str(tmp_path / "s.json"), "--fingerprint", "table"]) == 0
     assert not hostile_postgres.canary.exists(), hostile_postgres.canary.read_text()
+
+
+# SQL words that take parentheses but are syntax, not functions a schema could shadow.
+_SYNTAX = {"AS", "IN", "ANY", "ARRAY", "OVER", "FILTER", "VALUES", "AND", "OR", "NOT", "WHERE", "FROM", "JOIN",
+           "SELECT", "ON", "BY", "EXISTS", "ROW", "THEN", "ELSE", "WHEN", "ALL", "IS", "COALESCE", "OPERATOR"}
+_CALL = re.compile(r'(?<![\w."])(?<!AS )(?<!RECURSIVE )([A-Za-z_]\w*)\s*\(')
+
+
+def _unqualified_calls(sql: str) -> set[str]:
+    sql = re.sub(r"--[^\n]*", "", re.sub(r"'(?:[^']|'')*'", "''", re.sub(r'"(?:[^"]|"")*"', '""', sql)))
+    return {m.group(1) for m in _CALL.finditer(sql) if m.group(1).upper() not in _SYNTAX}
+
+
+def test_every_function_dbaudit_sends_to_postgresql_is_schema_qualified(hostile_postgres: Hostile) -> None:
+    """The class, not the example: whatever a snapshot, fingerprints and compare send names pg_catalog.fn."""
+    sent: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:
+        sent.append(statement)
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", record)
+    try:
+        take_snapshot(hostile_postgres.db.url, fingerprint="chunks")
+        compare(hostile_postgres.db.url, hostile_postgres.db.url)
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", record)
+    assert len(sent) > 10
+    assert {(name, s[:80]) for s in sent for name in _unqualified_calls(s)} == set()
+
+
+def test_mariadb_built_ins_are_called_as_the_parser_binds_them_to_the_built_in(
+        make_mariadb: Callable[[], ScratchDB]) -> None:
+    """`NAME(` with no space is always the built-in; a stored function of that name is only `db.NAME(`."""
+    db = make_mariadb()
+    db.run_sql("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(10), d DATETIME(3))",
+               "INSERT INTO t VALUES (1, 'a', NOW(3)), (2, NULL, NULL)",
+               # Same-named stored functions: reached only if dbaudit wrote a call the parser may bind to them.
+               "CREATE FUNCTION `sha2`(a TEXT, b INT) RETURNS TEXT DETERMINISTIC RETURN 'hijacked'",
+               "CREATE FUNCTION `concat_ws`(a TEXT, b TEXT) RETURNS TEXT DETERMINISTIC RETURN 'hijacked'")
+    sent: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:
+        sent.append(statement)
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", record)
+    try:
+        snap = take_snapshot(db.url, fingerprint="table")
+        compare(db.url, db.url)
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", record)
+    spaced = {m.group(1) for s in sent for m in re.finditer(r"(?<![\w`.])([A-Za-z_]\w*)\s+\(", s)
+              if m.group(1).upper() not in _SYNTAX | {"USING", "DISTINCT"}}
+    assert spaced == set()
+    assert snap.tables["t"].fingerprint and set(snap.routines) == {"sha2", "concat_ws"}

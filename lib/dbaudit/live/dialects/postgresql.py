@@ -6,11 +6,12 @@ import math
 import re
 from collections import defaultdict
 
+import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection
 
 from dbaudit.core.errors import DbauditError
 from dbaudit.core.snapshot import Column, Definition, ForeignKey, Index, Server, Table
-from dbaudit.live.dialects import Dialect, rows, sha256
+from dbaudit.live.dialects import Dialect, rows, sha256, table_ref
 
 _FK_RULES = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
 _TRIGGER_SHAPE = re.compile(r"\b(BEFORE|AFTER|INSTEAD OF)\s+(.+?)\s+ON\s+(\S+)", re.IGNORECASE)
@@ -105,6 +106,11 @@ class PostgreSQLDialect(Dialect):
 
     def default_schema(self, schema: str | None) -> str | None:
         return schema or "public"
+
+    def count_rows(self, conn: Connection, table: str, schema: str | None) -> int:
+        # pg_catalog.count: no count() in a user's schema can stand in (see pin_search_path).
+        query = sa.select(sa.func.pg_catalog.count(sa.literal_column("*"))).select_from(table_ref(table, schema))
+        return int(conn.execute(query).scalar_one())
 
     def server(self, conn: Connection) -> Server:
         version = str(conn.exec_driver_sql("SHOW server_version").scalar_one())
