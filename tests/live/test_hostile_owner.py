@@ -176,3 +176,24 @@ def test_mariadb_built_ins_are_called_as_the_parser_binds_them_to_the_built_in(
               if m.group(1).upper() not in _SYNTAX | {"USING", "DISTINCT"}}
     assert spaced == set()
     assert snap.tables["t"].fingerprint and set(snap.routines) == {"sha2", "concat_ws"}
+
+
+def test_rollback_triggers_compare_keys_with_the_built_in_equality_not_the_owners(
+        hostile_postgres: Hostile, tmp_path: Path) -> None:
+    from dbaudit.live.rollback import evaluate_triggers
+
+    run_raw(hostile_postgres.db, f'SET ROLE "{hostile_postgres.role}"',
+            "CREATE FUNCTION evil_eq(mood, mood) RETURNS boolean LANGUAGE plpgsql AS $$"
+            f"{_trap(hostile_postgres.canary, 'operator =(mood, mood)')} RETURN $1::text = $2::text; END $$",
+            "CREATE OPERATOR public.= (LEFTARG = mood, RIGHTARG = mood, FUNCTION = evil_eq)",
+            "CREATE TABLE moods (m mood PRIMARY KEY)", "INSERT INTO moods VALUES ('sad')",
+            "CREATE TABLE diary (id int PRIMARY KEY, m mood)", "INSERT INTO diary VALUES (1, 'sad'), (2, 'happy')",
+            "RESET ROLE")
+    rules = tmp_path / "rules.yml"
+    rules.write_text("format_version: 1\nname: t\nrollback:\n  foreign_keys:\n"
+                     "    - {table: diary, columns: [m], ref_table: moods, ref_columns: [m]}\n"
+                     "  unique_keys:\n    - {table: diary, columns: [m]}\n")
+    result = evaluate_triggers(hostile_postgres.db.url, rules)
+    assert not hostile_postgres.canary.exists(), hostile_postgres.canary.read_text()
+    orphans = next(c for c in result.checks if c.category == "fk_orphans")
+    assert orphans.value == 1

@@ -281,6 +281,13 @@ FROM chain ORDER BY attname, depth DESC
 """
 
 
+def pg_user_typed_columns(conn: Connection, schema: str | None, table: str) -> frozenset[str]:
+    """The columns of `table` whose values are of a type some user owns (through any domains)."""
+    found = conn.exec_driver_sql(_PG_BASE_TYPES, {"schema": schema or "public", "table": table,
+                                                  "first": PG_FIRST_USER_OID}).all()
+    return frozenset(str(name) for name, user in found if user)
+
+
 class PostgreSQLCanon(Canon):
     """Hijack-proof SQL: a table owner's casts, operators, functions and search_path never run here.
 
@@ -302,9 +309,7 @@ class PostgreSQLCanon(Canon):
     def use_table(self, conn: Connection, schema: str | None, table: str) -> None:
         key = (schema, table)
         if key not in self._user_typed:
-            found = conn.exec_driver_sql(_PG_BASE_TYPES, {"schema": schema or "public", "table": table,
-                                                          "first": PG_FIRST_USER_OID}).all()
-            self._user_typed[key] = frozenset(str(name) for name, user in found if user)
+            self._user_typed[key] = pg_user_typed_columns(conn, schema, table)
         self._current = self._user_typed[key]
 
     def _user_typed_column(self, column: Column) -> bool:
