@@ -294,3 +294,14 @@ def test_the_printed_grants_let_a_snapshot_see_everything_root_sees_on_postgres(
     assert mine.tables["chats"].fingerprint == root.tables["chats"].fingerprint
     assert mine.account and mine.account.privileged == [] and mine.account.writes == []
     assert root.account and "superuser" in root.account.writes
+
+
+def test_metrics_are_read_by_the_server_as_the_parse_read_them_whatever_the_sql_mode(
+        shop_mariadb: ScratchDB) -> None:
+    # A session whose SQL mode makes '\' end a string would run other statements than the ones checked.
+    url = sa.engine.make_url(shop_mariadb.url).update_query_dict(
+        {"init_command": "SET SESSION sql_mode = 'NO_BACKSLASH_ESCAPES,ANSI_QUOTES,ONLY_FULL_GROUP_BY'"})
+    snap = take_snapshot(url.render_as_string(hide_password=False),
+                         {"len": "SELECT LENGTH('a\\'b')", "mode": "SELECT @@SESSION.sql_mode"}, allow_privileged=True)
+    assert snap.metrics["len"].value == 3
+    assert snap.metrics["mode"].value == "ONLY_FULL_GROUP_BY"

@@ -22,7 +22,7 @@ from dbaudit.live.connect import DEFAULT_LOCK_TIMEOUT, AuditSession, audit_sessi
 from dbaudit.live.dialects import dialect_for
 from dbaudit.live.fingerprint import fingerprint_tables
 from dbaudit.live.ledger import read_ledger
-from dbaudit.live.metrics import check_metric_sql, refuse_privileged
+from dbaudit.live.metrics import check_metric_sql, lex_as_parsed, refuse_privileged
 
 
 def take_snapshot(
@@ -75,6 +75,8 @@ def take_snapshot(
         selected = select_tables(snapshot.tables, tables, exclude)
         if count_rows:
             _count_rows(session, snapshot, progress, selected)
+        if metrics:
+            lex_as_parsed(session)
         snapshot.metrics = {name: _metric(session, name, sql) for name, sql in (metrics or {}).items()}
         snapshot.migrations = read_ledger(session, snapshot.tables)  # in the same transaction as the schema
         # After the metrics: fingerprinting sets the session's time zone to UTC, which metrics must not see.

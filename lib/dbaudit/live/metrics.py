@@ -24,6 +24,7 @@ from sqlglot.errors import SqlglotError
 
 from dbaudit.core.errors import DbauditError
 from dbaudit.live.account import Rights
+from dbaudit.live.connect import AuditSession
 
 _SQLGLOT_DIALECT = {"mysql": "mysql", "postgresql": "postgres", "sqlite": "sqlite"}
 _EXECUTABLE_COMMENT = re.compile(r"/\*\s*M?!")
@@ -96,6 +97,27 @@ def _side_effect(tree: exp.Expr) -> str | None:
             if _FORBIDDEN_FUNCTIONS.match(function or ""):
                 return f"must only read: calling {function}() is not allowed (it acts outside the read)"
     return None
+
+
+# SQL modes that change how the server *tokenizes* (quotes, escapes, comments), so that the text sqlglot
+# checked would not be the statement the server runs; MariaDB's compatibility modes change the grammar.
+_LEXING_MODES = frozenset({"NO_BACKSLASH_ESCAPES", "ANSI_QUOTES", "ANSI", "ORACLE", "MSSQL", "DB2", "POSTGRESQL",
+                           "MAXDB", "IGNORE_SPACE"})
+
+
+def lex_as_parsed(session: AuditSession) -> None:
+    """Make the server read metric text as the check above read it (before any metric runs).
+
+    MySQL/MariaDB: drop the SQL modes that change tokenizing, keeping the rest (ONLY_FULL_GROUP_BY …).
+    PostgreSQL: standard_conforming_strings on, so a backslash in '…' is a plain character, as sqlglot has it."""
+    conn = session.connection
+    if session.dialect.name == "mysql":
+        modes = str(conn.exec_driver_sql("SELECT @@SESSION.sql_mode").scalar_one() or "")
+        kept = ",".join(m for m in modes.split(",") if m and m.upper() not in _LEXING_MODES)
+        if kept != modes:
+            conn.exec_driver_sql("SET SESSION sql_mode = %(modes)s", {"modes": kept})
+    elif session.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL standard_conforming_strings = on")
 
 
 def refuse_privileged(rights: Rights, metrics: Mapping[str, object], allow_privileged: bool) -> None:
