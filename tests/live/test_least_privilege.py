@@ -305,3 +305,14 @@ def test_metrics_are_read_by_the_server_as_the_parse_read_them_whatever_the_sql_
                          {"len": "SELECT LENGTH('a\\'b')", "mode": "SELECT @@SESSION.sql_mode"}, allow_privileged=True)
     assert snap.metrics["len"].value == 3
     assert snap.metrics["mode"].value == "ONLY_FULL_GROUP_BY"
+
+
+def test_row_level_security_fails_the_snapshot_instead_of_hiding_rows_in_silence(
+        shop_postgres: tuple[ScratchDB, Path], postgres_account) -> None:
+    db, _ = shop_postgres
+    url = postgres_account(db)
+    db.run_sql("ALTER TABLE chats ENABLE ROW LEVEL SECURITY",
+               "CREATE POLICY only_a ON chats USING (contact = 'a')")
+    with pytest.raises(DbauditError, match="row-level security"):
+        take_snapshot(url)
+    assert take_snapshot(db.url).tables["chats"].row_count == 2  # the owner/superuser is not filtered
