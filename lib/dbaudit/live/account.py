@@ -18,9 +18,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from dbaudit.core.snapshot import COMPLETE, HIDDEN, NAMES, OBJECT_CLASSES, PARTIAL, Account
-from dbaudit.live.connect import AuditSession
+from dbaudit.live.connect import AuditSession, describe_db_error
 
 
 @dataclass
@@ -129,8 +130,12 @@ def mysql_assessment(grants: list[Grant], database: str, mariadb: bool = True) -
 
 def _mysql_rights(session: AuditSession) -> Rights:
     conn = session.connection
-    lines = [str(r[0]) for r in conn.exec_driver_sql("SHOW GRANTS").all()]
     user = str(conn.exec_driver_sql("SELECT CURRENT_USER()").scalar_one())
+    try:
+        lines = [str(r[0]) for r in conn.exec_driver_sql("SHOW GRANTS").all()]
+    except DBAPIError as exc:
+        # Rights unknown: metrics are refused as if privileged, and visibility stays unknown.
+        return Rights(Account(user, [], [f"rights dbaudit could not read (SHOW GRANTS: {describe_db_error(exc)})"]))
     rights = mysql_assessment(parse_grants(lines), session.database)
     rights.account.user = user
     return rights
