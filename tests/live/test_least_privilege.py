@@ -316,3 +316,21 @@ def test_row_level_security_fails_the_snapshot_instead_of_hiding_rows_in_silence
     with pytest.raises(DbauditError, match="row-level security"):
         take_snapshot(url)
     assert take_snapshot(db.url).tables["chats"].row_count == 2  # the owner/superuser is not filtered
+
+
+@pytest.mark.parametrize("active", [False, True])
+def test_a_role_holding_file_makes_the_account_privileged_whether_or_not_it_is_active(
+        shop_mariadb: ScratchDB, mariadb_account, mariadb_server: sa.Engine, active: bool) -> None:
+    role = f"dbaudit_t_r_{uuid.uuid4().hex[:8]}"
+    with mariadb_server.connect() as conn:
+        conn.exec_driver_sql(f"CREATE ROLE `{role}`")
+        conn.exec_driver_sql(f"GRANT FILE ON *.* TO `{role}`")
+    try:
+        grants = ["GRANT SELECT ON `{db}`.* TO '{user}'@'%'", f"GRANT `{role}` TO '{{user}}'@'%'"]
+        grants += [f"SET DEFAULT ROLE `{role}` FOR '{{user}}'@'%'"] if active else []
+        url = mariadb_account(shop_mariadb, grants)
+        with pytest.raises(DbauditError, match=f"refusing to run metrics.*{role}" if not active else "FILE on"):
+            take_snapshot(url, {"n": "SELECT COUNT(*) FROM chats"})
+    finally:
+        with mariadb_server.connect() as conn:
+            conn.exec_driver_sql(f"DROP ROLE IF EXISTS `{role}`")

@@ -128,16 +128,44 @@ def mysql_assessment(grants: list[Grant], database: str, mariadb: bool = True) -
                   {"tables": tables, "views": views, "triggers": triggers, "routines": routines})
 
 
+_ROLE_GRANT = re.compile(r"^GRANT\s+((?:`(?:[^`]|``)+`(?:@`[^`]*`)?\s*,?\s*)+)\s+TO\s", re.IGNORECASE)
+
+
+def _grants_with_roles(conn: Connection) -> tuple[list[str], list[str]]:
+    """SHOW GRANTS, plus the grants of every role the account holds, active or not (code the audit runs
+    could switch to one with SET ROLE, so their rights count as the account's own), and the roles whose
+    grants the server would not show (counted as privileged: their rights are unknown)."""
+    lines = [str(r[0]) for r in conn.exec_driver_sql("SHOW GRANTS").all()]
+    seen: set[str] = set()
+    unreadable: list[str] = []
+    pending = list(lines)
+    while pending:
+        found = _ROLE_GRANT.match(pending.pop().strip())
+        for role in re.findall(r"`(?:[^`]|``)+`(?:@`[^`]*`)?", found.group(1)) if found else []:
+            if role in seen or len(seen) > 50:
+                continue
+            seen.add(role)
+            try:
+                more = [str(r[0]) for r in conn.exec_driver_sql(f"SHOW GRANTS FOR {role}").all()]
+            except DBAPIError:
+                unreadable.append(role)
+                continue
+            lines += more
+            pending += more
+    return list(dict.fromkeys(lines)), unreadable  # an active role's grants are in SHOW GRANTS already
+
+
 def _mysql_rights(session: AuditSession) -> Rights:
     conn = session.connection
     user = str(conn.exec_driver_sql("SELECT CURRENT_USER()").scalar_one())
     try:
-        lines = [str(r[0]) for r in conn.exec_driver_sql("SHOW GRANTS").all()]
+        lines, unreadable = _grants_with_roles(conn)
     except DBAPIError as exc:
         # Rights unknown: metrics are refused as if privileged, and visibility stays unknown.
         return Rights(Account(user, [], [f"rights dbaudit could not read (SHOW GRANTS: {describe_db_error(exc)})"]))
     rights = mysql_assessment(parse_grants(lines), session.database)
     rights.account.user = user
+    rights.account.privileged += [f"role {role} (its grants are not shown to this account)" for role in unreadable]
     return rights
 
 
