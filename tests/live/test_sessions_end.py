@@ -95,3 +95,17 @@ def test_a_statement_over_a_rounded_up_limit_is_still_abandoned(chats: ScratchDB
 def test_a_lock_timeout_that_is_not_a_positive_number_is_an_input_error(chats: ScratchDB, bad: float) -> None:
     with pytest.raises(DbauditError, match="lock timeout must be a positive number"):
         take_snapshot(chats.url, lock_timeout=bad)
+
+
+def test_limits_changed_by_code_a_metric_reached_are_set_again(chats: ScratchDB) -> None:
+    change = {"mariadb": ["SET SESSION max_statement_time = 0", "SET SESSION lock_wait_timeout = 31536000"],
+              "postgresql": ["SELECT set_config('statement_timeout', '0', false)",
+                             "SELECT set_config('search_path', 'public', true)"]}[chats.backend]
+    read = {"mariadb": "SELECT @@SESSION.max_statement_time, @@SESSION.lock_wait_timeout",
+            "postgresql": "SELECT current_setting('statement_timeout'), current_setting('search_path')"}[chats.backend]
+    expected = {"mariadb": ("5.0", "7"), "postgresql": ("5s", 'pg_catalog, "public", pg_temp')}[chats.backend]
+    with audit_session(chats.url, statement_timeout=5, lock_timeout=7) as session:
+        for statement in change:
+            session.connection.exec_driver_sql(statement)
+        session.reassert()
+        assert tuple(str(v) for v in session.connection.exec_driver_sql(read).one()) == expected

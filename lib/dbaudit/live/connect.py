@@ -37,10 +37,26 @@ class AuditSession:
     url: URL
     database: str
     schema: str | None
+    statement_timeout: float | None = None
+    lock_timeout: float | None = None
 
     @property
     def masked_url(self) -> str:
         return mask_url(self.url)
+
+    def reassert(self) -> None:
+        """Set the session's limits and name resolution again: code a metric reached (a view's function)
+        may have changed them with set_config() or SET SESSION, and what runs next must not inherit that."""
+        _guard(self.connection, self.dialect, self.schema, self.statement_timeout, self.lock_timeout)
+
+
+def _guard(connection: Connection, dialect: Dialect, schema: str | None, statement_timeout: float | None,
+           lock_timeout: float | None) -> None:
+    if statement_timeout:
+        dialect.set_statement_timeout(connection, statement_timeout)
+    if lock_timeout:
+        dialect.set_lock_timeout(connection, lock_timeout)
+    dialect.pin_search_path(connection, schema)
 
 
 def mask_url(url: str | URL) -> str:
@@ -131,7 +147,7 @@ def audit_session(url: str | URL, schema: str | None = None,
             dialect.pin_search_path(connection, audited_schema)
             database = dialect.current_database(connection, parsed)
             dialect.check_schema(connection, audited_schema)
-            yield AuditSession(connection, dialect, parsed, database, audited_schema)
+            yield AuditSession(connection, dialect, parsed, database, audited_schema, statement_timeout, lock_timeout)
         except DBAPIError as exc:
             raise DbauditError(f"{mask_url(parsed)}: {describe_db_error(exc)}") from None
         finally:

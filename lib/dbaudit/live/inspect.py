@@ -78,6 +78,8 @@ def take_snapshot(
         if metrics:
             lex_as_parsed(session)
         snapshot.metrics = {name: _metric(session, name, sql) for name, sql in (metrics or {}).items()}
+        if metrics:
+            session.reassert()
         snapshot.migrations = read_ledger(session, snapshot.tables)  # in the same transaction as the schema
         # After the metrics: fingerprinting sets the session's time zone to UTC, which metrics must not see.
         fingerprint_tables(session, [snapshot.tables[n] for n in selected], fingerprint, progress,
