@@ -442,7 +442,7 @@ def test_a_snapshot_file_with_a_malformed_chunking_label_is_an_input_error(pair:
     ("SELECT COUNT(*) FROM chats INTO OUTFILE '/tmp/x'", "INTO OUTFILE"),
     ("SELECT id FROM chats FOR UPDATE", "FOR UPDATE"),
     ("SELECT 1; DROP TABLE chats", "a second statement"),
-    ("SELECT * INTO copy FROM chats", "INTO copy FROM"),
+    ("SELECT * INTO copy FROM chats", "INTO copy"),
 ])
 def test_metric_sql_with_side_effects_is_refused_before_connecting(pair: Pair, sql: str, mention: str) -> None:
     expect = pair.expectations(f"metrics:\n  m: \"{sql}\"\n")
@@ -516,3 +516,12 @@ def test_a_counts_only_compare_says_it_did_not_compare_contents(tmp_path: Path) 
     a, b = build_sqlite(tmp_path / "a.sqlite"), build_sqlite(tmp_path / "b.sqlite")
     proc = dbaudit("compare", a, b, "--counts-only", cwd=tmp_path)
     assert proc.returncode == 0 and "contents not compared" in proc.stdout
+
+
+def test_grants_prints_the_statements_for_the_server_and_refuses_sqlite(tmp_path: Path, mariadb_server) -> None:
+    proc = dbaudit("grants", "--server", f"{MARIADB_URL}/shop_1", "--user", "audit", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("-- first: CREATE USER 'audit'@'%'")
+    assert "GRANT SELECT, SHOW VIEW, TRIGGER, EXECUTE ON `shop\\_1`.* TO 'audit'@'%';" in lines
+    assert_input_error(dbaudit("grants", "--server", f"sqlite:///{tmp_path / 'x.db'}", cwd=tmp_path), "SQLite has no accounts")

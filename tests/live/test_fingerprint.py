@@ -58,6 +58,7 @@ def canonical_rows(url: str) -> list[str]:
     snap = take_snapshot(url)
     with audit_session(url) as session:
         fp = Fingerprinter(session)
+        fp.canon.use_table(session.connection, session.schema, "t")
         sql = f"SELECT {fp.canon.row_text(snap.tables['t'].columns)} FROM t ORDER BY id"
         return [str(v) for v in session.connection.exec_driver_sql(sql).scalars()]
 

@@ -38,7 +38,7 @@ def _migrate(db: ScratchDB, client: str, migration: str, *extra: str) -> None:
 
 
 def test_pre_change_snapshot_answers_the_readme_verification_queries(blazz: ScratchDB) -> None:
-    snap = take_snapshot(blazz.url, EXPECTATIONS.metric_queries)
+    snap = take_snapshot(blazz.url, EXPECTATIONS.metric_queries, allow_privileged=True)
     chats = snap.tables["chats"]
     assert len(chats.columns) == 15
     assert chats.column("type").type == "enum('inbound','outbound')"
@@ -51,9 +51,9 @@ def test_pre_change_snapshot_answers_the_readme_verification_queries(blazz: Scra
 
 
 def test_planned_webjs_migration_passes_the_shipped_expectations(blazz: ScratchDB, mariadb_client: str) -> None:
-    before = take_snapshot(blazz.url, EXPECTATIONS.metric_queries)
+    before = take_snapshot(blazz.url, EXPECTATIONS.metric_queries, allow_privileged=True)
     _migrate(blazz, mariadb_client, "webjs_migration.mysql.sql")
-    after = take_snapshot(blazz.url, EXPECTATIONS.metric_queries)
+    after = take_snapshot(blazz.url, EXPECTATIONS.metric_queries, allow_privileged=True)
 
     result = audit(before, after, EXPECTATIONS)
 
@@ -68,10 +68,10 @@ def test_planned_webjs_migration_passes_the_shipped_expectations(blazz: ScratchD
 def test_faulty_migration_fails_naming_the_stray_column_lost_index_and_lost_rows(
     blazz: ScratchDB, mariadb_client: str
 ) -> None:
-    before = take_snapshot(blazz.url, EXPECTATIONS.metric_queries)
+    before = take_snapshot(blazz.url, EXPECTATIONS.metric_queries, allow_privileged=True)
     _migrate(blazz, mariadb_client, "webjs_migration.mysql.sql")
     _migrate(blazz, mariadb_client, "faulty_extras.mysql.sql")
-    result = audit(before, take_snapshot(blazz.url, EXPECTATIONS.metric_queries), EXPECTATIONS)
+    result = audit(before, take_snapshot(blazz.url, EXPECTATIONS.metric_queries, allow_privileged=True), EXPECTATIONS)
 
     assert result.verdict == "fail"
     failed = {(c.category, c.name) for c in result.failed_checks}
@@ -81,9 +81,9 @@ def test_faulty_migration_fails_naming_the_stray_column_lost_index_and_lost_rows
 
 
 def test_migration_that_also_drops_a_column_fails_naming_it(blazz: ScratchDB, mariadb_client: str) -> None:
-    before = take_snapshot(blazz.url, EXPECTATIONS.metric_queries)
+    before = take_snapshot(blazz.url, EXPECTATIONS.metric_queries, allow_privileged=True)
     _migrate(blazz, mariadb_client, "webjs_migration.mysql.sql", "ALTER TABLE chats DROP COLUMN wam_id")
-    result = audit(before, take_snapshot(blazz.url, EXPECTATIONS.metric_queries), EXPECTATIONS)
+    result = audit(before, take_snapshot(blazz.url, EXPECTATIONS.metric_queries, allow_privileged=True), EXPECTATIONS)
 
     assert result.verdict == "fail"
     # Dropping the column takes its index with it: both are unexpected, and both are named.
@@ -92,9 +92,9 @@ def test_migration_that_also_drops_a_column_fails_naming_it(blazz: ScratchDB, ma
 
 
 def test_migration_that_deletes_rows_fails_naming_the_table(blazz: ScratchDB, mariadb_client: str) -> None:
-    before = take_snapshot(blazz.url, EXPECTATIONS.metric_queries)
+    before = take_snapshot(blazz.url, EXPECTATIONS.metric_queries, allow_privileged=True)
     _migrate(blazz, mariadb_client, "webjs_migration.mysql.sql", "DELETE FROM users WHERE id > 10")
-    result = audit(before, take_snapshot(blazz.url, EXPECTATIONS.metric_queries), EXPECTATIONS)
+    result = audit(before, take_snapshot(blazz.url, EXPECTATIONS.metric_queries, allow_privileged=True), EXPECTATIONS)
 
     assert [(c.category, c.name) for c in result.failed_checks] == [("rows", "users")]
     assert "12 → 10" in result.failed_checks[0].message

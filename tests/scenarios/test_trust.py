@@ -254,7 +254,7 @@ def test_a_connection_killed_mid_snapshot_is_a_one_line_error_and_leaves_no_file
     target = tmp_path / "snap.json"
     killer = threading.Thread(target=_kill_when_sleeping, args=(mariadb_server, "SELECT SLEEP(20)"))
     killer.start()
-    run = dbaudit("snapshot", db.url, "-o", str(target), "--expect", str(expect))
+    run = dbaudit("snapshot", db.url, "-o", str(target), "--expect", str(expect), "--allow-privileged")
     killer.join()
 
     assert run.returncode == 2
@@ -287,7 +287,7 @@ def test_a_statement_timeout_stops_a_slow_query_without_stopping_the_snapshot(ma
     _contacts(db)
     started = time.monotonic()
     snap = take_snapshot(db.url, {"slow": SLOW[db.backend], "fast": "SELECT COUNT(*) FROM contacts"},
-                         statement_timeout=0.5)
+                         statement_timeout=0.5, allow_privileged=True)
     assert time.monotonic() - started < 8
     assert snap.metrics["slow"].value in (None, 1) and snap.metrics["fast"].value == 20
     if db.backend != "mariadb":  # MariaDB's SLEEP returns 1 when interrupted instead of failing
@@ -331,7 +331,7 @@ def test_snapshot_documents_match_the_published_schema(demo_results: list[Path],
     with db.engine.begin() as conn:  # enough rows for the snapshot to cut chunks
         conn.execute(sa.table("contacts", sa.column("id"), sa.column("status")).insert(),
                      [{"id": i, "status": "new"} for i in range(100, 1200)])
-    earlier = take_snapshot(db.url, {"n": "SELECT 1"}, fingerprint="chunks")
+    earlier = take_snapshot(db.url, {"n": "SELECT 1"}, fingerprint="chunks", allow_privileged=True)
     db.run_sql("ALTER TABLE contacts ADD COLUMN note TEXT")
     snap = json.loads(serde.dumps(take_snapshot(db.url, fingerprint="chunks", baseline=earlier)))
     assert snap["tables"]["contacts"]["fingerprint"] and snap["tables"]["contacts"]["chunks"]

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from dbaudit.audit.diff import Change, diff_snapshots
 from dbaudit.audit.expectations import DATA_CHANGES, Expectations, MigrationRules, is_declared, judge, ledger_table
+from dbaudit.audit.visibility import visibility_checks
 from dbaudit.core import serde
 from dbaudit.core.checks import Check, Judged
 from dbaudit.core.snapshot import Snapshot
@@ -74,7 +75,7 @@ def audit(before: Snapshot, after: Snapshot, expectations: Expectations | None =
     """Diff two snapshots and judge the changes; with no expectations, any change fails."""
     rules = expectations or Expectations(migrations=MigrationRules())  # nothing expected: no migration either
     changes = diff_snapshots(before, after)
-    checks = judge(rules, changes, before, after)
+    checks = [*visibility_checks(before, after), *judge(rules, changes, before, after)]
     ledger = ledger_table(before, after)
     records = [ChangeRecord.of(c, is_declared(rules, c, ledger)) for c in changes]
     failed = sum(1 for c in checks if c.status == "fail")

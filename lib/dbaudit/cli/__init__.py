@@ -13,12 +13,12 @@ import warnings
 from collections.abc import Sequence
 from typing import TextIO
 
-from dbaudit.cli import audit, backups, compare, expect, health, rehearse, triggers
+from dbaudit.cli import audit, backups, compare, expect, grants, health, rehearse, triggers
 from dbaudit.cli.common import check_output_options, fail, say
 from dbaudit.core import secrets, signals
 from dbaudit.core.errors import DbauditError
 
-COMMAND_GROUPS = (audit, backups, compare, triggers, health, expect, rehearse)
+COMMAND_GROUPS = (audit, backups, compare, triggers, health, expect, rehearse, grants)
 
 
 class _Parser(argparse.ArgumentParser):

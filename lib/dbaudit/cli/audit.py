@@ -9,7 +9,7 @@ from typing import Any
 
 from dbaudit.cli.common import EXIT_PASS, add_output_options, exit_code, progress, say, shown, write_outputs
 from dbaudit.core.errors import DbauditError
-from dbaudit.live.connect import mask_url
+from dbaudit.live.connect import DEFAULT_LOCK_TIMEOUT, mask_url
 
 
 def add_commands(sub: Any) -> None:
@@ -28,6 +28,10 @@ def add_commands(sub: Any) -> None:
     snap.add_argument("--tables", nargs="+", action="extend", metavar="PATTERN", help="count/fingerprint only these")
     snap.add_argument("--exclude", nargs="+", action="extend", metavar="PATTERN", help="do not count/fingerprint these")
     snap.add_argument("--statement-timeout", type=float, metavar="SECONDS", help="abandon any statement running longer")
+    snap.add_argument("--lock-timeout", type=float, metavar="SECONDS", default=DEFAULT_LOCK_TIMEOUT,
+                      help=f"fail when another session's lock blocks a read this long (default {DEFAULT_LOCK_TIMEOUT:g})")
+    snap.add_argument("--allow-privileged", action="store_true",
+                      help="run metrics even as an account with rights beyond the database (superuser, FILE, SUPER …)")
     snap.set_defaults(run=snapshot_command)
 
     diff = sub.add_parser("diff", help="compare two snapshots, optionally against expectations")
@@ -70,6 +74,7 @@ def snapshot_command(args: argparse.Namespace) -> int:
     snapshot = take_snapshot(args.url, metrics, schema=args.schema, count_rows=not args.no_counts,
                              progress=progress(), fingerprint=args.fingerprint, tables=args.tables,
                              exclude=args.exclude, statement_timeout=args.statement_timeout,
+                             lock_timeout=args.lock_timeout, allow_privileged=args.allow_privileged,
                              baseline=load_snapshot(args.baseline) if args.baseline else None)
     snapshot.save(args.output)
     failed = [m.name for m in snapshot.metrics.values() if m.error]
@@ -78,7 +83,21 @@ def snapshot_command(args: argparse.Namespace) -> int:
           f"{len(snapshot.metrics)} metrics -> {args.output}")
     for name in failed:
         say(f"  metric {name}: {snapshot.metrics[name].error}", file=sys.stderr)
+    for warning in snapshot_warnings(snapshot):
+        say(f"warning: {warning}", file=sys.stderr)
     return EXIT_PASS
+
+
+def snapshot_warnings(snapshot: Any) -> list[str]:
+    """What the operator must know about the account a snapshot was taken with (also recorded in the file)."""
+    from dbaudit.audit.visibility import blind_spots
+
+    warnings = [f"{spot} (recorded in the snapshot; see `dbaudit grants`)" for spot in blind_spots(snapshot)]
+    if snapshot.account and snapshot.account.writes:
+        shown = ", ".join(snapshot.account.writes[:3]) + (" …" if len(snapshot.account.writes) > 3 else "")
+        warnings.append(f"the account {snapshot.account.user} can write ({shown}); an audit needs only the "
+                        "read grants `dbaudit grants` prints")
+    return warnings
 
 
 def diff_command(args: argparse.Namespace) -> int:
@@ -95,9 +114,13 @@ def diff_command(args: argparse.Namespace) -> int:
         say(f"{mark} {change.message}")
     if not result.changes:
         say("no differences")
+    for check in result.checks:
+        if check.category == "visibility" and (check.status == "fail" or not args.expect):
+            say(f"{check.status.upper()} [visibility] {check.name}: {check.message}")
     if args.expect:
         for check in result.failed_checks:
-            say(f"FAIL [{check.category}] {check.name}: {check.message}")
+            if check.category != "visibility":  # printed above
+                say(f"FAIL [{check.category}] {check.name}: {check.message}")
         say(f"verdict: {result.verdict.upper()} ({len(result.checks) - len(result.failed_checks)}/"
               f"{len(result.checks)} checks passed)")
     return exit_code(result.passed)

@@ -145,6 +145,26 @@ class Server:
     version: str
 
 
+#: What a snapshot's account could see of one object class (Snapshot.visibility).
+COMPLETE = "complete"  # every object and its definition
+NAMES = "names"  # every object, but not its definition (no body hash to compare)
+PARTIAL = "partial"  # only some objects (grants on single tables or routines)
+HIDDEN = "none"  # none at all: the class reads as empty whatever the database holds
+UNKNOWN = "unknown"  # not recorded (a snapshot from an older dbaudit)
+VISIBILITY = (COMPLETE, NAMES, PARTIAL, HIDDEN, UNKNOWN)
+#: The object classes whose visibility a snapshot records.
+OBJECT_CLASSES = ("tables", "views", "triggers", "routines")
+
+
+@dataclass
+class Account:
+    """The account a snapshot was taken with, as far as its rights matter to the audit (docs/security.md)."""
+
+    user: str
+    writes: list[str] = field(default_factory=list)  # rights to change the audited database, e.g. "INSERT on `shop`.*"
+    privileged: list[str] = field(default_factory=list)  # rights beyond the database (superuser, FILE, SUPER …)
+
+
 @dataclass
 class Snapshot(serde.Document):
     format_version: int
@@ -161,6 +181,12 @@ class Snapshot(serde.Document):
     schema: str | None = None  # PostgreSQL schema audited
     duration_seconds: float = 0.0
     migrations: Ledger | None = None  # the application's migrations ledger, when it has one (core/ledger.py)
+    # Object class (OBJECT_CLASSES) -> one of VISIBILITY; {} in a snapshot from an older dbaudit (all unknown).
+    visibility: dict[str, str] = field(default_factory=dict)
+    account: Account | None = None  # None in a snapshot from an older dbaudit
+
+    def visible(self, object_class: str) -> str:
+        return self.visibility.get(object_class, UNKNOWN)
 
     @property
     def total_rows(self) -> int:

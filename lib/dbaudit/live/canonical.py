@@ -165,6 +165,21 @@ class Canon(ABC):
     def column(self, column: Column) -> str:
         return self.quote(column.name)
 
+    def op(self, operator: str) -> str:
+        """A built-in comparison or arithmetic operator, as the dialect binds it whatever the search path."""
+        return operator
+
+    def in_list(self, sql: str, values: Sequence[int]) -> str:
+        """`sql` is one of the integers `values` (none: never)."""
+        return f"{sql} IN ({', '.join(str(int(v)) for v in values)})" if values else "1 = 0"
+
+    def call(self, function: str, args: str) -> str:
+        """A built-in function or aggregate (COUNT, MIN, MAX), as the dialect binds it to the built-in."""
+        return f"{function}({args})"
+
+    def use_table(self, conn: Connection, schema: str | None, table: str) -> None:
+        """Read what the SQL for `table` must know of its live columns (PostgreSQL: which have user types)."""
+
     def prepare(self, conn: Connection) -> None:
         """Session settings that make the canonical text independent of the user's configuration."""
 
@@ -241,50 +256,106 @@ class MySQLCanon(Canon):
 # --- PostgreSQL -----------------------------------------------------------------------------------
 
 _PG_PLAIN_TEXT = {"smallint", "integer", "bigint", "numeric", "real", "double precision", "oid"}
+#: Every object dbaudit creates has an oid below this (PostgreSQL's FirstNormalObjectId): built-in types.
+PG_FIRST_USER_OID = 16384
+
+# The column types of one table as the server has them now, reduced through domains to the type a value
+# really is; a table's user-typed columns (enums, composites, ranges, arrays of those …) are read through
+# their output function only (see PostgreSQLCanon.value).
+_PG_BASE_TYPES = """
+WITH RECURSIVE chain(attname, typ, depth) AS (
+  SELECT a.attname, a.atttypid, 0 FROM pg_catalog.pg_attribute a
+  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) a.attrelid
+  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+  WHERE n.nspname OPERATOR(pg_catalog.=) %(schema)s::pg_catalog.name
+    AND c.relname OPERATOR(pg_catalog.=) %(table)s::pg_catalog.name
+    AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+  UNION ALL
+  SELECT chain.attname, t.typbasetype, chain.depth OPERATOR(pg_catalog.+) 1 FROM chain
+  JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) chain.typ
+  WHERE t.typtype OPERATOR(pg_catalog.=) 'd'::pg_catalog."char"
+)
+SELECT DISTINCT ON (attname) attname::pg_catalog.text,
+       typ OPERATOR(pg_catalog.>=) %(first)s::pg_catalog.oid AS user_type
+FROM chain ORDER BY attname, depth DESC
+"""
+
+
+def pg_user_typed_columns(conn: Connection, schema: str | None, table: str) -> frozenset[str]:
+    """The columns of `table` whose values are of a type some user owns (through any domains)."""
+    found = conn.exec_driver_sql(_PG_BASE_TYPES, {"schema": schema or "public", "table": table,
+                                                  "first": PG_FIRST_USER_OID}).all()
+    return frozenset(str(name) for name, user in found if user)
 
 
 class PostgreSQLCanon(Canon):
+    """Hijack-proof SQL: a table owner's casts, operators, functions and search_path never run here.
+
+    Every function and operator is named with its schema (pg_catalog.fn, OPERATOR(pg_catalog.||)), so no
+    search_path resolves it elsewhere. Values of built-in types are cast only to built-in types, and nobody
+    but a superuser can add a cast between two built-in types. Values of a type some user owns (an enum, a
+    composite, a domain over one, an array of one …) are never cast at all: its owner may have attached
+    `CREATE CAST (their_type AS text) WITH FUNCTION evil(...)`, which `x::text` would run with the
+    auditor's rights. They are read with pg_catalog.concat(x), which calls the type's output
+    function (built in for every type a non-superuser can create), the same text an I/O cast gives."""
+
     def __init__(self, conn: Connection) -> None:
         super().__init__(conn)
         encoding = conn.exec_driver_sql("SHOW server_encoding").scalar_one()
         self.utf8 = str(encoding).upper() in ("UTF8", "SQL_ASCII")
+        self._user_typed: dict[tuple[str | None, str], frozenset[str]] = {}
+        self._current: frozenset[str] | None = None  # None: no table bound, every column read cast-proof
+
+    def use_table(self, conn: Connection, schema: str | None, table: str) -> None:
+        key = (schema, table)
+        if key not in self._user_typed:
+            self._user_typed[key] = pg_user_typed_columns(conn, schema, table)
+        self._current = self._user_typed[key]
+
+    def _user_typed_column(self, column: Column) -> bool:
+        return self._current is None or column.name in self._current
 
     def value(self, column: Column) -> tuple[Kind, str]:
         x = self.column(column)
+        if self._user_typed_column(column):
+            return "text", _pg_output_text(x)
         base = base_type(column.type)
         fsp = fraction_digits(column.type)
         if base in _PG_PLAIN_TEXT:
-            return "plain", f"{x}::text"
+            return "plain", f"{x}::pg_catalog.text"
         if base == "boolean":
             return "plain", f"CASE WHEN {x} THEN '1' ELSE '0' END"
         if base == "date":
-            return "plain", _pg_finite(x, f"to_char({x}, 'YYYY-MM-DD')")
+            return "plain", _pg_finite(x, f"pg_catalog.to_char({x}, 'YYYY-MM-DD')")
         if base.startswith("timestamp"):
             return "plain", _pg_finite(x, _pg_fraction(x, "YYYY-MM-DD HH24:MI:SS", fsp))
         if base == "time without time zone":
             return "plain", _pg_fraction(x, "HH24:MI:SS", fsp)
         if base == "bytea":
-            return "plain", f"upper(encode({x}, 'hex'))"
+            return "plain", f"pg_catalog.upper(pg_catalog.encode({x}, 'hex'))"
         if base == "bit":
-            return "plain", f"{x}::bigint::text"
-        return "text", f"{x}::text"
+            return "plain", f"{x}::pg_catalog.int8::pg_catalog.text"
+        return "text", f"{x}::pg_catalog.text"
 
     def digest(self, text_sql: str) -> str:
-        return f"encode(sha256(convert_to({text_sql}, 'UTF8')), 'hex')"
+        return f"pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to({text_sql}, 'UTF8')), 'hex')"
 
     def row_number(self, text_sql: str) -> str:
         # Hex-encode only the 8 bytes the value reads (about 15% of the fingerprint's time).
-        first8 = f"substring(sha256(convert_to({text_sql}, 'UTF8')) FROM 1 FOR 8)"
-        return f"('x' || encode({first8}, 'hex'))::bit(64)::bigint"
+        first8 = f"pg_catalog.substring(pg_catalog.sha256(pg_catalog.convert_to({text_sql}, 'UTF8')), 1, 8)"
+        return _pg_hex_int8(f"pg_catalog.encode({first8}, 'hex')")
 
     def hex_int(self, hex_sql: str, start: int, digits: int) -> str:
-        return f"('x' || substr({hex_sql}, {start}, {digits}))::bit({4 * digits})::bigint"
+        return (f"('x'::pg_catalog.text OPERATOR(pg_catalog.||) pg_catalog.substr({hex_sql}, {start}, {digits}))"
+                f"::pg_catalog.bit({4 * digits})::pg_catalog.int8")
 
     def row_value(self, digest_sql: str) -> str:
-        return f"('x' || left({digest_sql}, 16))::bit(64)::bigint"  # signed: total() undoes that
+        # signed: total() undoes that
+        return _pg_hex_int8(f"pg_catalog.left({digest_sql}, 16)")
 
     def aggregates(self, value_sql: str) -> list[str]:
-        return [f"sum({value_sql})", f"count(*) FILTER (WHERE {value_sql} < 0)"]
+        return [f"pg_catalog.sum({value_sql})",
+                f"pg_catalog.count(*) FILTER (WHERE {value_sql} OPERATOR(pg_catalog.<) 0)"]
 
     def total(self, results: Sequence[Any]) -> int:
         return int(results[0] or 0) + int(results[1] or 0) * 2**64
@@ -292,17 +363,35 @@ class PostgreSQLCanon(Canon):
     fence = " OFFSET 0"
 
     def never_null(self, text_sql: str, column: Column) -> bool:
-        return True  # casts, encode and (finite values only, see _pg_finite) to_char of a value are never NULL
+        return True  # casts, encode, concat of a non-NULL value and (finite values only, see _pg_finite) to_char
 
     def concat(self, parts: Sequence[str]) -> str:
         # `||`, not concat_ws(): functions take at most 100 arguments and tables can be wider.
-        return "(" + " || ".join(parts) + ")"
+        return "(" + " OPERATOR(pg_catalog.||) ".join(parts) + ")"
 
     def octet_length(self, text_sql: str) -> str:
-        return f"octet_length({text_sql})" if self.utf8 else f"octet_length(convert_to({text_sql}, 'UTF8'))"
+        if self.utf8:
+            return f"pg_catalog.octet_length({text_sql})"
+        return f"pg_catalog.octet_length(pg_catalog.convert_to({text_sql}, 'UTF8'))"
 
     def as_text(self, sql: str) -> str:
-        return f"({sql})::text"
+        return f"({sql})::pg_catalog.text"
+
+    def integer_division(self, sql: str, width: int) -> str:
+        return f"({sql} OPERATOR(pg_catalog./) {int(width)})"
+
+    def op(self, operator: str) -> str:
+        return f"OPERATOR(pg_catalog.{operator})"
+
+    def call(self, function: str, args: str) -> str:
+        return f"pg_catalog.{function.lower()}({args})"
+
+    def in_list(self, sql: str, values: Sequence[int]) -> str:
+        listed = ", ".join(str(int(v)) for v in values)
+        return f"{sql} OPERATOR(pg_catalog.=) ANY (ARRAY[{listed}]::pg_catalog.int8[])" if values else "FALSE"
+
+    def low_bits(self, digest_sql: str, buckets: int) -> str:
+        return f"({self.hex_int(digest_sql, 9, 8)} OPERATOR(pg_catalog.&) {int(buckets) - 1})"
 
     def prepare(self, conn: Connection) -> None:
         # SET LOCAL: the settings end with the read-only transaction.
@@ -311,15 +400,29 @@ class PostgreSQLCanon(Canon):
         conn.exec_driver_sql("SET LOCAL IntervalStyle = 'postgres'")
 
 
+def _pg_hex_int8(hex_sql: str) -> str:
+    """16 hex digits as a (signed) bigint."""
+    return f"('x'::pg_catalog.text OPERATOR(pg_catalog.||) {hex_sql})::pg_catalog.bit(64)::pg_catalog.int8"
+
+
+def _pg_output_text(x: str) -> str:
+    """A value's text through its type's output function: no cast, so no user's cast can run.
+
+    concat() (like format('%s')) takes "any" and prints it with the type's output function. concat(NULL)
+    is '', so NULL is kept apart by num_nulls (which, unlike IS NULL, is false for a composite whose
+    fields are all NULL)."""
+    return f"CASE WHEN pg_catalog.num_nulls({x}) OPERATOR(pg_catalog.=) 0 THEN pg_catalog.concat({x}) END"
+
+
 def _pg_finite(x: str, text_sql: str) -> str:
     # to_char() of 'infinity' is NULL, which would drop the row from the sum (or pass for a NULL).
-    return f"CASE WHEN isfinite({x}) THEN {text_sql} ELSE {x}::text END"
+    return f"CASE WHEN pg_catalog.isfinite({x}) THEN {text_sql} ELSE {x}::pg_catalog.text END"
 
 
 def _pg_fraction(x: str, pattern: str, fsp: int | None) -> str:
     if fsp == 0:
-        return f"to_char({x}, '{pattern}')"
-    return f"replace(to_char({x}, '{pattern}.US'), '.000000', '')"
+        return f"pg_catalog.to_char({x}, '{pattern}')"
+    return f"pg_catalog.replace(pg_catalog.to_char({x}, '{pattern}.US'), '.000000', '')"
 
 
 # --- SQLite ---------------------------------------------------------------------------------------

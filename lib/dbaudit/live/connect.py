@@ -24,6 +24,9 @@ from dbaudit.core.errors import DbauditError, first_line
 from dbaudit.live.dialects import Dialect, dialect_for
 
 PASSWORD_ENV = "DBAUDIT_PASSWORD"
+#: How long an audit session waits for a lock another session holds (LOCK TABLES … WRITE, an ALTER, an
+#: ACCESS EXCLUSIVE lock) before it fails with a clear message instead of hanging: seconds.
+DEFAULT_LOCK_TIMEOUT = 30.0
 
 
 @dataclass
@@ -36,10 +39,26 @@ class AuditSession:
     database: str
     schema: str | None
     server_session: int | None = None  # its id on the server (MySQL connection id, PostgreSQL pid)
+    statement_timeout: float | None = None
+    lock_timeout: float | None = None
 
     @property
     def masked_url(self) -> str:
         return mask_url(self.url)
+
+    def reassert(self) -> None:
+        """Set the session's limits and name resolution again: code a metric reached (a view's function)
+        may have changed them with set_config() or SET SESSION, and what runs next must not inherit that."""
+        _guard(self.connection, self.dialect, self.schema, self.statement_timeout, self.lock_timeout)
+
+
+def _guard(connection: Connection, dialect: Dialect, schema: str | None, statement_timeout: float | None,
+           lock_timeout: float | None) -> None:
+    if statement_timeout:
+        dialect.set_statement_timeout(connection, statement_timeout)
+    if lock_timeout:
+        dialect.set_lock_timeout(connection, lock_timeout)
+    dialect.pin_search_path(connection, schema)
 
 
 def mask_url(url: str | URL) -> str:
@@ -111,16 +130,25 @@ def _sqlite_read_only(url: URL) -> URL:
     return url.set(database=uri).update_query_dict({"uri": "true"})
 
 
+def _check_seconds(what: str, seconds: float | None) -> None:
+    if seconds is not None and not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds > 0):
+        raise DbauditError(f"a {what} must be a positive number of seconds, not {seconds}")
+
+
 @contextmanager
 def audit_session(url: str | URL, schema: str | None = None,
-                  statement_timeout: float | None = None) -> Iterator[AuditSession]:
+                  statement_timeout: float | None = None,
+                  lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT) -> Iterator[AuditSession]:
     """Yield a read-only, consistent session; always rolls back and closes.
 
     With `statement_timeout` (seconds) the server abandons any one statement that runs longer, so an
-    audit cannot hold a production server hostage."""
+    audit cannot hold a production server hostage. `lock_timeout` (seconds, default DEFAULT_LOCK_TIMEOUT;
+    None: the server's own setting) bounds each wait for a lock held by another session. Both are
+    rounded up to what the server can express (milliseconds, or whole seconds for MariaDB's lock waits),
+    never down to 0, which servers read as "no limit"."""
     parsed = parse_url(url) if isinstance(url, str) else url
-    if statement_timeout is not None and not (math.isfinite(statement_timeout) and statement_timeout > 0):
-        raise DbauditError(f"a statement timeout must be a positive number of seconds, not {statement_timeout}")
+    _check_seconds("statement timeout", statement_timeout)
+    _check_seconds("lock timeout", lock_timeout)
     dialect = dialect_for(parsed.get_backend_name())
     engine = create_audit_engine(parsed)
     try:
@@ -132,11 +160,15 @@ def audit_session(url: str | URL, schema: str | None = None,
         try:
             if statement_timeout:
                 dialect.set_statement_timeout(connection, statement_timeout)
+            if lock_timeout:
+                dialect.set_lock_timeout(connection, lock_timeout)
             dialect.begin_read_only(connection)
-            database = dialect.current_database(connection, parsed)
             audited_schema = dialect.default_schema(schema)
+            dialect.pin_search_path(connection, audited_schema)
+            database = dialect.current_database(connection, parsed)
             dialect.check_schema(connection, audited_schema)
-            yield AuditSession(connection, dialect, parsed, database, audited_schema, server_session)
+            yield AuditSession(connection, dialect, parsed, database, audited_schema, server_session,
+                               statement_timeout, lock_timeout)
         except DBAPIError as exc:
             raise DbauditError(f"{mask_url(parsed)}: {describe_db_error(exc)}") from None
         except KeyboardInterrupt:  # Ctrl-C, SIGTERM: the server must not go on waiting or reading for us
@@ -198,11 +230,19 @@ def _end(connection: Connection) -> None:
         connection.close()
 
 
+# MySQL/MariaDB: lock wait timeout; PostgreSQL SQLSTATE 55P03 lock_not_available (lock_timeout).
+_LOCK_ERRORS = (1205,)
+_LOCK_SQLSTATES = ("55P03",)
+LOCK_HINT = "another session holds a lock dbaudit needs; it gave up waiting (lock timeout, see docs/security.md)"
+
+
 def describe_db_error(exc: DBAPIError) -> str:
     """The driver's own words, one line, without SQLAlchemy's SQL echo and help links."""
     orig = exc.orig if exc.orig is not None else exc
     args: tuple[Any, ...] = getattr(orig, "args", ())
     # Masked here too, not only on the terminal: these words go into results and reports.
     if len(args) == 2 and isinstance(args[0], int):
-        return secrets.mask_text(first_line(f"({args[0]}) {args[1]}"))
-    return secrets.mask_text(first_line(orig))
+        hint = f" ({LOCK_HINT})" if args[0] in _LOCK_ERRORS else ""
+        return secrets.mask_text(first_line(f"({args[0]}) {args[1]}")) + hint
+    hint = f" ({LOCK_HINT})" if getattr(orig, "sqlstate", None) in _LOCK_SQLSTATES else ""
+    return secrets.mask_text(first_line(orig)) + hint

@@ -55,6 +55,11 @@ class Fingerprinter:
 
     # --- SQL pieces -------------------------------------------------------------------------------
 
+    def _use(self, table: str) -> str:
+        """Bind the canonical SQL to `table`'s live columns; returns the table's quoted, qualified name."""
+        self.canon.use_table(self.session.connection, self.session.schema, table)
+        return self._table(table)
+
     def _table(self, name: str) -> str:
         quote = self.canon.quote
         schema = self.session.schema
@@ -81,15 +86,16 @@ class Fingerprinter:
             return canon.bucket(canon.row_text(plan.key), width)
         return canon.bucket(canon.row_text(columns), width)
 
-    @staticmethod
-    def _ranges(ranges: Sequence[tuple[int, int]], column_sql: str, part: Slice | None = None) -> str:
+    def _ranges(self, ranges: Sequence[tuple[int, int]], column_sql: str, part: Slice | None = None) -> str:
         """A WHERE clause for inclusive key ranges and/or a half-open slice, the bounds written in as int
         literals (see _run)."""
-        conditions = [" OR ".join(f"{column_sql} BETWEEN {int(lo)} AND {int(hi)}" for lo, hi in ranges)]
+        ge, le, lt = self.canon.op(">="), self.canon.op("<="), self.canon.op("<")
+        conditions = [" OR ".join(f"({column_sql} {ge} {int(lo)} AND {column_sql} {le} {int(hi)})"
+                                  for lo, hi in ranges)]
         conditions = conditions if ranges else []
         if part is not None:
-            conditions += [f"{column_sql} >= {int(part[0])}"] if part[0] is not None else []
-            conditions += [f"{column_sql} < {int(part[1])}"] if part[1] is not None else []
+            conditions += [f"{column_sql} {ge} {int(part[0])}"] if part[0] is not None else []
+            conditions += [f"{column_sql} {lt} {int(part[1])}"] if part[1] is not None else []
         return " WHERE " + " AND ".join(f"({c})" for c in conditions) if conditions else ""
 
     # --- queries ----------------------------------------------------------------------------------
@@ -98,32 +104,36 @@ class Fingerprinter:
                part: Slice | None = None) -> Digest:
         """The whole table in one scan, or the rows whose integer `key` lies in the slice `part`."""
         canon = self.canon
+        source = self._use(table)
         value = canon.row_number(canon.row_text(columns))
         where = self._ranges((), canon.column(key), part) if key is not None else ""
-        inner = f"SELECT {value} AS v FROM {self._table(table)}{where}{canon.fence}"
+        inner = f"SELECT {value} AS v FROM {source}{where}{canon.fence}"
         aggregates = ", ".join(canon.aggregates("d.v"))
-        (row,) = self._run(f"fingerprinting {table!r}", f"SELECT COUNT(*), {aggregates} FROM ({inner}) d")
+        count = canon.call("COUNT", "*")
+        (row,) = self._run(f"fingerprinting {table!r}", f"SELECT {count}, {aggregates} FROM ({inner}) d")
         return Digest(int(row[0]), canon.total(row[1:]))
 
     def buckets(self, table: str, columns: Sequence[Column], plan: Plan, width: int | None = None,
                 ranges: Sequence[tuple[int, int]] = (), part: Slice | None = None) -> dict[int, Digest]:
         """Bucket digests in one scan (of the given key ranges and slice only, for a range plan)."""
         canon = self.canon
+        source = self._use(table)
         width = width or plan.width
         where = self._ranges(ranges, canon.column(plan.key[0]), part) if plan.method == "range" else ""
         value = canon.row_number(canon.row_text(columns))
         inner = (f"SELECT {self._bucket_sql(plan, columns, width)} AS b, {value} AS v "
-                 f"FROM {self._table(table)}{where}{canon.fence}")
+                 f"FROM {source}{where}{canon.fence}")
         aggregates = ", ".join(canon.aggregates("d.v"))
         found = self._run(f"fingerprinting {table!r} by chunk",
-                          f"SELECT d.b, COUNT(*), {aggregates} FROM ({inner}) d GROUP BY d.b")
+                          f"SELECT d.b, {canon.call('COUNT', '*')}, {aggregates} FROM ({inner}) d GROUP BY d.b")
         return {int(r[0]): Digest(int(r[1]), canon.total(r[2:])) for r in found}
 
     def key_span(self, table: str, column: Column) -> tuple[int, int] | None:
         """MIN and MAX of an integer key; None for an empty table (or, on SQLite, keys that are not integers)."""
+        source = self._use(table)
         quoted = self.canon.column(column)
-        (row,) = self._run(f"reading the key range of {table!r}",
-                           f"SELECT MIN({quoted}), MAX({quoted}) FROM {self._table(table)}")
+        low, high = self.canon.call("MIN", quoted), self.canon.call("MAX", quoted)
+        (row,) = self._run(f"reading the key range of {table!r}", f"SELECT {low}, {high} FROM {source}")
         ends = [v for v in row if isinstance(v, int) or (isinstance(v, Decimal) and v == int(v))]
         return (int(ends[0]), int(ends[1])) if len(ends) == 2 else None
 
@@ -132,18 +142,19 @@ class Fingerprinter:
                   values: bool = False) -> list[LeafRow]:
         """Each row's key and digest, for the given key ranges (range plan) or buckets (others)."""
         canon = self.canon
+        source = self._use(table)
         digest = canon.row_hash(columns)
         keys = [canon.key_text(c) for c in plan.key]
         shown = [canon.key_text(c) for c in columns] if values else []
         # Aliased: MySQL refuses a derived table with two unnamed columns of the same text.
         select = ", ".join(f"{sql} AS c{i}" for i, sql in enumerate([digest, *keys, *shown]))
         if plan.method == "range":
-            sql = f"SELECT {select} FROM {self._table(table)}{self._ranges(ranges, canon.column(plan.key[0]))}"
+            sql = f"SELECT {select} FROM {source}{self._ranges(ranges, canon.column(plan.key[0]))}"
         else:
-            wanted = ", ".join(str(int(b)) for b in buckets) or "NULL"
+            wanted = canon.in_list("d.b", [int(b) for b in buckets])
             inner = (f"SELECT {self._bucket_sql(plan, columns, width or plan.width)} AS b, {select} "
-                     f"FROM {self._table(table)}")
-            sql = f"SELECT * FROM ({inner}) d WHERE d.b IN ({wanted})"
+                     f"FROM {source}")
+            sql = f"SELECT * FROM ({inner}) d WHERE {wanted}"
         found = self._run(f"reading keys of {table!r}", sql)
         if plan.method != "range":
             found = [r[1:] for r in found]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -18,17 +17,12 @@ from tqdm import tqdm  # the plain bar: notebook widgets need ipywidgets, which 
 from dbaudit.audit.chunks import FingerprintMode, select_tables
 from dbaudit.core.errors import DbauditError
 from dbaudit.core.snapshot import FORMAT_VERSION, KIND, Metric, Snapshot, load_snapshot
-from dbaudit.live.connect import AuditSession, audit_session, describe_db_error
+from dbaudit.live.account import read_rights
+from dbaudit.live.connect import DEFAULT_LOCK_TIMEOUT, AuditSession, audit_session, describe_db_error, parse_url
+from dbaudit.live.dialects import dialect_for
 from dbaudit.live.fingerprint import fingerprint_tables
 from dbaudit.live.ledger import read_ledger
-
-_READ_QUERY = re.compile(r"^\s*(\(\s*)*(SELECT|WITH)\b", re.IGNORECASE)
-# A read-only transaction still lets these through: files written on the server, variables set, locks taken.
-_SIDE_EFFECTS = re.compile(
-    r"\bINTO\s+(OUTFILE|DUMPFILE|@)|\bFOR\s+(UPDATE|SHARE|NO\s+KEY\s+UPDATE|KEY\s+SHARE)\b"
-    r"|\bLOCK\s+IN\s+SHARE\s+MODE\b|\bINTO\s+\w+\s+FROM\b|;\s*\S",
-    re.IGNORECASE,
-)
+from dbaudit.live.metrics import check_metric_sql, lex_as_parsed, refuse_privileged
 
 
 def take_snapshot(
@@ -43,19 +37,26 @@ def take_snapshot(
     tables: Sequence[str] | None = None,
     exclude: Sequence[str] | None = None,
     baseline: Snapshot | None = None,
+    lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
+    allow_privileged: bool = False,
 ) -> Snapshot:
     """Snapshot the database at `url`. `metrics` maps a name to a scalar SELECT.
 
     `fingerprint` adds content fingerprints ("table") and per-chunk ones ("chunks"); `tables` and
     `exclude` (fnmatch patterns) limit which tables are counted and fingerprinted. With a fingerprinted
     `baseline` (an earlier snapshot of this database), a table whose columns changed since is also
-    fingerprinted over the baseline's columns (Table.baseline), so a diff can tell whether they changed."""
-    _check_metric_sql(metrics or {})
+    fingerprinted over the baseline's columns (Table.baseline), so a diff can tell whether they changed.
+    `lock_timeout` bounds each wait for another session's lock (see audit_session). Metrics are refused
+    on an account with rights beyond the database unless `allow_privileged` (dbaudit.live.metrics)."""
+    parsed = parse_url(url) if isinstance(url, str) else url
+    check_metric_sql(metrics or {}, dialect_for(parsed.get_backend_name()).name)
     if fingerprint not in ("none", "table", "chunks"):
         raise DbauditError(f"fingerprint must be none, table or chunks, not {fingerprint!r}")
     started = time.monotonic()
-    with audit_session(url, schema, statement_timeout) as session:
+    with audit_session(parsed, schema, statement_timeout, lock_timeout) as session:
         conn, dialect, schema = session.connection, session.dialect, session.schema
+        rights = read_rights(session)
+        refuse_privileged(rights, metrics or {}, allow_privileged)
         snapshot = Snapshot(
             format_version=FORMAT_VERSION,
             kind=KIND,
@@ -68,11 +69,17 @@ def take_snapshot(
             triggers=dialect.triggers(conn, schema),
             routines=dialect.routines(conn, schema),
             schema=schema,
+            visibility=rights.visibility,
+            account=rights.account,
         )
         selected = select_tables(snapshot.tables, tables, exclude)
         if count_rows:
             _count_rows(session, snapshot, progress, selected)
+        if metrics:
+            lex_as_parsed(session)
         snapshot.metrics = {name: _metric(session, name, sql) for name, sql in (metrics or {}).items()}
+        if metrics:
+            session.reassert()
         snapshot.migrations = read_ledger(session, snapshot.tables)  # in the same transaction as the schema
         # After the metrics: fingerprinting sets the session's time zone to UTC, which metrics must not see.
         fingerprint_tables(session, [snapshot.tables[n] for n in selected], fingerprint, progress,
@@ -82,13 +89,15 @@ def take_snapshot(
 
 
 def load_or_take(source: str | os.PathLike[str], metrics: Mapping[str, str] | None = None,
-                 fingerprint: FingerprintMode = "none", baseline: Snapshot | None = None) -> Snapshot:
+                 fingerprint: FingerprintMode = "none", baseline: Snapshot | None = None,
+                 allow_privileged: bool = False) -> Snapshot:
     """A snapshot file (*.json) is loaded as it is; anything else is taken to be a database URL and
     snapshot with progress bars (rows/s while fingerprinting)."""
     text = os.fspath(source)
     if text.endswith(".json"):
         return load_snapshot(text)
-    return take_snapshot(text, metrics, progress=True, fingerprint=fingerprint, baseline=baseline)
+    return take_snapshot(text, metrics, progress=True, fingerprint=fingerprint, baseline=baseline,
+                         allow_privileged=allow_privileged)
 
 
 def _count_rows(session: AuditSession, snapshot: Snapshot, progress: bool, names: Iterable[str]) -> None:
@@ -157,13 +166,3 @@ def _driver_message(exc: Exception) -> str:
     if len(args) == 2 and isinstance(args[0], int):
         return f"({args[0]}) {args[1]}"
     return " ".join(str(exc).split())
-
-
-def _check_metric_sql(metrics: Mapping[str, str]) -> None:
-    for name, sql in metrics.items():
-        if not isinstance(sql, str) or not _READ_QUERY.match(sql):
-            raise DbauditError(f"metric {name!r} must be a single SELECT (or WITH …) query")
-        found = _SIDE_EFFECTS.search(sql)
-        if found:
-            what = "a second statement" if found.group(0).startswith(";") else repr(" ".join(found.group(0).split()))
-            raise DbauditError(f"metric {name!r} must only read: {what} is not allowed")

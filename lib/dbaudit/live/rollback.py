@@ -264,8 +264,10 @@ def count_orphans(conn: Connection, key: DeclaredKey, schema: str | None) -> int
     """Rows whose key columns are all set but match no referenced row (MATCH SIMPLE, as MySQL enforces)."""
     child = _table(key.table, key.columns, schema, "c")
     parent = _table(key.ref_table or "", key.ref_columns, schema, "p")
-    match = sa.and_(*[parent.c[r] == child.c[c] for c, r in zip(key.columns, key.ref_columns)])
-    query = (sa.select(sa.func.count()).select_from(child)
+    user_typed = _user_typed(conn, schema, key.table, key.ref_table or "")
+    match = sa.and_(*[_equal(conn, parent.c[r], child.c[c], (key.table, c) in user_typed or
+                             (key.ref_table, r) in user_typed) for c, r in zip(key.columns, key.ref_columns)])
+    query = (sa.select(_count(conn)).select_from(child)
              .where(*[child.c[c].is_not(None) for c in key.columns]).where(~sa.exists().where(match)))
     return int(conn.execute(query).scalar_one())
 
@@ -298,8 +300,30 @@ def count_duplicates(conn: Connection, key: DeclaredKey, schema: str | None) -> 
     table = _table(key.table, key.columns, schema, "t")
     cols = [table.c[c] for c in key.columns]
     groups = (sa.select(*cols).where(*[c.is_not(None) for c in cols]).group_by(*cols)
-              .having(sa.func.count() > 1).subquery("d"))
-    return int(conn.execute(sa.select(sa.func.count()).select_from(groups)).scalar_one())
+              .having(_count(conn) > 1).subquery("d"))
+    return int(conn.execute(sa.select(_count(conn)).select_from(groups)).scalar_one())
+
+
+def _user_typed(conn: Connection, schema: str | None, *tables: str) -> set[tuple[str, str]]:
+    if conn.dialect.name != "postgresql":
+        return set()
+    from dbaudit.live.canonical import pg_user_typed_columns
+
+    return {(t, c) for t in set(tables) for c in pg_user_typed_columns(conn, schema, t)}
+
+
+def _equal(conn: Connection, a: Any, b: Any, user_typed: bool = False) -> Any:
+    """a = b; on PostgreSQL never an operator or cast a table owner made: the built-in `=` by name, and for
+    values of a user's type (an enum, a composite …) their output text, which needs neither."""
+    if conn.dialect.name != "postgresql":
+        return a == b
+    if user_typed:
+        a, b = sa.func.pg_catalog.concat(a), sa.func.pg_catalog.concat(b)
+    return a.op("OPERATOR(pg_catalog.=)", is_comparison=True)(b)
+
+
+def _count(conn: Connection) -> Any:
+    return sa.func.pg_catalog.count(sa.literal_column("*")) if conn.dialect.name == "postgresql" else sa.func.count()
 
 
 def _auto_increment_checks(session: AuditSession, tables: dict[str, Table], product: str) -> list[TriggerCheck]:

@@ -28,11 +28,13 @@ def run_audit(
     expectations: str | os.PathLike[str] | None = None,
     title: str | None = None,
     fingerprint: FingerprintMode = "none",
+    allow_privileged: bool = False,
 ) -> Audit:
     """`before`/`after` are snapshot files (*.json) or database URLs; expectations a YAML path, a migration
     file (its expectations are derived against the before snapshot) or None.
 
-    `fingerprint` ("table" or "chunks") adds content fingerprints to snapshots taken from URLs."""
+    `fingerprint` ("table" or "chunks") adds content fingerprints to snapshots taken from URLs;
+    `allow_privileged` lets their metrics run as an account with rights beyond the database."""
     derived = None
     rules: Expectations | None
     if expectations and is_migration_file(expectations):
@@ -40,8 +42,10 @@ def run_audit(
         rules, derived = load_or_derive(expectations, before_snapshot)
     else:
         rules = load_expectations(expectations) if expectations else None
-        before_snapshot = load_or_take(before, rules.metric_queries if rules else None, fingerprint)
+        before_snapshot = load_or_take(before, rules.metric_queries if rules else None, fingerprint,
+                                       allow_privileged=allow_privileged)
     metrics = rules.metric_queries if rules else None
-    after_snapshot = load_or_take(after, metrics, fingerprint, baseline=before_snapshot)
+    after_snapshot = load_or_take(after, metrics, fingerprint, baseline=before_snapshot,
+                                  allow_privileged=allow_privileged)
     result = audit(before_snapshot, after_snapshot, rules, title=title or None)
     return Audit(before_snapshot, after_snapshot, rules, result, derived)

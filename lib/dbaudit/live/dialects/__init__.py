@@ -39,6 +39,12 @@ class Dialect(ABC):
     def set_statement_timeout(self, conn: Connection, seconds: float) -> None:
         """Make the server abandon any single statement that runs longer than `seconds`."""
 
+    def set_lock_timeout(self, conn: Connection, seconds: float) -> None:
+        """Make the server give up waiting for a lock (another session's LOCK TABLES …) after `seconds`."""
+
+    def pin_search_path(self, conn: Connection, schema: str | None) -> None:
+        """Make every unqualified name resolve to the built-ins first, whatever the user's settings say."""
+
     @abstractmethod
     def server(self, conn: Connection) -> Server: ...
 

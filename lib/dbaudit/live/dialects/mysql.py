@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections import defaultdict
 from typing import Any
@@ -27,10 +28,18 @@ class MySQLDialect(Dialect):
         conn.exec_driver_sql("START TRANSACTION READ ONLY, WITH CONSISTENT SNAPSHOT")
 
     def set_statement_timeout(self, conn: Connection, seconds: float) -> None:
+        # Rounded up to whole milliseconds: 0 would mean no limit at all.
+        milliseconds = max(1, math.ceil(seconds * 1000))
         if is_mariadb(conn):
-            conn.exec_driver_sql(f"SET SESSION max_statement_time = {float(seconds)}")
+            conn.exec_driver_sql(f"SET SESSION max_statement_time = {milliseconds / 1000:.3f}")
         else:  # MySQL: milliseconds, and it applies to SELECT only, which is all an audit runs
-            conn.exec_driver_sql(f"SET SESSION MAX_EXECUTION_TIME = {int(seconds * 1000)}")
+            conn.exec_driver_sql(f"SET SESSION MAX_EXECUTION_TIME = {milliseconds}")
+
+    def set_lock_timeout(self, conn: Connection, seconds: float) -> None:
+        # Whole seconds, rounded up (minimum 1): metadata locks (LOCK TABLES, ALTER) and InnoDB row locks.
+        whole = max(1, math.ceil(seconds))
+        conn.exec_driver_sql(f"SET SESSION lock_wait_timeout = {whole}")
+        conn.exec_driver_sql(f"SET SESSION innodb_lock_wait_timeout = {whole}")
 
     def current_database(self, conn: Connection, url: URL) -> str:
         database = conn.exec_driver_sql("SELECT DATABASE()").scalar()

@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections import defaultdict
 
+import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection
 
 from dbaudit.core.errors import DbauditError
 from dbaudit.core.snapshot import Column, Definition, ForeignKey, Index, Server, Table
-from dbaudit.live.dialects import Dialect, rows, sha256
+from dbaudit.live.dialects import Dialect, rows, sha256, table_ref
 
 _FK_RULES = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
 _TRIGGER_SHAPE = re.compile(r"\b(BEFORE|AFTER|INSTEAD OF)\s+(.+?)\s+ON\s+(\S+)", re.IGNORECASE)
 
 _COLUMNS = """
 SELECT c.relname AS table_name, a.attname AS column_name,
-       row_number() OVER (PARTITION BY c.oid ORDER BY a.attnum) AS position,
-       format_type(a.atttypid, a.atttypmod) AS column_type, NOT a.attnotnull AS nullable,
-       pg_get_expr(d.adbin, d.adrelid) AS column_default, a.attidentity AS identity,
-       a.attgenerated AS generated, coll.collname AS collation, col_description(c.oid, a.attnum) AS comment
+       pg_catalog.row_number() OVER (PARTITION BY c.oid ORDER BY a.attnum) AS position,
+       pg_catalog.format_type(a.atttypid, a.atttypmod) AS column_type, NOT a.attnotnull AS nullable,
+       pg_catalog.pg_get_expr(d.adbin, d.adrelid) AS column_default, a.attidentity AS identity,
+       a.attgenerated AS generated, coll.collname AS collation, pg_catalog.col_description(c.oid, a.attnum) AS comment
 FROM pg_attribute a
 JOIN pg_class c ON c.oid = a.attrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -33,11 +35,11 @@ _INDEXES = """
 SELECT t.relname AS table_name, i.relname AS index_name, ix.indisunique AS is_unique,
        ix.indisprimary AS is_primary, am.amname AS index_type,
        -- Plain columns by name (pg_get_indexdef would quote names that need it); expressions as written.
-       ARRAY(SELECT CASE WHEN ix.indkey[k - 1] = 0 THEN pg_get_indexdef(ix.indexrelid, k, true)
+       ARRAY(SELECT CASE WHEN ix.indkey[k - 1] = 0 THEN pg_catalog.pg_get_indexdef(ix.indexrelid, k, true)
                          ELSE (SELECT a.attname::text FROM pg_attribute a
                                WHERE a.attrelid = ix.indrelid AND a.attnum = ix.indkey[k - 1]) END
-             FROM generate_series(1, ix.indnkeyatts) AS k ORDER BY k) AS columns,
-       pg_get_expr(ix.indpred, ix.indrelid) AS predicate
+             FROM pg_catalog.generate_series(1, ix.indnkeyatts) AS k ORDER BY k) AS columns,
+       pg_catalog.pg_get_expr(ix.indpred, ix.indrelid) AS predicate
 FROM pg_index ix
 JOIN pg_class i ON i.oid = ix.indexrelid
 JOIN pg_class t ON t.oid = ix.indrelid
@@ -48,9 +50,9 @@ WHERE n.nspname = :schema AND t.relkind IN ('r', 'p')
 
 _FOREIGN_KEYS = """
 SELECT t.relname AS table_name, con.conname AS name, rn.nspname AS ref_schema, rt.relname AS ref_table,
-       ARRAY(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY AS k(attnum, ord)
+       ARRAY(SELECT a.attname FROM pg_catalog.unnest(con.conkey) WITH ORDINALITY AS k(attnum, ord)
              JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum ORDER BY k.ord) AS columns,
-       ARRAY(SELECT a.attname FROM unnest(con.confkey) WITH ORDINALITY AS k(attnum, ord)
+       ARRAY(SELECT a.attname FROM pg_catalog.unnest(con.confkey) WITH ORDINALITY AS k(attnum, ord)
              JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.attnum ORDER BY k.ord)
              AS ref_columns,
        con.confdeltype AS on_delete, con.confupdtype AS on_update
@@ -65,9 +67,9 @@ WHERE n.nspname = :schema AND con.contype = 'f'
 # Functions an extension installed belong to the extension, not to the audited schema.
 _ROUTINES = """
 SELECT p.proname AS name, p.prokind AS kind,
-       pg_get_function_identity_arguments(p.oid) AS arguments,
-       pg_get_function_result(p.oid) AS returns,
-       CASE WHEN p.prokind IN ('f', 'p') THEN pg_get_functiondef(p.oid) END AS definition
+       pg_catalog.pg_get_function_identity_arguments(p.oid) AS arguments,
+       pg_catalog.pg_get_function_result(p.oid) AS returns,
+       CASE WHEN p.prokind IN ('f', 'p') THEN pg_catalog.pg_get_functiondef(p.oid) END AS definition
 FROM pg_proc p
 JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname = :schema
@@ -86,13 +88,32 @@ class PostgreSQLDialect(Dialect):
             raise DbauditError(f"no schema {schema!r} in database {self.current_database(conn, None)}")  # type: ignore[arg-type]
 
     def set_statement_timeout(self, conn: Connection, seconds: float) -> None:
-        conn.exec_driver_sql(f"SET statement_timeout = {int(seconds * 1000)}")
+        # Rounded up: 0 would mean no limit at all.
+        conn.exec_driver_sql(f"SET statement_timeout = {max(1, math.ceil(seconds * 1000))}")
+
+    def set_lock_timeout(self, conn: Connection, seconds: float) -> None:
+        conn.exec_driver_sql(f"SET lock_timeout = {max(1, math.ceil(seconds * 1000))}")
+
+    def pin_search_path(self, conn: Connection, schema: str | None) -> None:
+        # pg_catalog first (built-ins win every exact match), the audited schema next (so format_type and
+        # pg_get_viewdef name its objects unqualified, as before), pg_temp last; every function dbaudit
+        # calls is written pg_catalog.fn anyway, so no schema of a table owner can take over a call.
+        path = f"pg_catalog, {quote_ident(schema or 'public')}, pg_temp"
+        conn.exec_driver_sql("SELECT pg_catalog.set_config('search_path', %(path)s, true)", {"path": path})
+        # Row-level security off: a table whose policies would hide rows from this account (and run the
+        # policies' functions) fails the read with an error instead of counting fewer rows in silence.
+        conn.exec_driver_sql("SELECT pg_catalog.set_config('row_security', 'off', true)")
 
     def current_database(self, conn: Connection, url: URL) -> str:
-        return str(conn.exec_driver_sql("SELECT current_database()").scalar_one())
+        return str(conn.exec_driver_sql("SELECT pg_catalog.current_database()").scalar_one())
 
     def default_schema(self, schema: str | None) -> str | None:
         return schema or "public"
+
+    def count_rows(self, conn: Connection, table: str, schema: str | None) -> int:
+        # pg_catalog.count: no count() in a user's schema can stand in (see pin_search_path).
+        query = sa.select(sa.func.pg_catalog.count(sa.literal_column("*"))).select_from(table_ref(table, schema))
+        return int(conn.execute(query).scalar_one())
 
     def server(self, conn: Connection) -> Server:
         version = str(conn.exec_driver_sql("SHOW server_version").scalar_one())
@@ -136,7 +157,7 @@ class PostgreSQLDialect(Dialect):
     def views(self, conn: Connection, schema: str | None) -> dict[str, Definition]:
         found = rows(
             conn,
-            "SELECT c.relname AS name, c.relkind AS kind, pg_get_viewdef(c.oid, true) AS definition "
+            "SELECT c.relname AS name, c.relkind AS kind, pg_catalog.pg_get_viewdef(c.oid, true) AS definition "
             "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = :schema AND c.relkind IN ('v', 'm')",
             schema=schema,
@@ -152,7 +173,7 @@ class PostgreSQLDialect(Dialect):
     def triggers(self, conn: Connection, schema: str | None) -> dict[str, Definition]:
         found = rows(
             conn,
-            "SELECT tg.tgname AS name, c.relname AS table_name, pg_get_triggerdef(tg.oid) AS definition "
+            "SELECT tg.tgname AS name, c.relname AS table_name, pg_catalog.pg_get_triggerdef(tg.oid) AS definition "
             "FROM pg_trigger tg JOIN pg_class c ON c.oid = tg.tgrelid "
             "JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = :schema AND NOT tg.tgisinternal",
@@ -178,6 +199,11 @@ class PostgreSQLDialect(Dialect):
             summary = f"{kind.upper()}({r['arguments']})" + (f" RETURNS {r['returns']}" if r["returns"] else "")
             result[name] = Definition(name, kind, sha256(summary, r["definition"]), summary=summary)
         return result
+
+
+def quote_ident(name: str) -> str:
+    """A PostgreSQL identifier in double quotes (for a setting's value, where no driver quoting applies)."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _column(r: dict[str, object]) -> Column:
