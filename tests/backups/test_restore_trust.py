@@ -268,7 +268,8 @@ def test_ctrl_c_and_sigterm_during_the_restore_drop_the_scratch_database_and_the
         proc.send_signal(signum)
         _, err = proc.communicate(timeout=60)
 
-        assert proc.returncode == 2 and err.strip() == "dbaudit: error: interrupted", err
+        said = "interrupted" if signum == signal.SIGINT else "terminated (SIGTERM)"
+        assert proc.returncode == 128 + signum and err.strip() == f"dbaudit: error: {said}", err
         assert scratch not in _databases(mariadb_server)
         assert not _account_exists(mariadb_server, str(entry["account_user"]))
         assert _journal_entries(private_state) == []

@@ -37,11 +37,10 @@ import os
 import re
 import secrets
 import select
-import signal
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager, nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -68,6 +67,7 @@ from dbaudit.backups.scratch_journal import JournalEntry
 from dbaudit.backups.statements import DumpTable
 from dbaudit.core.checks import Check
 from dbaudit.core.errors import DbauditError, first_line
+from dbaudit.core.signals import terminate_as_interrupt
 from dbaudit.core.snapshot import Snapshot, load_snapshot
 from dbaudit.live.connect import describe_db_error, mask_url, parse_url
 from dbaudit.live.inspect import take_snapshot
@@ -310,28 +310,12 @@ def _terminate(engine: sa.Engine, role: str) -> None:
         pass  # the restore ends anyway: its own statement_timeout, or the cleanup's DROP DATABASE … WITH (FORCE)
 
 
-@contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """A SIGTERM (a CI job cancelled) cleans up like Ctrl-C instead of leaving the role and the database."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
 
 def _restore_and_compare(engine: sa.Engine, admin_url: URL, run: _Run, result: _Result, snapshot: Snapshot | None,
                          mode: FingerprintMode, keep: bool, progress: bool, limit: float) -> RestoreCheck:
     entry = scratch_journal.new_entry(run.token, BACKEND, _server_key(admin_url), run.role, run.scratch)
     kept = False
-    with _terminate_as_interrupt():
+    with terminate_as_interrupt():
         scratch_journal.write_entry(entry)
         try:
             _create(engine, run, limit)

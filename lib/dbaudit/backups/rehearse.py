@@ -45,12 +45,12 @@ from dbaudit.backups.rehearse_scratch import (
     open_scratch,
     refuse_existing,
     sqlite_file_checks,
-    terminate_as_interrupt,
 )
 from dbaudit.backups.rehearse_steps import Step, Target, read_sql_file, run_steps
 from dbaudit.core import serde
 from dbaudit.core.checks import Check, Judged, Status, Verdict, verdict_of
 from dbaudit.core.errors import DbauditError, first_line
+from dbaudit.core.signals import terminate_as_interrupt
 from dbaudit.core.snapshot import Snapshot
 from dbaudit.live.compare import TableComparison, compare
 from dbaudit.live.connect import mask_url, parse_url

@@ -17,10 +17,8 @@ import hashlib
 import re
 import secrets
 import shutil
-import signal
 import sqlite3
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -80,22 +78,6 @@ class Scratch:
             with suppress(DBAPIError), self.admin.connect() as conn:
                 conn.exec_driver_sql(f"KILL CONNECTION {int(session)}")
 
-
-@contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
-    """A SIGTERM (a CI job cancelled) raises KeyboardInterrupt in the block, so every cleanup runs as on Ctrl-C."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def is_sqlite_file(path: str | Path) -> bool:

@@ -17,11 +17,8 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import threading
 from collections import deque
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,7 +47,7 @@ from dbaudit.backups.sqlscan import MAX_STATEMENT
 from dbaudit.core import serde
 from dbaudit.core.checks import Check, Judged
 from dbaudit.core.errors import DbauditError
-from dbaudit.core.signals import Terminated
+from dbaudit.core.signals import terminate_as_interrupt
 from dbaudit.core.snapshot import Snapshot, load_snapshot
 from dbaudit.live.connect import describe_db_error, mask_url, parse_url
 from dbaudit.live.dialects.mysql import product_of
@@ -273,7 +270,7 @@ def _refuse_unsafe(engine: sa.Engine, plan: _Plan) -> None:
 
 def _restore_and_compare(engine: sa.Engine, plan: _Plan, product: str, version: str, keep: bool,
                          title: str | None, progress: bool) -> RestoreCheck:
-    with _terminate_as_interrupt(), scratch_restore(engine, plan.scratch, keep=keep) as handle:
+    with terminate_as_interrupt(), scratch_restore(engine, plan.scratch, keep=keep) as handle:
         plan.account = account = handle.account
         assert plan.statements is not None
         loaded = load_dump(plan.contents, plan.statements, plan.url, account, plan.scratch, server_version=version,
@@ -303,22 +300,6 @@ def _read_restored(engine: sa.Engine, plan: _Plan, progress: bool, loaded: Loade
                          statement_timeout=remaining, fingerprint=plan.fingerprint,
                          baseline=plan.against if plan.fingerprint != "none" else None)
 
-
-@contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """A SIGTERM (a CI job cancelled) cleans up like Ctrl-C instead of leaving the scratch database."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise Terminated(signum)  # a KeyboardInterrupt the CLI reports as SIGTERM (exit 143)
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 # --- stream editing (kept for callers that edit a dump's byte stream) ------------------------------
