@@ -48,7 +48,8 @@ from dbaudit.audit.spelling import same_attribute
 from dbaudit.core.snapshot import Snapshot, Table
 
 _WILD = "*"  # the name of an object the server names: matched by its attributes instead
-_OBJECT_KINDS = {"view": "views", "trigger": "triggers", "routine": "routines"}
+_OBJECT_KINDS = {"view": "views", "trigger": "triggers", "routine": "routines", "event": "events",
+                 "sequence": "sequences"}
 
 
 @dataclass
@@ -89,6 +90,7 @@ class TableState:
     sources: list[Source] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     columns_known: bool = False  # every column is known (created here, or from the snapshot)
+    checks_known: bool = False  # every CHECK is known (created here, or from a snapshot of format 2 or later)
     recreates: TableState | None = None  # the table of the same name it replaced (dropped, created, renamed)
     data: list[Data] = field(default_factory=list)
     column_changes: bool = False  # columns modified, renamed or dropped: its rows' text changes
@@ -115,10 +117,10 @@ class Model:
         self._unnamed = itertools.count(1)
         if before is not None:
             for table in before.tables.values():
-                self.tables[table.name] = _from_snapshot(table)
+                self.tables[table.name] = _from_snapshot(table, before.format_version >= 2)
             for kind, attr in _OBJECT_KINDS.items():
                 for key, definition in getattr(before, attr).items():
-                    self.objects[(kind, key)] = Obj(key, True, True, {"table": definition.table})
+                    self.objects[(kind, key)] = Obj(key, True, True, {"table": getattr(definition, "table", None)})
 
     # --- looking things up ---------------------------------------------------------------------
 
@@ -141,7 +143,8 @@ class Model:
         if found is not None and found.exists:
             return found
         # Known not to be there: the table is new, came from the snapshot (which records no checks), or lost it.
-        known = found is not None or table.original is None or (table.columns_known and kind != "check")
+        known = found is not None or table.original is None or (
+            table.columns_known and (kind != "check" or table.checks_known))
         if known:
             if if_exists:
                 self.warn(src, f"{action} {_WORDS[kind]} {table.name}.{name} IF EXISTS: it is not there, nothing changes")
@@ -255,6 +258,21 @@ class Model:
         if table.original is not None:
             self.allow("fk_changed", "*", f"keys of other tables that referenced {op.table} now name {op.new_name}",
                        op.src, ref_table=op.new_name)
+            self._owned_sequences(f"{op.table}.", f"{op.new_name}.", op.src)
+
+    def _owned_sequences(self, old: str, new: str, src: Source) -> None:
+        """A PostgreSQL sequence OWNED BY a column (serial, identity) follows a rename of its table or column:
+        its owned_by changes with it, a side effect, not a change of the sequence itself."""
+        if self.dialect != "postgresql":
+            return
+        why = f"a sequence owned by {old.rstrip('.')} is now owned by {new.rstrip('.')}"
+        if self.before is None:
+            self.allow("sequence_changed", "*", why, src)
+            return
+        for sequence in self.before.sequences.values():
+            owner = sequence.owned_by or ""
+            if owner.startswith(old):
+                self.allow("sequence_changed", sequence.name, why, src, owned_by=new + owner[len(old):])
 
     def _TableOptions(self, op: TableOptions) -> None:
         table = self.table(op.table, op.src, "alters")
@@ -374,7 +392,19 @@ class Model:
         table.objects["column"][new_name] = renamed
         table.column_changes = True
         self._columns_renamed_in_keys(table, column.name, new_name, src)
+        if column.existed:
+            self._owned_column_sequence(table, column.name, new_name, src)
         return renamed
+
+    def _owned_column_sequence(self, table: TableState, old: str, new: str, src: Source) -> None:
+        if self.dialect != "postgresql" or self.before is None:
+            self._owned_sequences(f"{table.name}.{old}", f"{table.name}.{new}", src)
+            return
+        for sequence in self.before.sequences.values():
+            owner = sequence.owned_by or ""
+            if owner == f"{table.name}.{old}" or owner.startswith(f"{table.name}.{old} "):
+                self.allow("sequence_changed", sequence.name, f"the sequence owned by {table.name}.{old} follows "
+                           "its column's rename", src, owned_by=f"{table.name}.{new}{owner[len(table.name) + len(old) + 1:]}")
 
     def _columns_renamed_in_keys(self, table: TableState, old: str, new: str, src: Source) -> None:
         touched = False
@@ -550,9 +580,9 @@ class Model:
                 found.sources.append(op.src)
                 return
         if self.before is not None and table.original is not None:
-            if op.kind == "check" or (op.kind is None and "check_removed" not in self.kinds):
+            if not table.checks_known and op.kind in ("check", None):
                 self.warn(op.src, f"DROP CONSTRAINT {op.name}: not a key or unique index in the before snapshot, "
-                                  "so a CHECK, which this dbaudit's snapshots do not record")
+                                  "so a CHECK, which a snapshot of format 1 does not record")
             elif not op.if_exists:
                 self.error(op.src, f"drops constraint {op.table}.{op.name}, which is not there")
             return
@@ -643,9 +673,9 @@ def _already(before: dict[str, Any], wanted: dict[str, Any]) -> bool:
     return all(same_attribute(k, before.get(k), v) for k, v in wanted.items() if k in before)
 
 
-def _from_snapshot(table: Table) -> TableState:
+def _from_snapshot(table: Table, checks_known: bool = True) -> TableState:
     state = TableState(table.name, table.name, attrs={"engine": table.engine, "collation": table.collation},
-                       columns_known=True)
+                       columns_known=True, checks_known=checks_known)
     for column in table.columns:
         attrs = {"type": column.type, "nullable": column.nullable, "default": column.default, "extra": column.extra,
                  "comment": column.comment, "collation": column.collation}
@@ -656,4 +686,6 @@ def _from_snapshot(table: Table) -> TableState:
     for key in table.foreign_keys:
         state.objects["fk"][key.name] = Obj(key.name, True, True, {"columns": list(key.columns), "ref_table": key.ref_table,
                                                                    "on_delete": key.on_delete})
+    for check in table.checks:  # format-1 snapshots recorded none: then a check is taken to be there
+        state.objects["check"][check.name] = Obj(check.name, True, True)
     return state
