@@ -130,7 +130,7 @@ ORDER BY p.polname
 
 # The catch-all: every catalog row that shapes a table, rendered, so a difference no field models is seen.
 # Not here on purpose: pg_index.indisclustered (CLUSTER sets it), relfilenode and statistics (VACUUM FULL,
-# REINDEX), oids (a restore renumbers them).
+# REINDEX), oids (a restore renumbers them), attoptions (servers keep their own bookkeeping there).
 _DEFINITIONS = """
 SELECT c.relname AS table_name, pg_catalog.concat_ws(E'\n',
   c.relkind, c.relpersistence, c.reloptions::text, am.amname, ts.spcname, c.relreplident, c.relrowsecurity,
@@ -138,7 +138,7 @@ SELECT c.relname AS table_name, pg_catalog.concat_ws(E'\n',
   CASE WHEN c.relkind OPERATOR(pg_catalog.=) 'p' THEN pg_catalog.pg_get_partkeydef(c.oid) END,
   (SELECT pg_catalog.string_agg(pg_catalog.concat_ws(' ', a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod),
             a.attnotnull, pg_catalog.pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated, co.collname,
-            a.attstorage, a.attcompression, a.attstattarget, a.attoptions::text, a.attislocal,
+            a.attstorage, a.attcompression, a.attstattarget, a.attislocal,
             pg_catalog.col_description(c.oid, a.attnum)), E'\n' ORDER BY a.attnum)
      FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid OPERATOR(pg_catalog.=) a.attrelid
                               AND d.adnum OPERATOR(pg_catalog.=) a.attnum
@@ -241,6 +241,9 @@ FROM pg_proc p
 JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname = :schema
   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
+  -- nor those PostgreSQL made for a type (a range type's constructors): they belong to the type
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                  AND d.refclassid = 'pg_type'::regclass AND d.deptype = 'i')
 """
 
 
