@@ -62,8 +62,9 @@ class SQLiteDialect(Dialect):
         for r in found:
             if _WITHOUT_ROWID.search(str(r["sql"] or "")):
                 tables[str(r["name"])].engine = WITHOUT_ROWID  # its key is not the rowid: see fingerprint.integer_lead
-            own = sorted(str(i["sql"]) for i in index_sql if i["tbl_name"] == r["name"] and i["sql"])
-            tables[str(r["name"])].definition = sha256(r["sql"], *own)
+            # The catch-all: the CREATE statements as SQLite keeps them, spacing outside literals aside.
+            own = sorted(normalise(i["sql"]) for i in index_sql if i["tbl_name"] == r["name"] and i["sql"])
+            tables[str(r["name"])].definition = sha256(normalise(r["sql"]), *own)
         return tables
 
     def _table(self, conn: Connection, name: str, sql: str | None = None,
