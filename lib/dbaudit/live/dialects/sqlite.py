@@ -11,12 +11,12 @@ from sqlalchemy.engine import URL, Connection
 
 from dbaudit.core.snapshot import WITHOUT_ROWID, CheckConstraint, Column, Definition, ForeignKey, Index, Server, Table
 from dbaudit.live.dialects import Dialect, rows, sha256
-from dbaudit.live.dialects.sqlite_sql import normalise, read_index, read_table
+from dbaudit.live.dialects.sqlite_sql import compact, normalise, read_index, read_table
 
 _HIDDEN = {0: "", 1: "hidden", 2: "generated virtual", 3: "generated stored"}
 # Table options after the closing parenthesis: WITHOUT ROWID, STRICT, in either order.
 _WITHOUT_ROWID = re.compile(r"\)\s*(?:STRICT\s*,\s*)?WITHOUT\s+ROWID\s*(?:,\s*STRICT\s*)?;?\s*$", re.IGNORECASE)
-_ORDER = re.compile(r"\s+(ASC|DESC)$", re.IGNORECASE)
+_ORDER = re.compile(r"\s*(?<![\w$])(ASC|DESC)$", re.IGNORECASE)
 _TRIGGER_SHAPE = re.compile(
     r"\b(BEFORE|AFTER|INSTEAD\s+OF)?\s*(INSERT|DELETE|UPDATE(?:\s+OF\s+[^)]*?)?)\s+ON\s+", re.IGNORECASE
 )
@@ -63,8 +63,8 @@ class SQLiteDialect(Dialect):
             if _WITHOUT_ROWID.search(str(r["sql"] or "")):
                 tables[str(r["name"])].engine = WITHOUT_ROWID  # its key is not the rowid: see fingerprint.integer_lead
             # The catch-all: the CREATE statements as SQLite keeps them, spacing outside literals aside.
-            own = sorted(normalise(i["sql"]) for i in index_sql if i["tbl_name"] == r["name"] and i["sql"])
-            tables[str(r["name"])].definition = sha256(normalise(r["sql"]), *own)
+            own = sorted(compact(i["sql"]) for i in index_sql if i["tbl_name"] == r["name"] and i["sql"])
+            tables[str(r["name"])].definition = sha256(compact(r["sql"]), *own)
         return tables
 
     def _table(self, conn: Connection, name: str, sql: str | None = None,

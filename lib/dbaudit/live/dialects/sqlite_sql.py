@@ -36,6 +36,26 @@ def normalise(sql: str | None) -> str:
     return "".join(out).strip()
 
 
+def compact(sql: str | None) -> str:
+    """Like normalise, with one layout for parentheses, dots and commas (`( lower( b ) )` is `(lower(b))`,
+    `f(a,b)` is `f(a, b)`): for the texts dbaudit compares (checks, index keys, the catch-all), so a table
+    rebuilt with its SQL laid out anew compares equal."""
+    out: list[str] = []
+    pending = False
+    for tok in tokens(sql or ""):
+        if tok.isspace() or tok.startswith(("--", "/*")):
+            pending = True
+            continue
+        previous = out[-1] if out else ""
+        if previous == ",":
+            out.append(" ")
+        elif pending and previous and previous not in "(." and tok not in ").,(":
+            out.append(" ")
+        out.append(tok)
+        pending = False
+    return "".join(out)
+
+
 def unquote(name: str) -> str:
     if name[:1] in "\"`" and name[-1:] == name[:1]:
         return name[1:-1].replace(name[0] * 2, name[0])
@@ -77,7 +97,7 @@ def read_table(sql: str | None) -> TableText:
                     unnamed += 1
                     name = f"CONSTRAINT_{unnamed}"
                 clause, _ = _parenthesised(item, pos)
-                found.checks.append((name, normalise("".join(clause or []))))
+                found.checks.append((name, compact("".join(clause or []))))
     return found
 
 
@@ -98,8 +118,8 @@ def read_index(sql: str | None) -> IndexText | None:
     body, tail = _parenthesised(toks, start)
     if body is None:
         return None
-    columns = [normalise("".join(part)) for part in _split(body)]
-    rest = normalise("".join(tail))
+    columns = [compact("".join(part)) for part in _split(body)]
+    rest = compact("".join(tail))
     where = rest[len("WHERE"):].strip() if rest.upper().startswith("WHERE") else None
     return IndexText(columns, where)
 
