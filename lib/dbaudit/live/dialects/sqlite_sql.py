@@ -47,9 +47,7 @@ def compact(sql: str | None) -> str:
             pending = True
             continue
         previous = out[-1] if out else ""
-        if previous == ",":
-            out.append(" ")
-        elif pending and previous and previous not in "(." and tok not in ").,(":
+        if previous == "," or pending and previous and previous not in "(." and tok not in ").,(":
             out.append(" ")
         out.append(tok)
         pending = False
