@@ -49,7 +49,7 @@ from dbaudit.core.snapshot import Snapshot, Table
 
 _WILD = "*"  # the name of an object the server names: matched by its attributes instead
 _OBJECT_KINDS = {"view": "views", "trigger": "triggers", "routine": "routines", "event": "events",
-                 "sequence": "sequences"}
+                 "sequence": "sequences", "type": "types"}
 
 
 @dataclass
