@@ -9,10 +9,12 @@ name (mysqldump | mariadb, pg_dump | psql, sqlite3's iterdump).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import yaml
 
 from dbaudit.audit.diff import CHANGE_KINDS, Change, diff_snapshots
@@ -20,6 +22,7 @@ from dbaudit.core import serde
 from dbaudit.core.snapshot import Snapshot
 
 HERE = Path(__file__).parent / "cases"
+SCHEMA = json.loads((HERE.parents[1] / "lib" / "dbaudit" / "schemas" / "snapshot.schema.json").read_text())
 
 
 @dataclass
@@ -57,7 +60,9 @@ def _entry(entry: dict[str, Any], folder: Path) -> tuple[str, str, tuple[str, ..
 
 def reported(before: Snapshot, after: Snapshot) -> list[tuple[str, str, tuple[str, ...]]]:
     """The schema changes, as the expected.yml spells them (row counts are data, not asked here)."""
-    # Through JSON and back: what is compared is what a saved snapshot holds.
+    # Through JSON and back: what is compared is what a saved snapshot holds, in the published format.
+    for snapshot in (before, after):
+        jsonschema.validate(json.loads(serde.dumps(snapshot)), SCHEMA)
     before, after = (serde.from_dict(Snapshot, serde.to_jsonable(s)) for s in (before, after))
     return sorted(_key(c) for c in diff_snapshots(before, after) if c.kind != "row_count_changed")
 
