@@ -196,9 +196,10 @@ class Definition:
     sha256: str | None  # None when the server hid the body (missing privilege)
     summary: str = ""  # e.g. "BEFORE INSERT ON film" or "FUNCTION(p_film_id int)"
     table: str | None = None  # the table a trigger fires on
-    # What the body does not say: a view's ALGORITHM, DEFINER, CHECK OPTION; a trigger's order or
-    # enabled state; an event's definer. Kept apart from sha256 so format-1 hashes still compare.
+    # What the body does not say: a view's ALGORITHM or CHECK OPTION, a trigger's order or enabled state.
+    # Kept apart from sha256 so format-1 hashes still compare.
     options: str = since(2, "")
+    definer: str = since(2, "")  # MySQL/MariaDB views, triggers, routines and events: whose rights they run with
 
 
 @dataclass

@@ -135,7 +135,7 @@ class MySQLDialect(Dialect):
             body = _unqualify(as_text(r["event_definition"]), db)
             result[r["event_name"]] = Definition(
                 r["event_name"], "event", sha256(summary, body, as_text(r.get("event_comment"))), summary=summary,
-                options=f"DEFINER={r['definer']}",
+                definer=str(r["definer"]),
             )
         return result
 
@@ -149,7 +149,8 @@ class MySQLDialect(Dialect):
                 "view",
                 sha256(_unqualify(as_text(r["view_definition"]), db), r["check_option"], r["security_type"]),
                 summary=f"SQL SECURITY {r['security_type']}",
-                options=" ".join(f"{k.upper()}={r[k]}" for k in ("algorithm", "definer") if r.get(k) is not None),
+                options=f"ALGORITHM={r['algorithm']}" if r.get("algorithm") else "",
+                definer=str(r["definer"]),
             )
             for r in found
         }
@@ -169,7 +170,7 @@ class MySQLDialect(Dialect):
             result[r["trigger_name"]] = Definition(
                 r["trigger_name"], "trigger", sha256(summary, body), summary=summary, table=r["event_object_table"],
                 # The order among triggers of one timing and event (FOLLOWS / PRECEDES): they run in it.
-                options=f"ORDER {r['action_order']} DEFINER={r['definer']}",
+                options=f"ORDER {r['action_order']}", definer=str(r["definer"]),
             )
         return result
 
@@ -189,7 +190,7 @@ class MySQLDialect(Dialect):
         for r in rows(
             conn,
             "SELECT ROUTINE_NAME, ROUTINE_TYPE, DTD_IDENTIFIER, ROUTINE_DEFINITION, IS_DETERMINISTIC, "
-            "SQL_DATA_ACCESS, SECURITY_TYPE FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = :db",
+            "SQL_DATA_ACCESS, SECURITY_TYPE, DEFINER FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = :db",
             db=db,
         ):
             name, kind = r["routine_name"], str(r["routine_type"]).lower()
@@ -199,7 +200,7 @@ class MySQLDialect(Dialect):
             digest = None if body is None else sha256(
                 summary, _unqualify(body, db), r["is_deterministic"], r["sql_data_access"], r["security_type"]
             )
-            result[name] = Definition(name, kind, digest, summary=summary)
+            result[name] = Definition(name, kind, digest, summary=summary, definer=str(r["definer"]))
         return result
 
 
