@@ -203,8 +203,9 @@ def unseen(before: Snapshot, after: Snapshot) -> list[str]:
     classes = [_CLASS_WORDS[k] for k, f in _TABLE_OBJECTS.items() if since_of(f) > version]
     classes += [_CLASS_WORDS[k] for k, attr in SCHEMA_OBJECTS.items() if not _seen(Snapshot, attr, version)]
     properties = [f.name for f in dataclasses.fields(Table) if since_of(f) > version and role_of(f) == SCHEMA]
-    return [*classes, f"table {', '.join(properties)} and full definitions",
-            "index INCLUDE/NULLS NOT DISTINCT/invisible, foreign keys' DEFERRABLE, views' and triggers' options"]
+    return [", ".join(classes), f"table {', '.join(properties)} and full definitions",
+            "index INCLUDE, NULLS NOT DISTINCT and invisibility, foreign keys' DEFERRABLE, definers, view and "
+            "trigger options"]
 
 
 def _seen(cls: type, name: str, version: int) -> bool:

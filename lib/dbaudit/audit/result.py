@@ -101,10 +101,13 @@ def audit(before: Snapshot, after: Snapshot, expectations: Expectations | None =
 
 def coverage_checks(before: Snapshot, after: Snapshot) -> list[Check]:
     """What an older snapshot could not see is said, not reported as added (nor passed as unchanged)."""
+    missing = unseen(before, after)
+    if not missing:
+        return []
     version = seen_version(before, after)
-    return [Check("coverage", what, "skipped", f"not compared: a snapshot of format {version} did not record "
-                  f"{what}; take both snapshots with this dbaudit to compare them")
-            for what in unseen(before, after)]
+    return [Check("coverage", f"snapshot format {version}", "skipped",
+                  f"not compared: a snapshot of format {version} did not record {'; '.join(missing)} "
+                  "(take both snapshots with this dbaudit to compare them)")]
 
 
 def load_result(path: str | os.PathLike[str]) -> AuditResult:
