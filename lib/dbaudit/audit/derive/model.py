@@ -13,6 +13,7 @@ that contradict it (adding a column that exists, dropping a table that is not th
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ from dbaudit.audit.derive.ops import (
     AddColumn,
     AddForeignKey,
     AddIndex,
+    Allow,
     AlterColumn,
     ColumnSpec,
     CreateObject,
@@ -77,6 +79,7 @@ class Obj:
     sources: list[Source] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     maybe: bool = False  # CREATE OR REPLACE of something whose existence is unknown
+    recreated: bool = False  # dropped and created again under its name: the diff shows what differs, if anything
 
 
 @dataclass
@@ -178,6 +181,9 @@ class Model:
         handler = getattr(self, f"_{type(op).__name__}", None)
         if handler is not None:
             handler(op)
+
+    def _Allow(self, op: Allow) -> None:
+        self.allow(op.kind, op.target, op.why, op.src)
 
     def _Note(self, op: Note) -> None:
         self.warn(op.src, op.message)
@@ -286,6 +292,15 @@ class Model:
             self.allow("table_changed", table.name, f"the default collation of {charset} becomes the table's", op.src)
         for option in attrs.pop("options", []):
             self.allow("table_changed", table.name, f"`{option}` changes a table property newer snapshots record", op.src)
+            if (index := re.match(r"ALTER\s+INDEX\s+([\w$`\"]+)", option, re.IGNORECASE)):
+                index_name = index.group(1).strip('`"')
+                self.allow("index_changed", f"{table.name}.{index_name}",
+                           f"`{option}` changes whether the optimizer uses it", op.src)
+            if "PARTITION" in option.upper():
+                for action in ("added", "removed", "changed"):
+                    self.allow(f"partition_{action}", f"{table.name}.*", f"`{option}` changes its partitions", op.src)
+                if (detached := re.search(r"\bDETACH\s+PARTITION\s+([\w$]+)", option, re.IGNORECASE)):
+                    self.allow("table_added", detached.group(1), "a detached partition is a table of its own", op.src)
             if "TRIGGER" in option.upper():
                 key = f"{table.name}.*" if self.dialect == "postgresql" else "*"
                 self.allow("trigger_changed", key, f"`{option}` changes whether its triggers fire", op.src)
@@ -346,6 +361,8 @@ class Model:
             attrs["default"] = None
         self._redefine(table, column, attrs, op.src, op.column.notes)
         table.column_changes = True
+        if op.column.check is not None:
+            self._new_check(table, None, op.src)  # MariaDB keeps a column's CHECK as a table constraint
         if op.column.primary or op.column.unique or op.column.references:
             self.warn(op.src, "constraints inside MODIFY/CHANGE are not read; declare them with ADD")
 
@@ -475,8 +492,8 @@ class Model:
         attrs = index.attrs()
         if name and index.name:
             attrs["name"] = name
-        table.objects["index"][name or self._wild()] = Obj(name or _WILD, False, True, attrs, sources=[src],
-                                                          notes=list(index.notes))
+        self._put(table, "index", name or self._wild(), Obj(name or _WILD, False, True, attrs, sources=[src],
+                                                            notes=list(index.notes)))
 
     def _implicit_index_dropped(self, table: TableState, index: IndexSpec, src: Source) -> None:
         """InnoDB drops the index it made for a foreign key once another index starts with the key's columns."""
@@ -544,7 +561,7 @@ class Model:
             self.error(src, f"adds foreign key {table.name}.{key.name}, which is already there")
             return
         name = key.name if key.name and self.dialect != "sqlite" else None  # SQLite keeps no key names
-        table.objects["fk"][name or self._wild()] = Obj(name or _WILD, False, True, key.attrs(), sources=[src])
+        self._put(table, "fk", name or self._wild(), Obj(name or _WILD, False, True, key.attrs(), sources=[src]))
         if self.dialect == "mysql" and table.original is not None:
             covered = any(o.exists and (o.attrs.get("columns") or [])[: len(key.columns)] == key.columns
                           for o in table.objects["index"].values())
@@ -563,7 +580,7 @@ class Model:
         if "check_added" not in self.kinds:
             self.warn(src, "CHECK constraints are not recorded in this dbaudit's snapshots: not checked")
             return
-        table.objects["check"][name or self._wild()] = Obj(name or _WILD, False, True, sources=[src])
+        self._put(table, "check", name or self._wild(), Obj(name or _WILD, False, True, sources=[src]))
 
     def _DropConstraint(self, op: DropConstraint) -> None:
         table = self.table(op.table, op.src, "drops a constraint of")
@@ -618,6 +635,13 @@ class Model:
             attrs["table"] = op.table
         if kind == "routine" and op.routine_kind:
             attrs["kind"] = op.routine_kind
+        if kind == "trigger" and re.search(r"\b(FOLLOWS|PRECEDES)\b", op.src.text, re.IGNORECASE):
+            self.allow("trigger_changed", "*", "FOLLOWS / PRECEDES sets the order among the triggers of one timing "
+                       "and event: the others' places may move", op.src)
+        if found is not None and found.existed and not found.exists:  # dropped above: created again
+            found.exists = found.changed = found.recreated = True
+            found.sources.append(op.src)
+            return
         obj = Obj(key, False, True, attrs, sources=[op.src], maybe=op.replace and self.before is None)
         if obj.maybe:
             obj.notes.append("OR REPLACE: it may have been there already (derive with --from-snapshot to know)")
@@ -661,6 +685,15 @@ class Model:
         if not op.where and op.verb in ("update", "delete"):
             self.warn(op.src, f"{op.verb.upper()} without WHERE: every row of {op.table} is "
                               f"{'changed' if op.verb == 'update' else 'deleted'}")
+
+    def _put(self, table: TableState, kind: str, name: str, obj: Obj) -> None:
+        """A new index, key or check; one the migration dropped under this name before is created again."""
+        old = table.objects[kind].get(name)
+        if old is not None and old.existed and not old.exists and not name.startswith(_WILD):
+            obj.existed, obj.recreated, obj.sources = True, True, [*old.sources, *obj.sources]
+            self.allow("table_changed", table.name, f"{name} is created again: what no field records of it (a comment, "
+                       "an operator class …) shows as the table's definition", obj.sources[-1])
+        table.objects[kind][name] = obj
 
     def _wild(self) -> str:
         return f"{_WILD}{next(self._unnamed)}"

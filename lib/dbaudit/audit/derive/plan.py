@@ -115,6 +115,9 @@ def _member_entries(model: Model, table: TableState) -> list[Entry]:
 def _member_entry(kind: str, table: str, obj: Obj) -> Entry | None:
     target = f"{table}.{obj.name if not obj.name.startswith(_WILD) else _WILD}"
     attrs = {k: v for k, v in obj.attrs.items() if k != "name"}
+    if obj.recreated and obj.exists:
+        return Entry("allowed", f"{kind}_changed", target, {}, obj.sources[-1:],
+                     "dropped and created again under its name: what differs shows as a change, if anything")
     if not obj.existed and obj.exists:
         return Entry("required", f"{kind}_added", target, attrs, obj.sources[:1], notes=list(obj.notes))
     if obj.existed and not obj.exists:
@@ -175,8 +178,9 @@ def _object_entries(model: Model) -> list[Entry]:
             entries.append(Entry(section, f"{kind}_removed", key, {}, obj.sources[-1:]))
         elif obj.existed and obj.changed:
             # CREATE OR REPLACE of an existing object: a definition that comes out the same shows no change.
-            entries.append(Entry("allowed", f"{kind}_changed", key, {}, obj.sources[-1:],
-                                 "CREATE OR REPLACE of an existing one (no change if the definition is the same)"))
+            why = ("dropped and created again" if obj.recreated else "CREATE OR REPLACE of an existing one") + \
+                " (no change if the definition is the same)"
+            entries.append(Entry("allowed", f"{kind}_changed", key, {}, obj.sources[-1:], why))
     return entries
 
 
