@@ -111,8 +111,13 @@ def _altered_object(tokens: list[Token], words: list[str], dialect: str, src: So
             return None
         table = _name(tokens[words.index("ON", name_at) + 1], dialect)
         action = {"CREATE": "added", "DROP": "removed"}.get(words[0], "changed")
+        why = f"{words[0]} POLICY {name} ON {table}"
+        # Dropped and created again in one migration, a policy shows as changed.
         return Unparsed(src, reason, f"{words[0].lower()}s policy {name} on {table}",
-                        [Allow(src, f"policy_{action}", f"{table}.{name}", f"{words[0]} POLICY {name} ON {table}")])
+                        [Allow(src, f"policy_{a}", f"{table}.{name}", why) for a in {action, "changed"}])
+    if kind in ("TYPE", "DOMAIN") and words[0] != "ALTER":
+        op: Op = CreateObject(src, "type", name) if words[0] == "CREATE" else DropObject(src, "type", name)
+        return Unparsed(src, reason, f"{words[0].lower()}s type {name}", [op])
     if kind == "EXTENSION" and words[0] != "ALTER":
         action = "added" if words[0] == "CREATE" else "removed"
         return Unparsed(src, reason, f"{words[0].lower()}s extension {name}",
@@ -141,8 +146,11 @@ def _tokens_of(text: str, dialect: str) -> list[Token]:
 def _index_using_last(text: str, src: Source, dialect: str, reason: str) -> Unparsed | None:
     """`CREATE INDEX i ON t (a) USING BTREE`: sqlglot only knows USING before ON. On MySQL the index type
     BTREE/HASH changes nothing a snapshot records (InnoDB builds BTREE either way), so it is read without it."""
-    trimmed = re.sub(r"\s+USING\s+(BTREE|HASH)\s*$", "", text, flags=re.IGNORECASE)
-    if trimmed == text or dialect != "mysql":
+    if dialect == "postgresql":  # PostgreSQL 15 UNIQUE … NULLS NOT DISTINCT: read without it
+        trimmed = re.sub(r"\s+NULLS\s+NOT\s+DISTINCT\b", "", text, flags=re.IGNORECASE)
+    else:
+        trimmed = re.sub(r"\s+USING\s+(BTREE|HASH)\s*$", "", text, flags=re.IGNORECASE)
+    if trimmed == text or dialect not in ("mysql", "postgresql"):
         return None
     ops = read_statement(trimmed, src, dialect)
     if not ops or any(isinstance(op, Unparsed) for op in ops):

@@ -50,6 +50,7 @@ from dbaudit.audit.spelling import same_attribute
 from dbaudit.core.snapshot import Snapshot, Table
 
 _WILD = "*"  # the name of an object the server names: matched by its attributes instead
+_PARTITION_OF = re.compile(r"\bPARTITION\s+OF\s+(?:[\w$\"]+\.)?([\w$\"]+)", re.IGNORECASE)
 _OBJECT_KINDS = {"view": "views", "trigger": "triggers", "routine": "routines", "event": "events",
                  "sequence": "sequences", "type": "types"}
 
@@ -189,6 +190,11 @@ class Model:
         self.warn(op.src, op.message)
 
     def _CreateTable(self, op: CreateTable) -> None:
+        parent = _PARTITION_OF.search(op.src.text) if self.dialect == "postgresql" else None
+        if parent is not None:  # a partition is recorded on its parent, not as a table of its own
+            self.allow("partition_added", f"{parent.group(1).strip(chr(34))}.{op.table}",
+                       "CREATE TABLE … PARTITION OF attaches a partition", op.src)
+            return
         existing = self.tables.get(op.table)
         if existing is not None and existing.exists:
             if op.if_not_exists:
@@ -296,6 +302,7 @@ class Model:
                 index_name = index.group(1).strip('`"')
                 self.allow("index_changed", f"{table.name}.{index_name}",
                            f"`{option}` changes whether the optimizer uses it", op.src)
+            self._option_members(table, option, op.src)
             if "PARTITION" in option.upper():
                 for action in ("added", "removed", "changed"):
                     self.allow(f"partition_{action}", f"{table.name}.*", f"`{option}` changes its partitions", op.src)
@@ -314,6 +321,22 @@ class Model:
             table.attrs.update(attrs)
             table.options_changed = True
             table.sources.append(op.src)
+
+    def _option_members(self, table: TableState, option: str, src: Source) -> None:
+        """What a clause read only as an option changes besides the table: the column, constraint or key it names."""
+        named = re.match(r"(ALTER\s+COLUMN|VALIDATE\s+CONSTRAINT|ALTER\s+CONSTRAINT)\s+([\w$`\"]+)", option,
+                         re.IGNORECASE)
+        if named is None:
+            return
+        clause, name = " ".join(named.group(1).upper().split()), named.group(2).strip('`"')
+        if clause == "ALTER COLUMN":
+            self.allow("column_changed", f"{table.name}.{name}", f"`{option}` changes the column", src)
+            if re.search(r"\bIDENTITY\b", option, re.IGNORECASE) and self.dialect == "postgresql":
+                self.allow("sequence_added", f"{table.name}_{name}_seq", "an identity column makes its sequence", src)
+                self.allow("sequence_removed", f"{table.name}_{name}_seq", "… and dropping it drops it", src)
+        else:  # VALIDATE CONSTRAINT drops NOT VALID; ALTER CONSTRAINT sets DEFERRABLE
+            for kind in ("check", "fk"):
+                self.allow(f"{kind}_changed", f"{table.name}.{name}", f"`{option}` changes the constraint", src)
 
     def _AddColumn(self, op: AddColumn) -> None:
         table = self.table(op.table, op.src, "adds a column to")
