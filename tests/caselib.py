@@ -17,7 +17,9 @@ from typing import Any
 import jsonschema
 import yaml
 
+from dbaudit.audit.derive import derive
 from dbaudit.audit.diff import CHANGE_KINDS, Change, diff_snapshots
+from dbaudit.audit.result import audit
 from dbaudit.core import serde
 from dbaudit.core.snapshot import Snapshot
 
@@ -74,3 +76,15 @@ def _key(change: Change) -> tuple[str, str, tuple[str, ...]]:
 
 def ids(found: list[Case]) -> list[str]:
     return [c.name for c in found]
+
+
+def derived_failures(case: Case, before: Snapshot, after: Snapshot, tmp: Path) -> list[str]:
+    """The change judged by the expectations `dbaudit expect` derives from it (with the before snapshot):
+    what derive models and what the diff sees must agree, so a migration audits clean."""
+    if case.mode != "change":
+        return []
+    migration = tmp / f"{case.name}.sql"
+    migration.write_text(case.change)
+    dialect = {"mariadb": "mysql"}.get(case.server, case.server)
+    result = audit(before, after, derive([migration], dialect, before).expectations)
+    return [f"[{c.category}] {c.name}: {c.message}" for c in result.failed_checks]

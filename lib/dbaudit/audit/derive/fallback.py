@@ -59,6 +59,12 @@ def from_tokens(text: str, src: Source, dialect: str, reason: str) -> Unparsed:
         retried = _index_using_last(text, src, dialect, reason)
         if retried is not None:
             return retried
+    if "TABLE" in words[1:4] and words[0] == "CREATE" and dialect == "sqlite" and "CONFLICT" in words:
+        # SQLite's ON CONFLICT clause of a constraint (sqlglot does not know it) changes no recorded field
+        trimmed = re.sub(r"\bON\s+CONFLICT\s+(ROLLBACK|ABORT|FAIL|IGNORE|REPLACE)\b", "", text, flags=re.IGNORECASE)
+        ops = read_statement(trimmed, src, dialect)
+        if ops and not any(isinstance(op, Unparsed) for op in ops):
+            return Unparsed(src, reason, "creates a table (read without its ON CONFLICT clauses)", ops)
     if "TABLE" in words[1:4] and words[0] == "CREATE":
         retried = _table_without_options(text, tokens, src, dialect, reason)
         if retried is not None:

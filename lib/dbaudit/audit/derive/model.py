@@ -217,6 +217,9 @@ class Model:
         for key in op.foreign_keys:
             name = key.name if self.dialect != "sqlite" else None  # SQLite keeps no key names
             state.objects["fk"][name or self._wild()] = Obj(name or _WILD, False, True, key.attrs(), sources=[op.src])
+        for check in op.checks:
+            state.objects["check"][check.name or self._wild()] = Obj(check.name or _WILD, False, True, sources=[op.src])
+        state.checks_known = True
         if existing is not None and existing.original is not None:
             state.recreates = existing  # dropped earlier in the migration, created again
         self.tables[op.table] = state
