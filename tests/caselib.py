@@ -56,7 +56,8 @@ def cases(server: str) -> list[Case]:
 
 
 def _entry(entry: dict[str, Any], folder: Path) -> tuple[str, str, tuple[str, ...]]:
-    (kind,) = [k for k in entry if k in CHANGE_KINDS] or [f"<no change kind in {folder}: {entry}>"]
+    (kind,) = [k for k in entry if k != "fields"]
+    assert kind in CHANGE_KINDS, f"{folder}/expected.yml: {kind} is not a change kind"
     return kind, str(entry[kind]), tuple(sorted(entry.get("fields") or ()))
 
 
