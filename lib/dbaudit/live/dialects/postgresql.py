@@ -138,7 +138,7 @@ SELECT c.relname AS table_name, pg_catalog.concat_ws(E'\n',
   CASE WHEN c.relkind OPERATOR(pg_catalog.=) 'p' THEN pg_catalog.pg_get_partkeydef(c.oid) END,
   (SELECT pg_catalog.string_agg(pg_catalog.concat_ws(' ', a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod),
             a.attnotnull, pg_catalog.pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated, co.collname,
-            a.attstorage, a.attcompression, a.attstattarget, a.attislocal,
+            a.attstorage, {compression}, a.attstattarget, a.attislocal,
             pg_catalog.col_description(c.oid, a.attnum)), E'\n' ORDER BY a.attnum)
      FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid OPERATOR(pg_catalog.=) a.attrelid
                               AND d.adnum OPERATOR(pg_catalog.=) a.attnum
@@ -352,7 +352,9 @@ class PostgreSQLDialect(Dialect):
                 tables[r["table_name"]].policies.append(Policy(
                     r["name"], _POLICY_COMMANDS.get(r["command"], str(r["command"])), bool(r["permissive"]),
                     list(r["roles"]), r["using"], r["with_check"]))
-        for r in rows(conn, _DEFINITIONS, schema=schema):
+        # attcompression is PostgreSQL 14's; before it, there is nothing to compress differently.
+        compression = "a.attcompression" if _version_num(conn) >= 140000 else "NULL"
+        for r in rows(conn, _DEFINITIONS.replace("{compression}", compression), schema=schema):
             if r["table_name"] in tables:
                 tables[r["table_name"]].definition = sha256(r["definition"])
 
@@ -422,6 +424,10 @@ def _column(r: dict[str, object]) -> Column:
         collation=None if r["collation"] is None else str(r["collation"]),
         comment=str(r["comment"] or ""),
     )
+
+
+def _version_num(conn: Connection) -> int:
+    return int(conn.exec_driver_sql("SHOW server_version_num").scalar_one())
 
 
 def _set_local(conn: Connection, name: str, value: str) -> None:
