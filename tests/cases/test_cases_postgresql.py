@@ -61,6 +61,9 @@ def test_a_postgresql_change_is_reported_exactly(case: Case, case_database: str,
     psql(case_database, f"CREATE SCHEMA {schema};")
     restored = f"dbaudit_t_restored_{uuid.uuid4().hex[:8]}"
     try:
+        # As an application's database is set up: its schema on the search_path of every session, the snapshot's
+        # too. A case that changes the database's settings then changes what the snapshot's session starts with.
+        psql(case_database, f'ALTER DATABASE "{case_database}" SET search_path = {schema}, public;')
         psql(case_database, case.base, schema)
         before = take_snapshot(url, schema=schema)
         if case.mode == "restore":
