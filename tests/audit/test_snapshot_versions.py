@@ -102,3 +102,21 @@ def test_sequence_positions_and_auto_increment_are_measurements() -> None:
     moved = {"s": Sequence("s", "bigint", 1, 1, 1, 100, False, 1, last_value=50)}
     assert diff_snapshots(_snapshot(_table(auto_increment=3), sequences=seq),
                           _snapshot(_table(auto_increment=3000), sequences=moved)) == []
+
+
+def test_index_keys_a_format_1_snapshot_spelled_otherwise_are_not_changes() -> None:
+    from dbaudit.core.snapshot import Index
+
+    def sqlite(columns: list[str], predicate: str | None, collation: str | None, version: int) -> Snapshot:
+        table = _table(indexes=[Index("i", columns, False, predicate=predicate)])
+        table.columns[1].collation = collation
+        snap = _snapshot(table)
+        snap.format_version, snap.server = version, Server("sqlite", "SQLite", "3.40")
+        return snap
+
+    old = sqlite(["(expression)", "a"], "partial", None, 1)
+    assert diff_snapshots(old, sqlite(["lower(b)", "a DESC"], "a > 0", "NOCASE", 2)) == []
+    # Between two format-2 snapshots the same difference is a change.
+    kinds = {c.kind for c in diff_snapshots(sqlite(["lower(b)", "a"], "a > 0", None, 2),
+                                            sqlite(["lower(b)", "a DESC"], "a > 1", "NOCASE", 2))}
+    assert kinds == {"index_changed", "column_changed"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
@@ -158,6 +159,8 @@ def diff_snapshots(before: Snapshot, after: Snapshot) -> list[Change]:
         elif new is None:
             changes.append(Change("table_removed", name, None, before=_plain(old)))
         else:
+            if version < 2:
+                old, new = _as_format_1(old, new, after.server.dialect)
             changes.extend(_table_changes(old, new, version))
     for singular, attr in SCHEMA_OBJECTS.items():
         if _seen(Snapshot, attr, version):
@@ -206,6 +209,36 @@ def unseen(before: Snapshot, after: Snapshot) -> list[str]:
     return [", ".join(classes), f"table {', '.join(properties)} and full definitions",
             "index INCLUDE, NULLS NOT DISTINCT and invisibility, foreign keys' DEFERRABLE, definers, view and "
             "trigger options"]
+
+
+_ORDER_SUFFIX = re.compile(r"( COLLATE \S+)?( DESC)?( NULLS (FIRST|LAST))?$")
+
+
+def _as_format_1(old: Table, new: Table, dialect: str) -> tuple[Table, Table]:
+    """Both tables as a format-1 snapshot saw them: index keys without their order (`a DESC`), SQLite's
+    expression keys as `(expression)` and partial conditions as `partial`, SQLite columns without COLLATE."""
+    def key(table: Table, other: Table) -> Table:
+        theirs = {i.name: i for i in other.indexes}
+        indexes = [dataclasses.replace(i, columns=[_format_1_key(c, theirs.get(i.name), n) for n, c in enumerate(i.columns)],
+                                       predicate=_format_1_predicate(i.predicate, theirs.get(i.name)))
+                   for i in table.indexes]
+        columns = table.columns
+        if dialect == "sqlite":
+            columns = [dataclasses.replace(c, collation=None) for c in table.columns]
+        return dataclasses.replace(table, indexes=indexes, columns=columns)
+    return key(old, new), key(new, old)
+
+
+def _format_1_key(column: str, other: Any, position: int) -> str:
+    if other is not None and position < len(other.columns) and other.columns[position] == "(expression)":
+        return "(expression)"
+    return _ORDER_SUFFIX.sub("", column)
+
+
+def _format_1_predicate(predicate: str | None, other: Any) -> str | None:
+    if predicate is not None and other is not None and other.predicate == "partial":
+        return "partial"
+    return predicate
 
 
 def _seen(cls: type, name: str, version: int) -> bool:
