@@ -76,7 +76,7 @@ ADD_PROVIDER = "ALTER TABLE chats ADD COLUMN provider_type VARCHAR(20) NULL;"
 def test_the_shipped_blazz_expectations_parse() -> None:
     parsed = load_expectations(ROOT / "expectations" / "blazz-webjs.yml")
     assert parsed.name == "blazz-webjs"
-    assert len(parsed.required) == 11 and len(parsed.allowed) == 1
+    assert len(parsed.required) == 11 and len(parsed.allowed) == 2  # foreign keys, and SQLite's enum CHECK
     assert parsed.metrics["queue_depth"].max == 50000 and parsed.metrics["active_sessions"].expect == "equal"
     assert parsed.rows.policy("jobs") == "any" and parsed.rows.policy("chats") == "no_shrink"
     required = {(p.kind, p.target): p.attributes for p in parsed.required}

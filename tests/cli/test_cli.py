@@ -133,7 +133,7 @@ def test_snapshot_writes_the_file_and_prints_a_summary(tmp_path: Path) -> None:
     assert proc.stdout.startswith("snapshot of ") and proc.stdout.count("\n") == 1
     assert "SQLite" in proc.stdout and "2 tables, 5 rows, 0 metrics -> out/snap.json" in proc.stdout
     data = json.loads((tmp_path / "out" / "snap.json").read_text(encoding="utf-8"))
-    assert data["kind"] == "dbaudit.snapshot" and data["format_version"] == 1
+    assert data["kind"] == "dbaudit.snapshot" and data["format_version"] == 2
     assert {name: t["row_count"] for name, t in data["tables"].items()} == {"chats": 3, "jobs": 2}
 
 
@@ -350,10 +350,10 @@ def test_malformed_snapshot_json_is_an_input_error(pair: Pair) -> None:
 
 def test_a_snapshot_of_another_format_version_is_an_input_error(pair: Pair) -> None:
     data = json.loads(pair.after.read_text())
-    data["format_version"] = 2
-    (pair.folder / "v2.json").write_text(json.dumps(data))
-    proc = dbaudit("diff", pair.before, "v2.json", "--json", "r.json", cwd=pair.folder)
-    assert_input_error(proc, "v2.json has snapshot format_version 2")
+    data["format_version"] = 3  # a later dbaudit's; format 1 is still read (tests/audit/test_snapshot_versions.py)
+    (pair.folder / "v3.json").write_text(json.dumps(data))
+    proc = dbaudit("diff", pair.before, "v3.json", "--json", "r.json", cwd=pair.folder)
+    assert_input_error(proc, "v3.json has snapshot format_version 3")
     assert not (pair.folder / "r.json").exists()
 
 

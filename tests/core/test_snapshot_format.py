@@ -20,7 +20,8 @@ def test_every_collection_on_a_table_is_declared_objects_derived_or_measurement(
 
 def test_objects_name_the_change_kind_they_are_diffed_as() -> None:
     kinds = {f.name: f.metadata.get("kind") for f in dataclasses.fields(Table) if f.metadata.get(ROLE) == OBJECTS}
-    assert kinds == {"columns": "column", "indexes": "index", "foreign_keys": "fk"}
+    assert kinds == {"columns": "column", "indexes": "index", "foreign_keys": "fk", "checks": "check",
+                     "partitions": "partition", "policies": "policy"}
 
 
 def test_measurements_are_neither_schema_changes_nor_expectation_attributes() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
@@ -16,7 +17,18 @@ from dbaudit.audit.chunks import column_signature, differing_chunks
 from dbaudit.core import serde
 from dbaudit.core.errors import DbauditError
 from dbaudit.core.ledger import Ledger
-from dbaudit.core.snapshot import SCHEMA, Column, Snapshot, Table, role_of
+from dbaudit.core.snapshot import (
+    CATCH_ALL,
+    FORMAT_VERSION,
+    MEASUREMENT,
+    OBJECTS,
+    SCHEMA,
+    Column,
+    Snapshot,
+    Table,
+    role_of,
+    since_of,
+)
 
 ChangeKind = Literal[
     "table_added", "table_removed", "table_changed",
@@ -26,6 +38,13 @@ ChangeKind = Literal[
     "view_added", "view_removed", "view_changed",
     "trigger_added", "trigger_removed", "trigger_changed",
     "routine_added", "routine_removed", "routine_changed",
+    "check_added", "check_removed", "check_changed",
+    "partition_added", "partition_removed", "partition_changed",
+    "policy_added", "policy_removed", "policy_changed",
+    "event_added", "event_removed", "event_changed",
+    "sequence_added", "sequence_removed", "sequence_changed",
+    "type_added", "type_removed", "type_changed",
+    "extension_added", "extension_removed", "extension_changed",
     "row_count_changed", "metric_changed", "content_changed",
     "migration_applied", "migration_rolled_back", "migration_failed",
 ]  # fmt: skip
@@ -36,9 +55,18 @@ LEDGER_CHANGES = {"migration_applied", "migration_rolled_back", "migration_faile
 CHUNKS_SHOWN = 10  # differing chunks named in a content_changed message; Change.fields lists them all
 OLD_COLUMNS = "the columns it had before"  # content_changed's fields when only the baseline fingerprint compares
 UNVERIFIED = "columns changed, old columns not fingerprinted"  # content_changed's fields when nothing compares
-SCHEMA_OBJECTS = {"view": "views", "trigger": "triggers", "routine": "routines"}
+SCHEMA_OBJECTS = {"view": "views", "trigger": "triggers", "routine": "routines", "event": "events",
+                  "sequence": "sequences", "type": "types", "extension": "extensions"}
 # A table's own schema properties are compared as table_changed; its objects and measurements are not.
 _NOT_TABLE_SCHEMA = {f.name for f in dataclasses.fields(Table) if role_of(f) != SCHEMA}
+# The table's object lists beyond columns (diffed by name), keyed by change kind.
+_TABLE_OBJECTS = {f.metadata["kind"]: f for f in dataclasses.fields(Table)
+                  if role_of(f) == OBJECTS and f.name != "columns"}
+DEFINITION = "definition"  # table_changed's field when only the catch-all definition hash differs
+# What the object classes are called when a snapshot could not see them.
+_CLASS_WORDS = {"check": "CHECK constraints", "partition": "partitions", "policy": "row-level security policies",
+                "event": "events", "sequence": "sequences", "type": "user-defined types",
+                "extension": "extensions"}
 
 
 @dataclass
@@ -121,6 +149,8 @@ def _column_text(column: dict[str, Any]) -> str:
 
 
 def diff_snapshots(before: Snapshot, after: Snapshot) -> list[Change]:
+    """Every difference; what the older of two snapshot formats could not record is left out (see unseen)."""
+    version = seen_version(before, after)
     changes: list[Change] = []
     for name in _union(before.tables, after.tables):
         old, new = before.tables.get(name), after.tables.get(name)
@@ -129,9 +159,12 @@ def diff_snapshots(before: Snapshot, after: Snapshot) -> list[Change]:
         elif new is None:
             changes.append(Change("table_removed", name, None, before=_plain(old)))
         else:
-            changes.extend(_table_changes(old, new))
+            if version < 2:
+                old, new = _as_format_1(old, new, after.server.dialect)
+            changes.extend(_table_changes(old, new, version))
     for singular, attr in SCHEMA_OBJECTS.items():
-        changes.extend(_named_changes(singular, None, getattr(before, attr), getattr(after, attr)))
+        if _seen(Snapshot, attr, version):
+            changes.extend(_named_changes(singular, None, getattr(before, attr), getattr(after, attr), version))
     changes.extend(_metric_changes(before, after))
     changes.extend(ledger_changes(before.migrations, after.migrations))
     return changes
@@ -160,11 +193,68 @@ def ledger_changes(old: Ledger | None, new: Ledger | None) -> list[Change]:
     return changes
 
 
-def _table_changes(old: Table, new: Table) -> list[Change]:
-    changes = _compare("table", old.name, None, old, new, ignore=_NOT_TABLE_SCHEMA)
-    changes.extend(_column_changes(old, new))
-    changes.extend(_named_changes("index", old.name, _by_name(old.indexes), _by_name(new.indexes)))
-    changes.extend(_named_changes("fk", old.name, _by_name(old.foreign_keys), _by_name(new.foreign_keys)))
+def seen_version(before: Snapshot, after: Snapshot) -> int:
+    """The format both snapshots were taken in: the older one's (a future one reads as this dbaudit's)."""
+    return min(before.format_version, after.format_version, FORMAT_VERSION)
+
+
+def unseen(before: Snapshot, after: Snapshot) -> list[str]:
+    """The object classes and attributes one snapshot's older format could not record: not compared."""
+    version = seen_version(before, after)
+    if version >= FORMAT_VERSION:
+        return []
+    classes = [_CLASS_WORDS[k] for k, f in _TABLE_OBJECTS.items() if since_of(f) > version]
+    classes += [_CLASS_WORDS[k] for k, attr in SCHEMA_OBJECTS.items() if not _seen(Snapshot, attr, version)]
+    properties = [f.name for f in dataclasses.fields(Table) if since_of(f) > version and role_of(f) == SCHEMA]
+    return [", ".join(classes), f"table {', '.join(properties)} and full definitions",
+            "index INCLUDE, NULLS NOT DISTINCT and invisibility, foreign keys' DEFERRABLE, definers, view and "
+            "trigger options"]
+
+
+_ORDER_SUFFIX = re.compile(r"( COLLATE \S+)?( DESC)?( NULLS (FIRST|LAST))?$")
+
+
+def _as_format_1(old: Table, new: Table, dialect: str) -> tuple[Table, Table]:
+    """Both tables as a format-1 snapshot saw them: index keys without their order (`a DESC`), SQLite's
+    expression keys as `(expression)` and partial conditions as `partial`, SQLite columns without COLLATE."""
+    def key(table: Table, other: Table) -> Table:
+        theirs = {i.name: i for i in other.indexes}
+        indexes = [dataclasses.replace(i, columns=[_format_1_key(c, theirs.get(i.name), n) for n, c in enumerate(i.columns)],
+                                       predicate=_format_1_predicate(i.predicate, theirs.get(i.name)))
+                   for i in table.indexes]
+        columns = table.columns
+        if dialect == "sqlite":
+            columns = [dataclasses.replace(c, collation=None) for c in table.columns]
+        return dataclasses.replace(table, indexes=indexes, columns=columns)
+    return key(old, new), key(new, old)
+
+
+def _format_1_key(column: str, other: Any, position: int) -> str:
+    if other is not None and position < len(other.columns) and other.columns[position] == "(expression)":
+        return "(expression)"
+    return _ORDER_SUFFIX.sub("", column)
+
+
+def _format_1_predicate(predicate: str | None, other: Any) -> str | None:
+    if predicate is not None and other is not None and other.predicate == "partial":
+        return "partial"
+    return predicate
+
+
+def _seen(cls: type, name: str, version: int) -> bool:
+    return next(since_of(f) <= version for f in dataclasses.fields(cls) if f.name == name)
+
+
+def _table_changes(old: Table, new: Table, version: int = FORMAT_VERSION) -> list[Change]:
+    changes = _compare("table", old.name, None, old, new, ignore=_NOT_TABLE_SCHEMA, version=version)
+    changes.extend(_column_changes(old, new, version))
+    for kind, f in _TABLE_OBJECTS.items():
+        if since_of(f) <= version:
+            was, now = _by_name(getattr(old, f.name)), _by_name(getattr(new, f.name))
+            changes.extend(_named_changes(kind, old.name, was, now, version))
+    if not changes and old.definition and new.definition and old.definition != new.definition:
+        # Nothing modelled explains it, so the catch-all says the server's own definition moved.
+        changes.append(Change("table_changed", old.name, None, _plain(old), _plain(new), [DEFINITION]))
     if old.row_count is not None and new.row_count is not None and old.row_count != new.row_count:
         changes.append(Change("row_count_changed", old.name, None, old.row_count, new.row_count))
     changes.extend(_content_changes(old, new))
@@ -208,7 +298,7 @@ def _scheme(fingerprint: str) -> str:
     return fingerprint.split(":", 1)[0]
 
 
-def _column_changes(old: Table, new: Table) -> list[Change]:
+def _column_changes(old: Table, new: Table, version: int = FORMAT_VERSION) -> list[Change]:
     before = {c.name: c for c in old.columns}
     after = {c.name: c for c in new.columns}
     moved = _moved_columns(old.columns, new.columns)
@@ -220,7 +310,7 @@ def _column_changes(old: Table, new: Table) -> list[Change]:
             changes.append(Change("column_added", old.name, name, after=_plain(after[name])))
         else:
             ignore = {"position"} if name not in moved else set()
-            changes.extend(_compare("column", old.name, name, before[name], after[name], ignore))
+            changes.extend(_compare("column", old.name, name, before[name], after[name], ignore, version))
     return changes
 
 
@@ -236,7 +326,8 @@ def _moved_columns(old: list[Column], new: list[Column]) -> set[str]:
     return set(order_old) - kept
 
 
-def _named_changes(kind: str, table: str | None, old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
+def _named_changes(kind: str, table: str | None, old: dict[str, Any], new: dict[str, Any],
+                   version: int = FORMAT_VERSION) -> list[Change]:
     """Added, removed and changed objects of one kind, matched by name."""
     changes = []
     for name in _union(old, new):
@@ -245,7 +336,7 @@ def _named_changes(kind: str, table: str | None, old: dict[str, Any], new: dict[
         elif name not in old:
             changes.append(Change(f"{kind}_added", table, name, after=_plain(new[name])))  # type: ignore[arg-type]
         else:
-            changes.extend(_compare(kind, table, name, old[name], new[name]))
+            changes.extend(_compare(kind, table, name, old[name], new[name], version=version))
     return changes
 
 
@@ -263,8 +354,10 @@ def _metric_changes(before: Snapshot, after: Snapshot) -> list[Change]:
 
 
 def _compare(kind: str, table: str | None, name: str | None, old: Any, new: Any,
-             ignore: set[str] | None = None) -> list[Change]:
+             ignore: set[str] | None = None, version: int = FORMAT_VERSION) -> list[Change]:
+    """The schema fields that differ; measurements never do, nor fields the older format did not record."""
     differing = [f.name for f in fields(old) if f.name not in (ignore or set())
+                 and role_of(f) not in (MEASUREMENT, CATCH_ALL) and since_of(f) <= version
                  and getattr(old, f.name) != getattr(new, f.name)]
     if not differing:
         return []

@@ -20,7 +20,22 @@ from dbaudit.audit.diff import CHANGE_KINDS, LEDGER_CHANGES, Change
 from dbaudit.audit.spelling import mismatch
 from dbaudit.core.checks import Check
 from dbaudit.core.errors import DbauditError
-from dbaudit.core.snapshot import OBJECTS, SCHEMA, Column, Definition, ForeignKey, Index, Snapshot, Table, fields_with_role
+from dbaudit.core.snapshot import (
+    OBJECTS,
+    SCHEMA,
+    CheckConstraint,
+    Column,
+    Definition,
+    Extension,
+    ForeignKey,
+    Index,
+    Partition,
+    Policy,
+    Sequence,
+    Snapshot,
+    Table,
+    fields_with_role,
+)
 from dbaudit.core.yamlsafe import read_yaml_file
 
 FORMAT_VERSION = 1
@@ -209,6 +224,13 @@ _ATTRIBUTES: dict[str, set[str]] = {
     "view": _field_names(Definition),
     "trigger": _field_names(Definition),
     "routine": _field_names(Definition),
+    "check": _field_names(CheckConstraint),
+    "partition": _field_names(Partition),
+    "policy": _field_names(Policy),
+    "event": _field_names(Definition),
+    "sequence": _field_names(Sequence) - {"last_value"},  # a measurement, never demanded
+    "type": _field_names(Definition),
+    "extension": _field_names(Extension),
     "row_count": set(),
     "metric": set(),
     "content": set(),

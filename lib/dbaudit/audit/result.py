@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from dbaudit.audit.diff import Change, diff_snapshots
+from dbaudit.audit.diff import Change, diff_snapshots, seen_version, unseen
 from dbaudit.audit.expectations import DATA_CHANGES, Expectations, MigrationRules, is_declared, judge, ledger_table
 from dbaudit.audit.visibility import visibility_checks
 from dbaudit.core import serde
@@ -75,7 +75,7 @@ def audit(before: Snapshot, after: Snapshot, expectations: Expectations | None =
     """Diff two snapshots and judge the changes; with no expectations, any change fails."""
     rules = expectations or Expectations(migrations=MigrationRules())  # nothing expected: no migration either
     changes = diff_snapshots(before, after)
-    checks = [*visibility_checks(before, after), *judge(rules, changes, before, after)]
+    checks = [*visibility_checks(before, after), *judge(rules, changes, before, after), *coverage_checks(before, after)]
     ledger = ledger_table(before, after)
     records = [ChangeRecord.of(c, is_declared(rules, c, ledger)) for c in changes]
     failed = sum(1 for c in checks if c.status == "fail")
@@ -98,6 +98,17 @@ def audit(before: Snapshot, after: Snapshot, expectations: Expectations | None =
             "unexpected_changes": sum(1 for r in records if not r.declared),
         },
     )
+
+
+def coverage_checks(before: Snapshot, after: Snapshot) -> list[Check]:
+    """What an older snapshot could not see is said, not reported as added (nor passed as unchanged)."""
+    missing = unseen(before, after)
+    if not missing:
+        return []
+    version = seen_version(before, after)
+    return [Check("coverage", f"snapshot format {version}", "skipped",
+                  f"not compared: a snapshot of format {version} did not record {'; '.join(missing)} "
+                  "(take both snapshots with this dbaudit to compare them)")]
 
 
 def load_result(path: str | os.PathLike[str]) -> AuditResult:

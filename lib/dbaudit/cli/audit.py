@@ -117,6 +117,8 @@ def diff_command(args: argparse.Namespace) -> int:
     for check in result.checks:
         if check.category == "visibility" and (check.status == "fail" or not args.expect):
             say(f"{check.status.upper()} [visibility] {check.name}: {check.message}")
+        if check.category == "coverage":  # an older snapshot's format could not record these: say so
+            say(f"? {check.message}")
     if args.expect:
         for check in result.failed_checks:
             if check.category != "visibility":  # printed above

@@ -133,14 +133,19 @@ class Document:
         write_atomic(path, dumps(self))
 
 
-def load_document(cls: type[T], path: str | os.PathLike[str], kind: str, version: int, what: str) -> T:
-    """Read a document back, refusing another kind or format_version by name rather than misreading it."""
+def load_document(cls: type[T], path: str | os.PathLike[str], kind: str, version: int | tuple[int, ...],
+                  what: str) -> T:
+    """Read a document back, refusing another kind or format_version by name rather than misreading it.
+    `version` may list every version this dbaudit still reads (older ones lack later fields' defaults)."""
     data = read_json(path, what)
     if data.get("kind") != kind:
         raise DbauditError(f"{path} is not a dbaudit {what} (kind={data.get('kind')!r})")
-    if data.get("format_version") != version:
+    versions = version if isinstance(version, tuple) else (version,)
+    found = data.get("format_version")
+    if isinstance(found, bool) or found not in versions:
+        readable = " or ".join(map(str, versions))
         raise DbauditError(
-            f"{path} has {what} format_version {data.get('format_version')!r}; this dbaudit reads version {version}"
+            f"{path} has {what} format_version {found!r}; this dbaudit reads version {readable}"
         )
     try:
         return from_dict(cls, data, where=str(path))

@@ -229,8 +229,9 @@ class _Options:
 
 class _TableCompare:
     def __init__(self, name: str, a: _Side, b: _Side, pool: ThreadPoolExecutor, options: _Options,
-                 advance: Callable[[int], object] = lambda rows: None) -> None:
+                 advance: Callable[[int], object] = lambda rows: None, name_b: str | None = None) -> None:
         self.name, self.a, self.b, self.pool, self.options, self.advance = name, a, b, pool, options, advance
+        self.name_b = name_b or name  # the table's name in B, when it differs in case only
 
     def both(self, work: Callable[[Fingerprinter, _Target], T], targets: tuple[_Target, _Target]) -> tuple[T, T]:
         """Run the same work on both sides at once."""
@@ -248,20 +249,22 @@ class _TableCompare:
         return result
 
     def _compare(self) -> TableComparison:
-        ta, tb = self.a.tables.get(self.name), self.b.tables.get(self.name)
+        ta, tb = self.a.tables.get(self.name), self.b.tables.get(self.name_b)
         if ta is None or tb is None:
             return TableComparison(self.name, "only_in_b" if ta is None else "only_in_a", "")
-        names = [c.name for c in ta.columns if tb.column(c.name)]
-        note = _column_note(ta, tb)
-        if self.options.counts_only:
+        pairs = shared_columns(ta, tb)
+        note = "; ".join(filter(None, [f"named {tb.name} in B" if tb.name != ta.name else "",
+                                       _column_note(ta, tb, pairs)]))
+        if self.options.counts_only or not pairs:
             rows = self.both(lambda fp, t: fp.session.dialect.count_rows(fp.session.connection, t.name,
                                                                         fp.session.schema),
-                             (_Target(self.name, [], Plan("rowhash", (), 1)),) * 2)
+                             (_Target(ta.name, [], Plan("rowhash", (), 1)), _Target(tb.name, [], Plan("rowhash", (), 1))))
             status: Status = "same" if rows[0] == rows[1] else "different"
             self.advance(max(rows))
-            note = "; ".join(filter(None, [note, "counts only: contents not compared"]))
+            why = "counts only: contents not compared" if pairs else "no column in common: rows counted, contents not compared"
+            note = "; ".join(filter(None, [note, why]))
             return TableComparison(self.name, status, "counts", rows[0], rows[1], note=note)
-        targets, span = self._targets(ta, tb, names)
+        targets, span = self._targets(ta, tb, pairs)
         plan = targets[0].plan
         if plan.method == "rowhash" and ta.primary_key:
             note = "; ".join(filter(None, [note, "primary keys differ: compared as a multiset of rows"]))
@@ -278,28 +281,29 @@ class _TableCompare:
             self._locate(result, targets, level0)
         return result
 
-    def _targets(self, ta: Table, tb: Table, names: list[str]
+    def _targets(self, ta: Table, tb: Table, pairs: list[tuple[Column, Column]]
                  ) -> tuple[tuple[_Target, _Target], tuple[int, int] | None]:
         """Both sides' columns and chunk plan, and (for a range plan) the integer key's range over both."""
-        cols_a = [c for n in names if (c := ta.column(n))]
-        cols_b = [c for n in names if (c := tb.column(n))]
-        same_key = ta.primary_key and ta.primary_key == tb.primary_key and all(n in names for n in ta.primary_key)
+        cols_a = [a for a, _ in pairs]
+        cols_b = [b for _, b in pairs]
+        in_b = {a.name: b.name for a, b in pairs}
+        same_key = bool(ta.primary_key) and [in_b.get(n) for n in ta.primary_key] == tb.primary_key
         if not same_key:
             rowhash = Plan("rowhash", (), TARGET_CHUNKS)
-            return (_Target(self.name, cols_a, rowhash), _Target(self.name, cols_b, rowhash)), None
+            return (_Target(ta.name, cols_a, rowhash), _Target(tb.name, cols_b, rowhash)), None
         key_a, key_b = key_columns(ta), key_columns(tb)
         if integer_lead(ta, self.a.dialect_name) and integer_lead(tb, self.b.dialect_name):
             spans = self.both(lambda fp, t: fp.key_span(t.name, t.plan.key[0]),
-                              (_Target(self.name, [], Plan("range", key_a, 1)),
-                               _Target(self.name, [], Plan("range", key_b, 1))))
+                              (_Target(ta.name, [], Plan("range", key_a, 1)),
+                               _Target(tb.name, [], Plan("range", key_b, 1))))
             known = [s for s in spans if s]
             if known:  # else both are empty (or, on SQLite, hold keys that are not integers): by key hash
                 span = min(s[0] for s in known), max(s[1] for s in known)
                 width = next_power_of_two((span[1] - span[0] + 1) / TARGET_CHUNKS)
-                return (_Target(self.name, cols_a, Plan("range", key_a, width)),
-                        _Target(self.name, cols_b, Plan("range", key_b, width))), span
-        return (_Target(self.name, cols_a, Plan("hash", key_a, TARGET_CHUNKS)),
-                _Target(self.name, cols_b, Plan("hash", key_b, TARGET_CHUNKS))), None
+                return (_Target(ta.name, cols_a, Plan("range", key_a, width)),
+                        _Target(tb.name, cols_b, Plan("range", key_b, width))), span
+        return (_Target(ta.name, cols_a, Plan("hash", key_a, TARGET_CHUNKS)),
+                _Target(tb.name, cols_b, Plan("hash", key_b, TARGET_CHUNKS))), None
 
     def _level0(self, targets: tuple[_Target, _Target], span: tuple[int, int] | None
                 ) -> tuple[dict[int, Digest], dict[int, Digest]]:
@@ -377,9 +381,33 @@ def _differing(a: dict[int, Digest], b: dict[int, Digest]) -> list[int]:
     return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 
 
-def _column_note(ta: Table, tb: Table) -> str:
-    only_a = [c.name for c in ta.columns if not tb.column(c.name)]
-    only_b = [c.name for c in tb.columns if not ta.column(c.name)]
+def shared_columns(ta: Table, tb: Table) -> list[tuple[Column, Column]]:
+    """The columns both sides have, in A's order: by name, else by name ignoring case where that names one
+    column on each side. MySQL/MariaDB and SQLite never tell `ID` from `id`, and PostgreSQL folds unquoted
+    names to lower case, so after a move between them `ID` and `id` are one column."""
+    return [(ta.column(a), tb.column(b)) for a, b in match_names([c.name for c in ta.columns],  # type: ignore[misc]
+                                                                  [c.name for c in tb.columns])]
+
+
+def match_names(a: Sequence[str], b: Sequence[str]) -> list[tuple[str, str]]:
+    """Pairs of names that are the same object: equal, or equal ignoring case and unambiguous on both sides."""
+    exact = set(a) & set(b)
+    rest_a = [n for n in a if n not in exact]
+    rest_b = [n for n in b if n not in exact]
+    folded_a = Counter(n.lower() for n in rest_a)
+    folded_b = {n.lower(): n for n in rest_b if sum(m.lower() == n.lower() for m in rest_b) == 1}
+    pairs = []
+    for name in a:
+        if name in exact:
+            pairs.append((name, name))
+        elif folded_a[name.lower()] == 1 and name.lower() in folded_b:
+            pairs.append((name, folded_b[name.lower()]))
+    return pairs
+
+
+def _column_note(ta: Table, tb: Table, pairs: list[tuple[Column, Column]]) -> str:
+    only_a = [c.name for c in ta.columns if c.name not in {x.name for x, _ in pairs}]
+    only_b = [c.name for c in tb.columns if c.name not in {y.name for _, y in pairs}]
     parts = [f"columns only in A: {', '.join(only_a)}" if only_a else "",
              f"columns only in B: {', '.join(only_b)}" if only_b else ""]
     text = "; ".join(p for p in parts if p)
@@ -457,10 +485,13 @@ def compare(
         b = _Side(url_b, schema, workers, statement_timeout, stack)
         a.start()
         b.start()
-        names = select_tables(set(a.tables) | set(b.tables), tables, exclude)
+        # A table named in other case on B (`Users`, `users`) is the same table, as its columns are.
+        in_b = dict(match_names(sorted(a.tables), sorted(b.tables)))
+        paired = set(in_b.values())
+        names = select_tables(set(a.tables) | {n for n in b.tables if n not in paired}, tables, exclude)
         if tables and not names:
             raise DbauditError(f"no table matches --tables {' '.join(tables)}")
-        results = _run_tables(names, a, b, options, workers, progress)
+        results = _run_tables(names, a, b, options, workers, progress, in_b)
         sources = a.source(), b.source()
     return CompareResult(
         format_version=FORMAT_VERSION,
@@ -481,14 +512,15 @@ def compare(
 
 
 def _run_tables(names: list[str], a: _Side, b: _Side, options: _Options, workers: int,
-                progress: bool) -> list[TableComparison]:
+                progress: bool, in_b: dict[str, str] | None = None) -> list[TableComparison]:
     # Queries run in their own pool so a table's two sides scan at the same time, while the table pool
     # bounds how many tables (and so sessions per database) are busy at once.
     with ThreadPoolExecutor(workers, thread_name_prefix="dbaudit-table") as table_pool, \
             ThreadPoolExecutor(2 * workers, thread_name_prefix="dbaudit-query") as query_pool, \
             tqdm(total=None, desc="comparing", unit="row", unit_scale=True, disable=not progress,
                  leave=False, file=sys.stderr) as bar:
-        futures = {name: table_pool.submit(_TableCompare(name, a, b, query_pool, options, bar.update).run)
+        futures = {name: table_pool.submit(_TableCompare(name, a, b, query_pool, options, bar.update,
+                                                         (in_b or {}).get(name)).run)
                    for name in names}
         results = []
         try:

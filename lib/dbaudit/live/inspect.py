@@ -54,24 +54,11 @@ def take_snapshot(
         raise DbauditError(f"fingerprint must be none, table or chunks, not {fingerprint!r}")
     started = time.monotonic()
     with audit_session(parsed, schema, statement_timeout, lock_timeout) as session:
-        conn, dialect, schema = session.connection, session.dialect, session.schema
         rights = read_rights(session)
         refuse_privileged(rights, metrics or {}, allow_privileged)
-        snapshot = Snapshot(
-            format_version=FORMAT_VERSION,
-            kind=KIND,
-            taken_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            source=session.masked_url,
-            database=session.database,
-            server=dialect.server(conn),
-            tables=dialect.tables(conn, schema),
-            views=dialect.views(conn, schema),
-            triggers=dialect.triggers(conn, schema),
-            routines=dialect.routines(conn, schema),
-            schema=schema,
-            visibility=rights.visibility,
-            account=rights.account,
-        )
+        snapshot = _schema(session)
+        snapshot.visibility = rights.visibility
+        snapshot.account = rights.account
         selected = select_tables(snapshot.tables, tables, exclude)
         if count_rows:
             _count_rows(session, snapshot, progress, selected)
@@ -86,6 +73,29 @@ def take_snapshot(
                            baseline.tables if baseline else None)
     snapshot.duration_seconds = round(time.monotonic() - started, 3)
     return snapshot
+
+
+def _schema(session: AuditSession) -> Snapshot:
+    """The schema part of a snapshot, read under the dialect's fixed catalog settings."""
+    conn, dialect, schema = session.connection, session.dialect, session.schema
+    with dialect.catalog_scope(conn, schema):
+        return Snapshot(
+            format_version=FORMAT_VERSION,
+            kind=KIND,
+            taken_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            source=session.masked_url,
+            database=session.database,
+            server=dialect.server(conn),
+            tables=dialect.tables(conn, schema),
+            views=dialect.views(conn, schema),
+            triggers=dialect.triggers(conn, schema),
+            routines=dialect.routines(conn, schema),
+            events=dialect.events(conn, schema),
+            sequences=dialect.sequences(conn, schema),
+            types=dialect.types(conn, schema),
+            extensions=dialect.extensions(conn),
+            schema=schema,
+        )
 
 
 def load_or_take(source: str | os.PathLike[str], metrics: Mapping[str, str] | None = None,

@@ -13,6 +13,7 @@ that contradict it (adding a column that exists, dropping a table that is not th
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ from dbaudit.audit.derive.ops import (
     AddColumn,
     AddForeignKey,
     AddIndex,
+    Allow,
     AlterColumn,
     ColumnSpec,
     CreateObject,
@@ -48,7 +50,9 @@ from dbaudit.audit.spelling import same_attribute
 from dbaudit.core.snapshot import Snapshot, Table
 
 _WILD = "*"  # the name of an object the server names: matched by its attributes instead
-_OBJECT_KINDS = {"view": "views", "trigger": "triggers", "routine": "routines"}
+_PARTITION_OF = re.compile(r"\bPARTITION\s+OF\s+(?:[\w$\"]+\.)?([\w$\"]+)", re.IGNORECASE)
+_OBJECT_KINDS = {"view": "views", "trigger": "triggers", "routine": "routines", "event": "events",
+                 "sequence": "sequences", "type": "types"}
 
 
 @dataclass
@@ -76,6 +80,7 @@ class Obj:
     sources: list[Source] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     maybe: bool = False  # CREATE OR REPLACE of something whose existence is unknown
+    recreated: bool = False  # dropped and created again under its name: the diff shows what differs, if anything
 
 
 @dataclass
@@ -89,6 +94,7 @@ class TableState:
     sources: list[Source] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     columns_known: bool = False  # every column is known (created here, or from the snapshot)
+    checks_known: bool = False  # every CHECK is known (created here, or from a snapshot of format 2 or later)
     recreates: TableState | None = None  # the table of the same name it replaced (dropped, created, renamed)
     data: list[Data] = field(default_factory=list)
     column_changes: bool = False  # columns modified, renamed or dropped: its rows' text changes
@@ -115,10 +121,10 @@ class Model:
         self._unnamed = itertools.count(1)
         if before is not None:
             for table in before.tables.values():
-                self.tables[table.name] = _from_snapshot(table)
+                self.tables[table.name] = _from_snapshot(table, before.format_version >= 2)
             for kind, attr in _OBJECT_KINDS.items():
                 for key, definition in getattr(before, attr).items():
-                    self.objects[(kind, key)] = Obj(key, True, True, {"table": definition.table})
+                    self.objects[(kind, key)] = Obj(key, True, True, {"table": getattr(definition, "table", None)})
 
     # --- looking things up ---------------------------------------------------------------------
 
@@ -141,7 +147,8 @@ class Model:
         if found is not None and found.exists:
             return found
         # Known not to be there: the table is new, came from the snapshot (which records no checks), or lost it.
-        known = found is not None or table.original is None or (table.columns_known and kind != "check")
+        known = found is not None or table.original is None or (
+            table.columns_known and (kind != "check" or table.checks_known))
         if known:
             if if_exists:
                 self.warn(src, f"{action} {_WORDS[kind]} {table.name}.{name} IF EXISTS: it is not there, nothing changes")
@@ -176,10 +183,18 @@ class Model:
         if handler is not None:
             handler(op)
 
+    def _Allow(self, op: Allow) -> None:
+        self.allow(op.kind, op.target, op.why, op.src)
+
     def _Note(self, op: Note) -> None:
         self.warn(op.src, op.message)
 
     def _CreateTable(self, op: CreateTable) -> None:
+        parent = _PARTITION_OF.search(op.src.text) if self.dialect == "postgresql" else None
+        if parent is not None:  # a partition is recorded on its parent, not as a table of its own
+            self.allow("partition_added", f"{parent.group(1).strip(chr(34))}.{op.table}",
+                       "CREATE TABLE … PARTITION OF attaches a partition", op.src)
+            return
         existing = self.tables.get(op.table)
         if existing is not None and existing.exists:
             if op.if_not_exists:
@@ -202,6 +217,9 @@ class Model:
         for key in op.foreign_keys:
             name = key.name if self.dialect != "sqlite" else None  # SQLite keeps no key names
             state.objects["fk"][name or self._wild()] = Obj(name or _WILD, False, True, key.attrs(), sources=[op.src])
+        for check in op.checks:
+            state.objects["check"][check.name or self._wild()] = Obj(check.name or _WILD, False, True, sources=[op.src])
+        state.checks_known = True
         if existing is not None and existing.original is not None:
             state.recreates = existing  # dropped earlier in the migration, created again
         self.tables[op.table] = state
@@ -255,6 +273,21 @@ class Model:
         if table.original is not None:
             self.allow("fk_changed", "*", f"keys of other tables that referenced {op.table} now name {op.new_name}",
                        op.src, ref_table=op.new_name)
+            self._owned_sequences(f"{op.table}.", f"{op.new_name}.", op.src)
+
+    def _owned_sequences(self, old: str, new: str, src: Source) -> None:
+        """A PostgreSQL sequence OWNED BY a column (serial, identity) follows a rename of its table or column:
+        its owned_by changes with it, a side effect, not a change of the sequence itself."""
+        if self.dialect != "postgresql":
+            return
+        why = f"a sequence owned by {old.rstrip('.')} is now owned by {new.rstrip('.')}"
+        if self.before is None:
+            self.allow("sequence_changed", "*", why, src)
+            return
+        for sequence in self.before.sequences.values():
+            owner = sequence.owned_by or ""
+            if owner.startswith(old):
+                self.allow("sequence_changed", sequence.name, why, src, owned_by=new + owner[len(old):])
 
     def _TableOptions(self, op: TableOptions) -> None:
         table = self.table(op.table, op.src, "alters")
@@ -268,6 +301,16 @@ class Model:
             self.allow("table_changed", table.name, f"the default collation of {charset} becomes the table's", op.src)
         for option in attrs.pop("options", []):
             self.allow("table_changed", table.name, f"`{option}` changes a table property newer snapshots record", op.src)
+            if (index := re.match(r"ALTER\s+INDEX\s+([\w$`\"]+)", option, re.IGNORECASE)):
+                index_name = index.group(1).strip('`"')
+                self.allow("index_changed", f"{table.name}.{index_name}",
+                           f"`{option}` changes whether the optimizer uses it", op.src)
+            self._option_members(table, option, op.src)
+            if "PARTITION" in option.upper():
+                for action in ("added", "removed", "changed"):
+                    self.allow(f"partition_{action}", f"{table.name}.*", f"`{option}` changes its partitions", op.src)
+                if (detached := re.search(r"\bDETACH\s+PARTITION\s+([\w$]+)", option, re.IGNORECASE)):
+                    self.allow("table_added", detached.group(1), "a detached partition is a table of its own", op.src)
             if "TRIGGER" in option.upper():
                 key = f"{table.name}.*" if self.dialect == "postgresql" else "*"
                 self.allow("trigger_changed", key, f"`{option}` changes whether its triggers fire", op.src)
@@ -281,6 +324,22 @@ class Model:
             table.attrs.update(attrs)
             table.options_changed = True
             table.sources.append(op.src)
+
+    def _option_members(self, table: TableState, option: str, src: Source) -> None:
+        """What a clause read only as an option changes besides the table: the column, constraint or key it names."""
+        named = re.match(r"(ALTER\s+COLUMN|VALIDATE\s+CONSTRAINT|ALTER\s+CONSTRAINT)\s+([\w$`\"]+)", option,
+                         re.IGNORECASE)
+        if named is None:
+            return
+        clause, name = " ".join(named.group(1).upper().split()), named.group(2).strip('`"')
+        if clause == "ALTER COLUMN":
+            self.allow("column_changed", f"{table.name}.{name}", f"`{option}` changes the column", src)
+            if re.search(r"\bIDENTITY\b", option, re.IGNORECASE) and self.dialect == "postgresql":
+                self.allow("sequence_added", f"{table.name}_{name}_seq", "an identity column makes its sequence", src)
+                self.allow("sequence_removed", f"{table.name}_{name}_seq", "… and dropping it drops it", src)
+        else:  # VALIDATE CONSTRAINT drops NOT VALID; ALTER CONSTRAINT sets DEFERRABLE
+            for kind in ("check", "fk"):
+                self.allow(f"{kind}_changed", f"{table.name}.{name}", f"`{option}` changes the constraint", src)
 
     def _AddColumn(self, op: AddColumn) -> None:
         table = self.table(op.table, op.src, "adds a column to")
@@ -328,6 +387,8 @@ class Model:
             attrs["default"] = None
         self._redefine(table, column, attrs, op.src, op.column.notes)
         table.column_changes = True
+        if op.column.check is not None:
+            self._new_check(table, None, op.src)  # MariaDB keeps a column's CHECK as a table constraint
         if op.column.primary or op.column.unique or op.column.references:
             self.warn(op.src, "constraints inside MODIFY/CHANGE are not read; declare them with ADD")
 
@@ -374,7 +435,19 @@ class Model:
         table.objects["column"][new_name] = renamed
         table.column_changes = True
         self._columns_renamed_in_keys(table, column.name, new_name, src)
+        if column.existed:
+            self._owned_column_sequence(table, column.name, new_name, src)
         return renamed
+
+    def _owned_column_sequence(self, table: TableState, old: str, new: str, src: Source) -> None:
+        if self.dialect != "postgresql" or self.before is None:
+            self._owned_sequences(f"{table.name}.{old}", f"{table.name}.{new}", src)
+            return
+        for sequence in self.before.sequences.values():
+            owner = sequence.owned_by or ""
+            if owner == f"{table.name}.{old}" or owner.startswith(f"{table.name}.{old} "):
+                self.allow("sequence_changed", sequence.name, f"the sequence owned by {table.name}.{old} follows "
+                           "its column's rename", src, owned_by=f"{table.name}.{new}{owner[len(table.name) + len(old) + 1:]}")
 
     def _columns_renamed_in_keys(self, table: TableState, old: str, new: str, src: Source) -> None:
         touched = False
@@ -445,8 +518,8 @@ class Model:
         attrs = index.attrs()
         if name and index.name:
             attrs["name"] = name
-        table.objects["index"][name or self._wild()] = Obj(name or _WILD, False, True, attrs, sources=[src],
-                                                          notes=list(index.notes))
+        self._put(table, "index", name or self._wild(), Obj(name or _WILD, False, True, attrs, sources=[src],
+                                                            notes=list(index.notes)))
 
     def _implicit_index_dropped(self, table: TableState, index: IndexSpec, src: Source) -> None:
         """InnoDB drops the index it made for a foreign key once another index starts with the key's columns."""
@@ -514,7 +587,7 @@ class Model:
             self.error(src, f"adds foreign key {table.name}.{key.name}, which is already there")
             return
         name = key.name if key.name and self.dialect != "sqlite" else None  # SQLite keeps no key names
-        table.objects["fk"][name or self._wild()] = Obj(name or _WILD, False, True, key.attrs(), sources=[src])
+        self._put(table, "fk", name or self._wild(), Obj(name or _WILD, False, True, key.attrs(), sources=[src]))
         if self.dialect == "mysql" and table.original is not None:
             covered = any(o.exists and (o.attrs.get("columns") or [])[: len(key.columns)] == key.columns
                           for o in table.objects["index"].values())
@@ -533,7 +606,7 @@ class Model:
         if "check_added" not in self.kinds:
             self.warn(src, "CHECK constraints are not recorded in this dbaudit's snapshots: not checked")
             return
-        table.objects["check"][name or self._wild()] = Obj(name or _WILD, False, True, sources=[src])
+        self._put(table, "check", name or self._wild(), Obj(name or _WILD, False, True, sources=[src]))
 
     def _DropConstraint(self, op: DropConstraint) -> None:
         table = self.table(op.table, op.src, "drops a constraint of")
@@ -550,9 +623,9 @@ class Model:
                 found.sources.append(op.src)
                 return
         if self.before is not None and table.original is not None:
-            if op.kind == "check" or (op.kind is None and "check_removed" not in self.kinds):
+            if not table.checks_known and op.kind in ("check", None):
                 self.warn(op.src, f"DROP CONSTRAINT {op.name}: not a key or unique index in the before snapshot, "
-                                  "so a CHECK, which this dbaudit's snapshots do not record")
+                                  "so a CHECK, which a snapshot of format 1 does not record")
             elif not op.if_exists:
                 self.error(op.src, f"drops constraint {op.table}.{op.name}, which is not there")
             return
@@ -588,6 +661,13 @@ class Model:
             attrs["table"] = op.table
         if kind == "routine" and op.routine_kind:
             attrs["kind"] = op.routine_kind
+        if kind == "trigger" and re.search(r"\b(FOLLOWS|PRECEDES)\b", op.src.text, re.IGNORECASE):
+            self.allow("trigger_changed", "*", "FOLLOWS / PRECEDES sets the order among the triggers of one timing "
+                       "and event: the others' places may move", op.src)
+        if found is not None and found.existed and not found.exists:  # dropped above: created again
+            found.exists = found.changed = found.recreated = True
+            found.sources.append(op.src)
+            return
         obj = Obj(key, False, True, attrs, sources=[op.src], maybe=op.replace and self.before is None)
         if obj.maybe:
             obj.notes.append("OR REPLACE: it may have been there already (derive with --from-snapshot to know)")
@@ -632,6 +712,15 @@ class Model:
             self.warn(op.src, f"{op.verb.upper()} without WHERE: every row of {op.table} is "
                               f"{'changed' if op.verb == 'update' else 'deleted'}")
 
+    def _put(self, table: TableState, kind: str, name: str, obj: Obj) -> None:
+        """A new index, key or check; one the migration dropped under this name before is created again."""
+        old = table.objects[kind].get(name)
+        if old is not None and old.existed and not old.exists and not name.startswith(_WILD):
+            obj.existed, obj.recreated, obj.sources = True, True, [*old.sources, *obj.sources]
+            self.allow("table_changed", table.name, f"{name} is created again: what no field records of it (a comment, "
+                       "an operator class …) shows as the table's definition", obj.sources[-1])
+        table.objects[kind][name] = obj
+
     def _wild(self) -> str:
         return f"{_WILD}{next(self._unnamed)}"
 
@@ -643,9 +732,9 @@ def _already(before: dict[str, Any], wanted: dict[str, Any]) -> bool:
     return all(same_attribute(k, before.get(k), v) for k, v in wanted.items() if k in before)
 
 
-def _from_snapshot(table: Table) -> TableState:
+def _from_snapshot(table: Table, checks_known: bool = True) -> TableState:
     state = TableState(table.name, table.name, attrs={"engine": table.engine, "collation": table.collation},
-                       columns_known=True)
+                       columns_known=True, checks_known=checks_known)
     for column in table.columns:
         attrs = {"type": column.type, "nullable": column.nullable, "default": column.default, "extra": column.extra,
                  "comment": column.comment, "collation": column.collation}
@@ -656,4 +745,6 @@ def _from_snapshot(table: Table) -> TableState:
     for key in table.foreign_keys:
         state.objects["fk"][key.name] = Obj(key.name, True, True, {"columns": list(key.columns), "ref_table": key.ref_table,
                                                                    "on_delete": key.on_delete})
+    for check in table.checks:  # format-1 snapshots recorded none: then a check is taken to be there
+        state.objects["check"][check.name] = Obj(check.name, True, True)
     return state

@@ -227,6 +227,15 @@ class DropObject(Op):
 
 
 @dataclass
+class Allow(Op):
+    """A change the statement makes that is not read further: allowed by kind and target, saying why."""
+
+    kind: str
+    target: str
+    why: str
+
+
+@dataclass
 class Data(Op):
     verb: str  # insert, update, delete, truncate, replace
     table: str

@@ -115,6 +115,9 @@ def _member_entries(model: Model, table: TableState) -> list[Entry]:
 def _member_entry(kind: str, table: str, obj: Obj) -> Entry | None:
     target = f"{table}.{obj.name if not obj.name.startswith(_WILD) else _WILD}"
     attrs = {k: v for k, v in obj.attrs.items() if k != "name"}
+    if obj.recreated and obj.exists:
+        return Entry("allowed", f"{kind}_changed", target, {}, obj.sources[-1:],
+                     "dropped and created again under its name: what differs shows as a change, if anything")
     if not obj.existed and obj.exists:
         return Entry("required", f"{kind}_added", target, attrs, obj.sources[:1], notes=list(obj.notes))
     if obj.existed and not obj.exists:
@@ -138,14 +141,32 @@ def _recreated(model: Model, table: TableState) -> list[Entry]:
         created.section, created.why = "allowed", f"if {table.name} was not there, it is new: as its CREATE TABLE says"
         return [created, *(Entry("allowed", f"{kind}_{action}", f"{table.name}.*", {}, src, why)
                            for kind in ("column", "index", "fk") for action in ("added", "removed", "changed"))]
-    entries = []
-    for kind in ("column", "index", "fk"):
+    # A rebuilt table's SQL is written anew: its options (STRICT) and full definition may differ.
+    entries = [Entry("allowed", "table_changed", table.name, {}, table.sources[:1],
+                     "created again: its options and full definition are its new CREATE TABLE's")]
+    kinds = ("column", "index", "fk", "check") if old.checks_known else ("column", "index", "fk")
+    for kind in kinds:
         before = {n: o for n, o in old.objects[kind].items() if o.existed}
         after = {n: o for n, o in table.objects[kind].items() if o.exists}
+        if kind == "fk" and model.dialect == "sqlite":  # named from what they connect, as the snapshot names them
+            after = {_sqlite_key_name(o) if n.startswith(_WILD) else n: o for n, o in after.items()}
         for name, obj in after.items():
+            if kind == "check" and name.startswith(_WILD) and before:
+                # SQLite names an unnamed check after its column: it may be one that was there, changed
+                entries.append(Entry("allowed", "check_changed", f"{table.name}.*", {}, obj.sources[:1],
+                                     "an unnamed check may be one that was there before"))
+            same = [n for n, o in before.items() if kind == "index" and o.attrs.get("columns") == obj.attrs.get("columns")
+                    and bool(o.attrs.get("unique")) == bool(obj.attrs.get("unique"))]
+            if name.startswith(_WILD) and same:  # the server names it again as it did (sqlite_autoindex_t_1)
+                entries.append(Entry("allowed", f"{kind}_changed", f"{table.name}.{same[0]}", {}, obj.sources[:1],
+                                     "created again with the table"))
+                continue
             if name.startswith(_WILD) or name not in before:
                 entries.append(Entry("required", f"{kind}_added", f"{table.name}.{_plain(name)}",
                                      {k: v for k, v in obj.attrs.items() if k != "name"}, obj.sources[:1]))
+            elif kind != "column":
+                entries.append(Entry("allowed", f"{kind}_changed", f"{table.name}.{name}", {}, obj.sources[:1],
+                                     "created again with the table: what it holds may be spelled anew"))
             elif kind == "column" and not all(same_attribute(k, before[name].attrs.get(k), v) for k, v in obj.attrs.items()):
                 entries.append(Entry("required", "column_changed", f"{table.name}.{name}", dict(obj.attrs), obj.sources[:1]))
         for name in before:
@@ -155,6 +176,10 @@ def _recreated(model: Model, table: TableState) -> list[Entry]:
                 entries.append(Entry("allowed" if covered else "required", f"{kind}_removed", f"{table.name}.{name}",
                                      {}, table.sources[:1], why))
     return entries
+
+
+def _sqlite_key_name(obj: Obj) -> str:
+    return f"fk({','.join(obj.attrs.get('columns') or [])})->{obj.attrs.get('ref_table')}"
 
 
 def _plain(name: str) -> str:
@@ -175,8 +200,9 @@ def _object_entries(model: Model) -> list[Entry]:
             entries.append(Entry(section, f"{kind}_removed", key, {}, obj.sources[-1:]))
         elif obj.existed and obj.changed:
             # CREATE OR REPLACE of an existing object: a definition that comes out the same shows no change.
-            entries.append(Entry("allowed", f"{kind}_changed", key, {}, obj.sources[-1:],
-                                 "CREATE OR REPLACE of an existing one (no change if the definition is the same)"))
+            why = ("dropped and created again" if obj.recreated else "CREATE OR REPLACE of an existing one") + \
+                " (no change if the definition is the same)"
+            entries.append(Entry("allowed", f"{kind}_changed", key, {}, obj.sources[-1:], why))
     return entries
 
 

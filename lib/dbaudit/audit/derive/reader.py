@@ -26,6 +26,7 @@ from dbaudit.audit.derive.ops import (
     AddColumn,
     AddForeignKey,
     AddIndex,
+    Allow,
     AlterColumn,
     CheckSpec,
     ColumnSpec,
@@ -184,6 +185,12 @@ class _Reader:
             if isinstance(action, exp.AlterRename):
                 return [RenameIndex(self.src, None, self.table(tree.this), self.table(action.this))]
             return [Unparsed(self.src, "ALTER INDEX other than RENAME is not audited")]
+        if kind == "VIEW":  # PostgreSQL ALTER VIEW v SET (check_option …) / RENAME TO w
+            action = (tree.args.get("actions") or [None])[0]
+            name = self.table(tree.this)
+            if isinstance(action, exp.AlterRename):
+                return [DropObject(self.src, "view", name), CreateObject(self.src, "view", self.table(action.this))]
+            return [Allow(self.src, "view_changed", name, "ALTER VIEW changes its options (not read further)")]
         if kind != "TABLE":
             return [Unparsed(self.src, f"ALTER {kind} is not audited")]
         table = self.table(tree.this)
@@ -331,7 +338,9 @@ class _Reader:
             table = self.ident(tree.this.args["table"])
             return [AlterColumn(self.src, table, self.ident(tree.this), {"comment": text or ""})]
         if kind == "TABLE":
-            return [TableOptions(self.src, self.table(tree.this), {})]  # table comments are not recorded yet
+            return [TableOptions(self.src, self.table(tree.this), {"options": ["COMMENT"]})]
+        if kind in ("TYPE", "DOMAIN"):
+            return [Allow(self.src, "type_changed", self.table(tree.this), f"COMMENT ON {kind} changes its definition")]
         return [Unparsed(self.src, f"COMMENT ON {kind} is not audited")]
 
     def use(self, tree: exp.Use) -> list[Op]:

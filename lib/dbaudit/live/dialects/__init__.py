@@ -6,8 +6,10 @@ by SQLAlchemy's preparer for the live connection, never formatted in by hand.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,7 +18,7 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.sql import quoted_name
 
 from dbaudit.core.errors import DbauditError
-from dbaudit.core.snapshot import Definition, Server, Table
+from dbaudit.core.snapshot import Definition, Extension, Sequence, Server, Table
 
 
 class Dialect(ABC):
@@ -60,6 +62,25 @@ class Dialect(ABC):
 
     @abstractmethod
     def routines(self, conn: Connection, schema: str | None) -> dict[str, Definition]: ...
+
+    def events(self, conn: Connection, schema: str | None) -> dict[str, Definition]:
+        """Scheduled events (MySQL/MariaDB); none elsewhere."""
+        return {}
+
+    def sequences(self, conn: Connection, schema: str | None) -> dict[str, Sequence]:
+        return {}
+
+    def types(self, conn: Connection, schema: str | None) -> dict[str, Definition]:
+        """User-defined types (PostgreSQL enums, domains, composites, ranges); none elsewhere."""
+        return {}
+
+    def extensions(self, conn: Connection) -> dict[str, Extension]:
+        return {}
+
+    @contextlib.contextmanager
+    def catalog_scope(self, conn: Connection, schema: str | None = None) -> Iterator[None]:
+        """Session settings under which the catalog is read (PostgreSQL renders definitions under them)."""
+        yield
 
     def auto_increments(self, conn: Connection) -> dict[str, int | None] | None:
         """Each table's next AUTO_INCREMENT value; None where the server has no such counters."""

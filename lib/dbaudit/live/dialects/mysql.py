@@ -11,12 +11,26 @@ from sqlalchemy.engine import URL, Connection
 
 from dbaudit.core import secrets
 from dbaudit.core.errors import DbauditError
-from dbaudit.core.snapshot import Column, Definition, ForeignKey, Index, Server, Table
+from dbaudit.core.snapshot import (
+    CheckConstraint,
+    Column,
+    Definition,
+    ForeignKey,
+    Index,
+    Partition,
+    Sequence,
+    Server,
+    Table,
+)
 from dbaudit.live.dialects import Dialect, as_text, rows, sha256
 
 # MySQL 8 marks every expression default this way; it carries no information of its own.
 _NOISE_EXTRA = re.compile(r"\bDEFAULT_GENERATED\b\s*", re.IGNORECASE)
 _IDENT_CHAIN = re.compile(r"`(?:[^`]|``)+`(?:\.`(?:[^`]|``)+`)*")
+# The AUTO_INCREMENT counter in SHOW CREATE TABLE moves with inserts: a measurement, not the definition.
+_AUTO_INCREMENT = re.compile(r" AUTO_INCREMENT=\d+")
+# CREATE_OPTIONS words that other fields already model (partition_by) or that are not options.
+_NOT_OPTIONS = {"partitioned"}
 
 
 class MySQLDialect(Dialect):
@@ -65,16 +79,23 @@ class MySQLDialect(Dialect):
 
     def tables(self, conn: Connection, schema: str | None) -> dict[str, Table]:
         db = _db(conn)
+        mariadb = is_mariadb(conn)
+        if not mariadb:
+            conn.exec_driver_sql("SET SESSION information_schema_stats_expiry = 0")  # see auto_increments
         tables = {
-            r["table_name"]: Table(r["table_name"], [], engine=r["engine"], collation=r["table_collation"])
+            r["table_name"]: Table(
+                r["table_name"], [], engine=r["engine"], collation=r["table_collation"],
+                comment=as_text(r["table_comment"]) or "", options=_options(as_text(r["create_options"])),
+                auto_increment=None if r["auto_increment"] is None else int(r["auto_increment"]),
+            )
             for r in rows(
                 conn,
-                "SELECT TABLE_NAME, ENGINE, TABLE_COLLATION FROM information_schema.TABLES "
+                "SELECT TABLE_NAME, ENGINE, TABLE_COLLATION, TABLE_COMMENT, CREATE_OPTIONS, AUTO_INCREMENT "
+                "FROM information_schema.TABLES "
                 "WHERE TABLE_SCHEMA = :db AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED')",
                 db=db,
             )
         }
-        mariadb = is_mariadb(conn)
         for r in rows(conn, "SELECT * FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = :db", db=db):
             if r["table_name"] in tables:
                 tables[r["table_name"]].columns.append(_column(r, mariadb))
@@ -88,22 +109,59 @@ class MySQLDialect(Dialect):
         for name, fk in _foreign_keys(conn, db):
             if name in tables:
                 tables[name].foreign_keys.append(fk)
+        for name, check in _checks(conn, db, mariadb):
+            if name in tables:
+                tables[name].checks.append(check)
+        _partitions(conn, db, tables)
+        for table in tables.values():
+            table.definition = _definition(conn, table.name)
         return tables
+
+    def sequences(self, conn: Connection, schema: str | None) -> dict[str, Sequence]:
+        """MariaDB's sequences are tables of one row: read each (MySQL has none)."""
+        names = [r["table_name"] for r in rows(
+            conn, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = :db "
+                  "AND TABLE_TYPE = 'SEQUENCE'", db=_db(conn))]
+        result = {}
+        for name in names:
+            r = conn.exec_driver_sql(
+                "SELECT next_not_cached_value, minimum_value, maximum_value, start_value, increment, cache_size, "
+                f"cycle_option FROM {_quote(conn, name)}"
+            ).mappings().one()
+            result[name] = Sequence(name, "bigint", int(r["start_value"]), int(r["increment"]), int(r["minimum_value"]),
+                                    int(r["maximum_value"]), bool(r["cycle_option"]), int(r["cache_size"]),
+                                    last_value=int(r["next_not_cached_value"]))
+        return result
+
+    def events(self, conn: Connection, schema: str | None) -> dict[str, Definition]:
+        db = _db(conn)
+        result = {}
+        for r in rows(conn, "SELECT * FROM information_schema.EVENTS WHERE EVENT_SCHEMA = :db", db=db):
+            if r["event_type"] == "ONE TIME":
+                schedule = f"AT {r['execute_at']}"
+            else:
+                schedule = f"EVERY {r['interval_value']} {r['interval_field']} STARTS {r['starts']}"
+                schedule += f" ENDS {r['ends']}" if r["ends"] is not None else ""
+            summary = f"{schedule} {r['status']} ON COMPLETION {r['on_completion']}"
+            body = _unqualify(as_text(r["event_definition"]), db)
+            result[r["event_name"]] = Definition(
+                r["event_name"], "event", sha256(summary, body, as_text(r.get("event_comment"))), summary=summary,
+                definer=str(r["definer"]),
+            )
+        return result
 
     def views(self, conn: Connection, schema: str | None) -> dict[str, Definition]:
         db = _db(conn)
-        found = rows(
-            conn,
-            "SELECT TABLE_NAME, VIEW_DEFINITION, CHECK_OPTION, SECURITY_TYPE "
-            "FROM information_schema.VIEWS WHERE TABLE_SCHEMA = :db",
-            db=db,
-        )
+        # SELECT *: MySQL's VIEWS has no ALGORITHM column, MariaDB's has.
+        found = rows(conn, "SELECT * FROM information_schema.VIEWS WHERE TABLE_SCHEMA = :db", db=db)
         return {
             r["table_name"]: Definition(
                 r["table_name"],
                 "view",
                 sha256(_unqualify(as_text(r["view_definition"]), db), r["check_option"], r["security_type"]),
                 summary=f"SQL SECURITY {r['security_type']}",
+                options=f"ALGORITHM={r['algorithm']}" if r.get("algorithm") else "",
+                definer=str(r["definer"]),
             )
             for r in found
         }
@@ -113,7 +171,7 @@ class MySQLDialect(Dialect):
         found = rows(
             conn,
             "SELECT TRIGGER_NAME, EVENT_MANIPULATION, EVENT_OBJECT_TABLE, ACTION_TIMING, ACTION_STATEMENT, "
-            "ACTION_ORDER FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = :db",
+            "ACTION_ORDER, DEFINER FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = :db",
             db=db,
         )
         result = {}
@@ -121,7 +179,9 @@ class MySQLDialect(Dialect):
             summary = f"{r['action_timing']} {r['event_manipulation']} ON {r['event_object_table']}"
             body = _unqualify(as_text(r["action_statement"]), db)
             result[r["trigger_name"]] = Definition(
-                r["trigger_name"], "trigger", sha256(summary, body), summary=summary, table=r["event_object_table"]
+                r["trigger_name"], "trigger", sha256(summary, body), summary=summary, table=r["event_object_table"],
+                # The order among triggers of one timing and event (FOLLOWS / PRECEDES): they run in it.
+                options=f"ORDER {r['action_order']}", definer=str(r["definer"]),
             )
         return result
 
@@ -141,7 +201,7 @@ class MySQLDialect(Dialect):
         for r in rows(
             conn,
             "SELECT ROUTINE_NAME, ROUTINE_TYPE, DTD_IDENTIFIER, ROUTINE_DEFINITION, IS_DETERMINISTIC, "
-            "SQL_DATA_ACCESS, SECURITY_TYPE FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = :db",
+            "SQL_DATA_ACCESS, SECURITY_TYPE, DEFINER FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = :db",
             db=db,
         ):
             name, kind = r["routine_name"], str(r["routine_type"]).lower()
@@ -151,7 +211,7 @@ class MySQLDialect(Dialect):
             digest = None if body is None else sha256(
                 summary, _unqualify(body, db), r["is_deterministic"], r["sql_data_access"], r["security_type"]
             )
-            result[name] = Definition(name, kind, digest, summary=summary)
+            result[name] = Definition(name, kind, digest, summary=summary, definer=str(r["definer"]))
         return result
 
 
@@ -211,6 +271,7 @@ def _indexes(conn: Connection, db: str) -> list[tuple[str, Index]]:
             unique=int(first["non_unique"]) == 0,
             primary=name == "PRIMARY",
             type=str(first["index_type"] or ""),
+            invisible=first.get("ignored") == "YES" or first.get("is_visible") == "NO",
         )
         result.append((table, index))
     return result
@@ -218,7 +279,8 @@ def _indexes(conn: Connection, db: str) -> list[tuple[str, Index]]:
 
 def _index_part(r: dict[str, Any]) -> str:
     column = r["column_name"] or f"({as_text(r.get('expression'))})"
-    return f"{column}({r['sub_part']})" if r.get("sub_part") else column
+    part = f"{column}({r['sub_part']})" if r.get("sub_part") else column
+    return f"{part} DESC" if r.get("collation") == "D" else part
 
 
 def _foreign_keys(conn: Connection, db: str) -> list[tuple[str, ForeignKey]]:
@@ -244,6 +306,74 @@ def _foreign_keys(conn: Connection, db: str) -> list[tuple[str, ForeignKey]]:
         grouped[key].columns.append(r["column_name"])
         grouped[key].ref_columns.append(r["referenced_column_name"])
     return [(table, fk) for (table, _), fk in grouped.items()]
+
+
+def _options(create_options: str | None) -> str:
+    return " ".join(o for o in (create_options or "").split() if o.lower() not in _NOT_OPTIONS)
+
+
+def _quote(conn: Connection, name: str) -> str:
+    # quote_identifier also doubles `%`, which the driver's formatting of exec_driver_sql's () undoes
+    return conn.dialect.identifier_preparer.quote_identifier(name)
+
+
+def _definition(conn: Connection, table: str) -> str:
+    """sha256 of SHOW CREATE TABLE without its AUTO_INCREMENT counter: the catch-all for what no field models."""
+    found = conn.exec_driver_sql(f"SHOW CREATE TABLE {_quote(conn, table)}").one()
+    return sha256(_AUTO_INCREMENT.sub("", as_text(found[1]) or ""))
+
+
+def _checks(conn: Connection, db: str, mariadb: bool) -> list[tuple[str, CheckConstraint]]:
+    if mariadb:  # MariaDB names checks per table (a column's check after the column), so TABLE_NAME is there
+        sql = ("SELECT TABLE_NAME, CONSTRAINT_NAME, CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS "
+               "WHERE CONSTRAINT_SCHEMA = :db")
+    else:
+        sql = ("SELECT t.TABLE_NAME, c.CONSTRAINT_NAME, c.CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS c "
+               "JOIN information_schema.TABLE_CONSTRAINTS t ON t.CONSTRAINT_SCHEMA = c.CONSTRAINT_SCHEMA "
+               " AND t.CONSTRAINT_NAME = c.CONSTRAINT_NAME AND t.CONSTRAINT_TYPE = 'CHECK' "
+               "WHERE c.CONSTRAINT_SCHEMA = :db")
+    return [(r["table_name"], CheckConstraint(r["constraint_name"], _unqualify(as_text(r["check_clause"]), db) or ""))
+            for r in rows(conn, sql, db=db)]
+
+
+def _partitions(conn: Connection, db: str, tables: dict[str, Table]) -> None:
+    found = rows(conn, "SELECT * FROM information_schema.PARTITIONS WHERE TABLE_SCHEMA = :db "
+                       "AND PARTITION_NAME IS NOT NULL ORDER BY TABLE_NAME, PARTITION_ORDINAL_POSITION, "
+                       "SUBPARTITION_ORDINAL_POSITION", db=db)
+    subparts: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for r in found:
+        table = tables.get(r["table_name"])
+        if table is None:
+            continue
+        if table.partition_by is None:
+            table.partition_by = _method(r["partition_method"], r["partition_expression"])
+            if r["subpartition_method"]:
+                table.partition_by += " SUBPARTITION BY " + _method(r["subpartition_method"],
+                                                                   r["subpartition_expression"])
+        if r["subpartition_name"]:
+            subparts[(r["table_name"], r["partition_name"])].append(r["subpartition_name"])
+        if not any(p.name == r["partition_name"] for p in table.partitions):
+            table.partitions.append(Partition(r["partition_name"], _bound(r)))
+    for (name, partition), names in subparts.items():
+        for p in tables[name].partitions:
+            if p.name == partition:
+                p.subpartitions = ", ".join(names)
+
+
+def _method(method: Any, expression: Any) -> str:
+    return f"{method} ({as_text(expression) or ''})"
+
+
+def _bound(r: dict[str, Any]) -> str:
+    description = as_text(r["partition_description"])
+    method = str(r["partition_method"] or "")
+    if description is None:
+        return ""
+    if method.startswith("RANGE"):
+        return f"VALUES LESS THAN ({description})"
+    if method.startswith("LIST"):
+        return f"VALUES IN ({description})"
+    return description  # SYSTEM_TIME: CURRENT / HISTORY
 
 
 def _unqualify(sql: str | None, db: str) -> str | None:

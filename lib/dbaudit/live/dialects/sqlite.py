@@ -9,12 +9,14 @@ from collections import defaultdict
 
 from sqlalchemy.engine import URL, Connection
 
-from dbaudit.core.snapshot import WITHOUT_ROWID, Column, Definition, ForeignKey, Index, Server, Table
+from dbaudit.core.snapshot import WITHOUT_ROWID, CheckConstraint, Column, Definition, ForeignKey, Index, Server, Table
 from dbaudit.live.dialects import Dialect, rows, sha256
+from dbaudit.live.dialects.sqlite_sql import compact, normalise, read_index, read_table
 
 _HIDDEN = {0: "", 1: "hidden", 2: "generated virtual", 3: "generated stored"}
 # Table options after the closing parenthesis: WITHOUT ROWID, STRICT, in either order.
 _WITHOUT_ROWID = re.compile(r"\)\s*(?:STRICT\s*,\s*)?WITHOUT\s+ROWID\s*(?:,\s*STRICT\s*)?;?\s*$", re.IGNORECASE)
+_ORDER = re.compile(r"\s*(?<![\w$])(ASC|DESC)$", re.IGNORECASE)
 _TRIGGER_SHAPE = re.compile(
     r"\b(BEFORE|AFTER|INSTEAD\s+OF)?\s*(INSERT|DELETE|UPDATE(?:\s+OF\s+[^)]*?)?)\s+ON\s+", re.IGNORECASE
 )
@@ -54,34 +56,60 @@ class SQLiteDialect(Dialect):
     def tables(self, conn: Connection, schema: str | None) -> dict[str, Table]:
         found = rows(conn, "SELECT name, sql FROM sqlite_schema "
                            "WHERE type = 'table' AND name NOT LIKE 'sqlite|_%' ESCAPE '|'")
-        tables = {str(r["name"]): self._table(conn, str(r["name"])) for r in found}
+        index_sql = rows(conn, "SELECT name, tbl_name, sql FROM sqlite_schema WHERE type = 'index'")
+        written = {str(r["name"]): r["sql"] for r in index_sql}
+        tables = {str(r["name"]): self._table(conn, str(r["name"]), r["sql"], written) for r in found}
         for r in found:
             if _WITHOUT_ROWID.search(str(r["sql"] or "")):
                 tables[str(r["name"])].engine = WITHOUT_ROWID  # its key is not the rowid: see fingerprint.integer_lead
+            # The catch-all: the CREATE statements as SQLite keeps them, spacing outside literals aside.
+            own = sorted(compact(i["sql"]) for i in index_sql if i["tbl_name"] == r["name"] and i["sql"])
+            tables[str(r["name"])].definition = sha256(compact(r["sql"]), *own)
         return tables
 
-    def _table(self, conn: Connection, name: str) -> Table:
+    def _table(self, conn: Connection, name: str, sql: str | None = None,
+               index_sql: dict[str, str | None] | None = None) -> Table:
         info = rows(conn, "SELECT * FROM pragma_table_xinfo(:t) ORDER BY cid", t=name)
+        text = read_table(sql)
         columns = [
             Column(
                 name=c["name"], position=i, type=c["type"] or "", nullable=not c["notnull"] and not c["pk"],
                 default=c["dflt_value"], extra=_HIDDEN.get(int(c["hidden"]), ""),
+                collation=text.collations.get(c["name"]),
             )
             for i, c in enumerate(info, start=1)
         ]
         primary_key = [c["name"] for c in sorted((c for c in info if c["pk"]), key=lambda c: c["pk"])]
-        indexes = [self._index(conn, r) for r in rows(conn, "SELECT * FROM pragma_index_list(:t)", t=name)]
+        indexes = [self._index(conn, r, index_sql or {})
+                   for r in rows(conn, "SELECT * FROM pragma_index_list(:t)", t=name)]
         if primary_key and not any(i.primary for i in indexes):
             # A rowid alias (INTEGER PRIMARY KEY) has no index entry; record the key the same way.
             indexes.append(Index("PRIMARY", primary_key, unique=True, primary=True))
-        return Table(name, columns, indexes, self._foreign_keys(conn, name), primary_key)
+        table = Table(name, columns, indexes, self._foreign_keys(conn, name), primary_key,
+                      options="STRICT" if text.strict else "")
+        table.checks = [CheckConstraint(n, clause) for n, clause in text.checks]
+        return table
 
-    def _index(self, conn: Connection, r: dict[str, object]) -> Index:
+    def _index(self, conn: Connection, r: dict[str, object], index_sql: dict[str, str | None]) -> Index:
         parts = rows(conn, "SELECT * FROM pragma_index_xinfo(:i) WHERE key = 1 ORDER BY seqno", i=r["name"])
-        columns = [str(p["name"]) if p["name"] is not None else "(expression)" for p in parts]
+        written = read_index(index_sql.get(str(r["name"])))
+        columns = [self._key(p, written.columns[i] if written and i < len(written.columns) else None)
+                   for i, p in enumerate(parts)]
         primary = r["origin"] == "pk"
+        predicate = (written.where if written and written.where else "partial") if r["partial"] else None
         return Index("PRIMARY" if primary else str(r["name"]), columns, bool(r["unique"]), primary,
-                     predicate="partial" if r["partial"] else None)
+                     predicate=predicate)
+
+    @staticmethod
+    def _key(part: dict[str, object], written: str | None) -> str:
+        """A key column by name (with a collation other than BINARY, and DESC); an expression as written."""
+        if part["name"] is None:
+            text = _ORDER.sub("", written) if written else "(expression)"
+        else:
+            text = str(part["name"])
+            if str(part["coll"] or "BINARY").upper() != "BINARY":
+                text += f" COLLATE {str(part['coll']).upper()}"
+        return f"{text} DESC" if part["desc"] else text
 
     def _foreign_keys(self, conn: Connection, table: str) -> list[ForeignKey]:
         grouped: dict[int, list[dict[str, object]]] = defaultdict(list)
@@ -130,4 +158,5 @@ class SQLiteDialect(Dialect):
 
 
 def _normalise(sql: str | None) -> str:
-    return " ".join((sql or "").split())
+    # Whitespace inside string literals is part of what a view or trigger does: it is kept.
+    return normalise(sql)

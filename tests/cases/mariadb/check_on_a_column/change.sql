@@ -1,0 +1,1 @@
+ALTER TABLE t MODIFY a int CHECK (a < 100);

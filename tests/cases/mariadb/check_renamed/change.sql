@@ -1,0 +1,1 @@
+ALTER TABLE t DROP CONSTRAINT a_pos, ADD CONSTRAINT a_positive CHECK (a > 0);

@@ -1,0 +1,1 @@
+ALTER DEFINER=`dbaudit_nobody`@`localhost` EVENT e ENABLE;

@@ -1,0 +1,1 @@
+ALTER TABLE t DROP INDEX ia, ADD INDEX ia (a) COMMENT 'for reports';

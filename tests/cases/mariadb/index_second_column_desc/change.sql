@@ -1,0 +1,1 @@
+ALTER TABLE t DROP INDEX iab, ADD INDEX iab (a, b DESC);

@@ -1,0 +1,2 @@
+DROP FUNCTION twice;
+CREATE DEFINER=`dbaudit_nobody`@`localhost` FUNCTION twice(x int) RETURNS int DETERMINISTIC RETURN x * 2;

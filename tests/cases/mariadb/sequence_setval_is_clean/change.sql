@@ -1,0 +1,1 @@
+SELECT SETVAL(s, 5000);

@@ -1,0 +1,2 @@
+DROP TRIGGER t2;
+CREATE DEFINER=`dbaudit_nobody`@`localhost` TRIGGER t2 BEFORE INSERT ON t FOR EACH ROW SET NEW.b = COALESCE(NEW.b, 'x');

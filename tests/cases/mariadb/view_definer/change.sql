@@ -1,0 +1,1 @@
+CREATE OR REPLACE DEFINER=`dbaudit_nobody`@`localhost` VIEW v AS SELECT id, a FROM t WHERE a > 0;

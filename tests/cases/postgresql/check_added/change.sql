@@ -1,0 +1,1 @@
+ALTER TABLE t ADD CONSTRAINT a_pos CHECK (a > 0);

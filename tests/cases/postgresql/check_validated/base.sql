@@ -1,0 +1,2 @@
+CREATE TABLE t (id int PRIMARY KEY, a int, b text);
+ALTER TABLE t ADD CONSTRAINT a_pos CHECK (a > 0) NOT VALID;

@@ -1,0 +1,1 @@
+ALTER TYPE pair ADD ATTRIBUTE z date;

@@ -1,0 +1,1 @@
+ALTER DATABASE :"DBNAME" SET bytea_output = 'escape';

@@ -1,0 +1,1 @@
+ALTER DATABASE :"DBNAME" SET extra_float_digits = -10;

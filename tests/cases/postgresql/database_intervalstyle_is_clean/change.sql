@@ -1,0 +1,1 @@
+ALTER DATABASE :"DBNAME" SET IntervalStyle = 'sql_standard';

@@ -1,0 +1,1 @@
+ALTER DATABASE :"DBNAME" SET search_path = pg_catalog;

@@ -1,0 +1,1 @@
+ALTER DOMAIN posint ADD CONSTRAINT positive CHECK (VALUE > 0);

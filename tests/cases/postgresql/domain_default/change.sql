@@ -1,0 +1,1 @@
+ALTER DOMAIN posint SET DEFAULT 1;

@@ -1,0 +1,1 @@
+ALTER DOMAIN posint SET NOT NULL;

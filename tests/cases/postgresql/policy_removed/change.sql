@@ -1,0 +1,1 @@
+DROP POLICY own ON t;

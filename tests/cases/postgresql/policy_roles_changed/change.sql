@@ -1,0 +1,1 @@
+ALTER POLICY own ON t TO pg_monitor;

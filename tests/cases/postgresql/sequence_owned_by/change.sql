@@ -1,0 +1,1 @@
+ALTER SEQUENCE s OWNED BY t.id;

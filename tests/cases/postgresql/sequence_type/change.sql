@@ -1,0 +1,1 @@
+ALTER SEQUENCE s AS integer;

@@ -1,0 +1,3 @@
+CREATE TABLE t (id int PRIMARY KEY, a int, b text);
+CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.a := coalesce(NEW.a, 1); RETURN NEW; END $$;
+CREATE TRIGGER tg BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION touch();

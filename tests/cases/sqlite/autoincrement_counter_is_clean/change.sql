@@ -1,0 +1,1 @@
+INSERT INTO t (a, b) VALUES (3, 'z'); DELETE FROM t WHERE a = 3;

@@ -1,0 +1,1 @@
+CREATE TABLE t (id INTEGER PRIMARY KEY, a INT, d INT AS (a * 2));

@@ -1,0 +1,1 @@
+DROP INDEX ia; CREATE INDEX ia ON t (a DESC);

@@ -1,0 +1,2 @@
+CREATE TABLE t (id INTEGER PRIMARY KEY, a INT, b TEXT);
+CREATE INDEX ie ON t (lower(b));

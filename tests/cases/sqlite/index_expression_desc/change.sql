@@ -1,0 +1,1 @@
+DROP INDEX ie; CREATE INDEX ie ON t (lower(b) DESC);

@@ -1,0 +1,1 @@
+DROP INDEX ip; CREATE INDEX ip ON t (a) WHERE a > 2;
