@@ -151,6 +151,13 @@ class ScannedStatement:
     refusal: str | None  # why it must never run (a server statement, another database, an ambiguity …); None: it may
     definer: bool = False  # it carries a DEFINER= clause
     rows: int = 0  # INSERT tuples
+    # The session's SQL mode while the statement is read, as the dump's own SET statements left it: None while the
+    # session's initial mode is in force, else the value for `SET SESSION sql_mode` ("{initial}" stands for the
+    # initial mode where the dump built on it, as in CONCAT(@@sql_mode, ',X')). Executing every statement in order
+    # on one session reproduces it; a statement run out of order needs it set first.
+    sql_mode: str | None = None
+    ansi_quotes: bool = False  # "…" is an identifier in this statement
+    no_backslash_escapes: bool = False  # a backslash is no escape in this statement's strings
 
 
 class DumpScan:
@@ -181,7 +188,7 @@ class DumpScan:
         if c.refusal:
             self.refusals.append(c.refusal)
         self._pending.append(ScannedStatement(c.kind, st.head, st.start, st.end, st.text, c.refusal, c.definer,
-                                              st.tuples))
+                                              st.tuples, st.sql_mode, st.ansi_quotes, st.no_backslash_escapes))
 
     def _client_command(self, text: str, offset: int) -> None:
         self._collector.client_command(text, offset)
@@ -236,6 +243,7 @@ def read_dump(path: str | os.PathLike[str], progress: bool = False) -> DumpConte
 def _contents(file: DumpFile, c: Collector, end: ScanEnd, stream_problem: str | None,
               duration: float) -> DumpContents:
     header = c.header
+    c.problems += end.ambiguities
     trailer = _TRAILER.match(end.last_comment or "")
     if trailer and end.last_comment_terminated:
         header.completed_at = trailer[1]
