@@ -37,7 +37,7 @@ class DumpFile:
     path: str
     size: int
     sha256: str
-    md5: str
+    md5: str  # "" when it was not asked for (dump-check computes it for --md5 and --write-manifest)
     compressed: bool
     sql_bytes: int  # after decompression
 
@@ -98,15 +98,20 @@ class DumpContents:
 
 
 class _HashingReader:
-    """The raw file as gzip sees it: every byte read is hashed and shown on the progress bar."""
+    """The raw file as gzip sees it: every byte read is hashed (MD5 only when asked) and shown on the progress bar."""
 
-    def __init__(self, handle: BinaryIO, bar: tqdm) -> None:
+    def __init__(self, handle: BinaryIO, bar: tqdm, md5: bool = True) -> None:
         self.handle, self.bar = handle, bar
-        self.md5, self.sha256 = hashlib.md5(usedforsecurity=False), hashlib.sha256()
+        self.md5 = hashlib.md5(usedforsecurity=False) if md5 else None
+        self.sha256 = hashlib.sha256()
+
+    def md5_hex(self) -> str:
+        return self.md5.hexdigest() if self.md5 is not None else ""
 
     def read(self, size: int = -1) -> bytes:
         data = self.handle.read(size if size > 0 else CHUNK)  # never the whole file at once
-        self.md5.update(data)
+        if self.md5 is not None:
+            self.md5.update(data)
         self.sha256.update(data)
         self.bar.update(len(data))
         return data
@@ -169,12 +174,12 @@ class DumpScan:
     statement, and a statement longer than `max_statement` bytes is refused and yielded without text."""
 
     def __init__(self, path: str | os.PathLike[str], *, progress: bool = False, keep_text: bool = False,
-                 max_statement: int = MAX_STATEMENT, chunk: int = CHUNK) -> None:
+                 max_statement: int = MAX_STATEMENT, chunk: int = CHUNK, md5: bool = False) -> None:
         self.path = Path(path)
         self.chunk = chunk  # bytes read at a time (tests read in tiny chunks: the result must not change)
         if not self.path.is_file():
             raise DbauditError(f"dump file not found: {self.path}")
-        self.progress, self.keep_text = progress, keep_text
+        self.progress, self.keep_text, self.md5 = progress, keep_text, md5
         self._collector = Collector(max_statement)
         self._scanner = SqlScanner(self._statement, self._collector.comment, self._client_command,
                                    keep_text=keep_text, max_statement=max_statement)
@@ -205,7 +210,7 @@ class DumpScan:
                                                   desc=f"reading {self.path.name}", leave=False, file=sys.stderr) as bar:
             compressed = handle.read(2) == b"\x1f\x8b"
             handle.seek(0)
-            reader = _HashingReader(handle, bar)
+            reader = _HashingReader(handle, bar, self.md5)
             try:
                 for data in sql_chunks(reader, compressed, self.chunk):
                     sql_bytes += len(data)
@@ -218,7 +223,7 @@ class DumpScan:
             reader.drain()  # bytes after the gzip stream still belong to the file's checksum
         end = self._scanner.finish()
         yield from self._flush()
-        file = DumpFile(str(self.path), size, reader.sha256.hexdigest(), reader.md5.hexdigest(), compressed, sql_bytes)
+        file = DumpFile(str(self.path), size, reader.sha256.hexdigest(), reader.md5_hex(), compressed, sql_bytes)
         self._contents = _contents(file, self._collector, end, problem, time.monotonic() - started)
 
     def _flush(self) -> Iterator[ScannedStatement]:
@@ -232,9 +237,10 @@ class DumpScan:
         return self._contents
 
 
-def read_dump(path: str | os.PathLike[str], progress: bool = False) -> DumpContents:
-    """Stream the dump once: checksums of the file as stored, and everything the SQL in it declares."""
-    scan = DumpScan(path, progress=progress)
+def read_dump(path: str | os.PathLike[str], progress: bool = False, md5: bool = False) -> DumpContents:
+    """Stream the dump once: checksums of the file as stored (MD5 too when asked), and everything the SQL in it
+    declares."""
+    scan = DumpScan(path, progress=progress, md5=md5)
     for _ in scan:
         pass
     return scan.contents()

@@ -221,12 +221,14 @@ def _text_head(path: Path) -> bytes:
     return first if first.lstrip().startswith(b"--") else b""
 
 
-def read_backup(path: str | os.PathLike[str], progress: bool = False) -> tuple[DumpContents, list[Check]]:
-    """Read any supported backup: its contents, and the checks only its format can make."""
+def read_backup(path: str | os.PathLike[str], progress: bool = False, md5: bool = True,
+                ) -> tuple[DumpContents, list[Check]]:
+    """Read any supported backup: its contents, and the checks only its format can make (a plain or gzip MySQL
+    dump's MD5 only with `md5`; the other formats always have it)."""
     source = Path(path)
     kind = format_of(source)
     if kind == "mysql":
-        return read_dump(source, progress), []
+        return read_dump(source, progress, md5), []
     from dbaudit.backups import mydumper, pgdump
 
     if kind == "mydumper":
