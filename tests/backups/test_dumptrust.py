@@ -229,3 +229,56 @@ def test_mysqldump_and_mariadb_dump_output_passes_and_carries_the_mode_of_each_s
     assert {st.sql_mode for st in world if st.kind == "insert"} == {"NO_AUTO_VALUE_ON_ZERO"}
     assert world[-1].sql_mode is None and not any(st.ansi_quotes or st.no_backslash_escapes for st in world)
     assert check.dump.tables["t"].rows == 1 and set(check.dump.triggers) == {"tr"} and set(check.dump.views) == {"v"}
+
+
+_PIECES = ["'plain'", "'it\\'s'", "'two''quotes'", "'a\\\\'", "'x),(y'", "'semi;colon\n'", "'-- no comment'",
+           "'/* none */'", "'\"dq\"'", "'@v'", "NULL", "-1.5e-3", "_binary 'b\\0'", "0x2829", "''", "'\\\\\\''"]
+
+
+def _long_insert(seed: int, extra: str = "") -> bytes:
+    import random
+
+    rng = random.Random(seed)
+    tuples = [f"({n},{','.join(rng.choice(_PIECES) for _ in range(4))})" for n in range(1, 1500)]
+    if extra:
+        tuples.insert(700, extra)
+    return ("CREATE TABLE t (id int, a text, b text, c text, d text);\nINSERT INTO t VALUES "
+            + ",".join(tuples) + ";\nINSERT INTO t VALUES " + ",".join(tuples[:300]) + ";\n").encode()
+
+
+def _statements(data: bytes, chunk: int, fast: bool, monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
+    from dbaudit.backups.sqlscan import SqlScanner, Statement
+
+    with monkeypatch.context() as patch:
+        if not fast:
+            patch.setattr(SqlScanner, "_tuples_fast", lambda self, buf, i, n: i)
+        found: list[Statement] = []
+        scanner = SqlScanner(found.append, keep_text=True)
+        for i in range(0, len(data), chunk):
+            scanner.feed(data[i : i + chunk])
+        end = scanner.finish()
+    return [(s.start, s.end, s.tuples, s.text, s.problems) for s in found] + [(end.problem, end.ambiguities)]
+
+
+@pytest.mark.parametrize("extra", ["", "(9,/*!50705 'x',*/ 'y','z',NULL)", "(9,CONCAT('a','b'),'c','d',@v)",
+                                   "(9,'a','b','c','d') ,\n (10,'e','f','g','h')"])
+def test_the_fast_path_over_tuple_lists_reads_exactly_as_the_byte_scanner_at_any_chunk_size(
+    extra: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _long_insert(3, extra)
+    slow = _statements(data, len(data), False, monkeypatch)
+
+    assert slow[1][2] == 1499 + bool(extra) + (extra.count("(1") if "\n" in extra else 0)
+    for chunk in (97, 4096, 65536, 1 << 20, len(data)):
+        assert _statements(data, chunk, True, monkeypatch) == slow, chunk
+
+
+def test_the_fast_path_follows_no_backslash_escapes(monkeypatch: pytest.MonkeyPatch) -> None:
+    tuples = ",".join(f"({n},'a\\','b''c','d\\\\')" for n in range(2000))
+    data = f"SET sql_mode='NO_BACKSLASH_ESCAPES';\nINSERT INTO t VALUES {tuples};\n".encode()
+
+    slow = _statements(data, len(data), False, monkeypatch)
+
+    assert slow[1][2] == 2000
+    for chunk in (101, 8192, len(data)):
+        assert _statements(data, chunk, True, monkeypatch) == slow, chunk
