@@ -9,7 +9,6 @@ from typing import Any
 
 from dbaudit.cli.common import EXIT_PASS, add_output_options, exit_code, progress, shown, write_outputs
 from dbaudit.core.errors import DbauditError
-from dbaudit.live.connect import mask_url
 
 
 def add_commands(sub: Any) -> None:
@@ -72,6 +71,8 @@ def snapshot_command(args: argparse.Namespace) -> int:
                              exclude=args.exclude, statement_timeout=args.statement_timeout,
                              baseline=load_snapshot(args.baseline) if args.baseline else None)
     snapshot.save(args.output)
+    from dbaudit.live.connect import mask_url
+
     failed = [m.name for m in snapshot.metrics.values() if m.error]
     print(f"snapshot of {snapshot.database} ({snapshot.server.product} {snapshot.server.version}) from "
           f"{mask_url(args.url)}: {len(snapshot.tables)} tables, {snapshot.total_rows:,} rows, "
@@ -83,6 +84,8 @@ def snapshot_command(args: argparse.Namespace) -> int:
 
 def diff_command(args: argparse.Namespace) -> int:
     from dbaudit.live.workflow import run_audit
+
+    from dbaudit.live.connect import mask_url
 
     for path in (args.before, args.after):
         if not str(path).endswith(".json"):
