@@ -83,9 +83,8 @@ def snapshot_command(args: argparse.Namespace) -> int:
 
 
 def diff_command(args: argparse.Namespace) -> int:
-    from dbaudit.live.workflow import run_audit
-
     from dbaudit.live.connect import mask_url
+    from dbaudit.live.workflow import run_audit
 
     for path in (args.before, args.after):
         if not str(path).endswith(".json"):
