@@ -60,7 +60,7 @@ _NEVER = 999999  # a version no server reaches: mariadb-dump's /*M!999999\- enab
 # The fast path over an INSERT's tuple list (see SqlScanner._tuples_fast): what may not stand outside strings there,
 # and the bytes kept to see its parentheses.
 _ESCAPE = re.compile(rb"\\[\\']")  # \\ and \' inside strings: neither ends one
-_FAST_SPECIALS = b'\0\\"`#@;\x01\x02'  # never outside strings in a fast stretch; \x01 \x02 stand for -- and /*
+_FAST_SPECIALS = b'\0\\"`#@;'  # never outside strings in a fast stretch, nor "--" or "/*"
 _NOT_MARK = bytes(c for c in range(256) if c not in _FAST_SPECIALS + b"'(),")
 
 
@@ -352,9 +352,6 @@ class SqlScanner:
         # Only quotes, parentheses, commas and specials matter: the rest goes, then so do strings left empty (two
         # adjacent quotes open and close an empty string or part two strings with nothing between: either way
         # what is outside strings stays as it was), and what remains is split at the quotes.
-        for token, stand_in in ((b"--", b"\x01"), (b"/*", b"\x02")):
-            if token in region:
-                region = region.replace(token, stand_in)
         marks = region.translate(None, _NOT_MARK).replace(b"''", b"")
         outside = b"".join(marks.split(b"'")[0::2]) if b"'" in marks else marks
         parens = outside.translate(None, b",")
@@ -368,22 +365,52 @@ class SqlScanner:
     @staticmethod
     def _fast_end(data: bytes) -> int:
         """Where a fast stretch may end, outside strings: at the statement's `;` (followed by a newline, as
-        mysqldump writes it) or after the last tuple that closes in the buffer; 0 when none is found."""
-        quotes, searched = 0, 0
+        mysqldump writes it) or after the last tuple that closes in the buffer; 0 when none is found, or when a
+        comment (`--`, `/*`) stands outside strings before it. Quotes are counted once, left to right."""
+        openers: list[int] = []
+        for token in (b"--", b"/*"):
+            at = data.find(token)
+            while at >= 0:
+                if len(openers) > 256:
+                    return 0
+                openers.append(at)
+                at = data.find(token, at + 1)
+        openers.sort()
+        quotes, searched, k = 0, 0, 0
+
+        def outside(pos: int) -> bool | None:
+            """Whether pos is outside strings; None when a comment opener outside strings comes first."""
+            nonlocal quotes, searched, k
+            while k < len(openers) and openers[k] < pos:
+                quotes += data.count(b"'", searched, openers[k])
+                searched = openers[k]
+                k += 1
+                if quotes % 2 == 0:
+                    return None
+            quotes += data.count(b"'", searched, pos)
+            searched = pos
+            return quotes % 2 == 0
+
         at = data.find(b";\n")
         while at >= 0:
-            quotes += data.count(b"'", searched, at)
-            searched = at
-            if quotes % 2 == 0:
+            found = outside(at)
+            if found is None:
+                return 0
+            if found:
                 return at
             at = data.find(b";\n", at + 1)
+        cuts: list[int] = []
         at = data.rfind(b"),(")
-        for _ in range(3):
-            if at < 0:
-                return 0
-            if data.count(b"'", 0, at) % 2 == 0:
-                return at + 1
+        while at >= 0 and len(cuts) < 3:
+            cuts.append(at)
             at = data.rfind(b"),(", 0, at)
+        for at in cuts:  # the last tuple boundary first
+            quotes, searched, k = 0, 0, 0
+            found = outside(at)
+            if found is None:
+                return 0
+            if found:
+                return at + 1
         return 0
 
     def _line(self, buf: bytes, i: int, n: int, eof: bool) -> tuple[int, int] | None:
