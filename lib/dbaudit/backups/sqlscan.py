@@ -308,7 +308,8 @@ class SqlScanner:
                        self._delimiter.decode(errors="replace"), list(self._problems))
 
     def _scan_normal(self, buf: bytes, i: int, n: int, eof: bool) -> int | None:
-        if (self._full and self._values and not self._depth and not self._exec and self._tail.endswith(b")")
+        if ((self._full or not (self._nbe or self._ansi)) and self._values and not self._depth and not self._exec
+                and self._tail.endswith(b")")
                 and self._delimiter == b";" and self._base + i >= self._fast_from and buf[i : i + 1] != b";"):
             skipped = self._tuples_fast(buf, i, n)
             if skipped > i:
@@ -360,6 +361,8 @@ class SqlScanner:
             return i
         self._tuples += tuples
         self._tail = b")"
+        if not self._full:  # no comment, marker or mode spelling in the stretch: the head takes its bytes as they are
+            self._add_head(buf[i : i + min(end, self._limit - len(self._head))])
         return i + end
 
     @staticmethod
