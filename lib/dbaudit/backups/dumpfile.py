@@ -13,7 +13,6 @@ import os
 import re
 import sys
 import time
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any, BinaryIO
 
 from tqdm import tqdm
 
+from dbaudit.backups.gzipcodec import GZIP_ERRORS, gzip_inflater
 from dbaudit.backups.sqlscan import MAX_STATEMENT, ScanEnd, SqlScanner, Statement
 from dbaudit.backups.statements import Collector, DumpHeader, DumpObject, DumpTable
 from dbaudit.core.errors import DbauditError
@@ -127,8 +127,8 @@ def sql_chunks(reader: Any, compressed: bool, chunk: int = CHUNK) -> Iterator[by
         while data := reader.read(chunk):
             yield data
         return
-    # zlib rather than GzipFile: GzipFile.read raises on a cut-off stream and loses what it decoded.
-    inflater, fed = zlib.decompressobj(wbits=31), False
+    # An inflater rather than GzipFile: GzipFile.read raises on a cut-off stream and loses what it decoded.
+    inflater, fed = gzip_inflater(), False
     while raw := reader.read(chunk):
         while raw:
             fed = True
@@ -136,7 +136,7 @@ def sql_chunks(reader: Any, compressed: bool, chunk: int = CHUNK) -> Iterator[by
             raw = inflater.unconsumed_tail
             if inflater.eof:  # another gzip member may follow (concatenated .gz files)
                 raw = inflater.unused_data
-                inflater, fed = zlib.decompressobj(wbits=31), False
+                inflater, fed = gzip_inflater(), False
     if fed:
         raise EOFError("the gzip stream ends early")
 
@@ -218,7 +218,7 @@ class DumpScan:
                     yield from self._flush()
             except EOFError:
                 problem = "the gzip stream ends early"
-            except zlib.error as exc:
+            except GZIP_ERRORS as exc:
                 problem = f"the gzip stream is corrupt ({exc})"
             reader.drain()  # bytes after the gzip stream still belong to the file's checksum
         end = self._scanner.finish()

@@ -19,7 +19,6 @@ import lzma
 import os
 import sys
 import time
-import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any, BinaryIO
 from tqdm import tqdm
 
 from dbaudit.backups.dumpfile import CHUNK, DumpContents, DumpFile, read_dump
+from dbaudit.backups.gzipcodec import GZIP_ERRORS, gzip_inflater
 from dbaudit.core.checks import Check
 from dbaudit.core.errors import DbauditError
 
@@ -69,7 +69,7 @@ class HashingReader:
 
 def _decompressor(kind: str) -> Any:
     if kind == "gzip":
-        return zlib.decompressobj(wbits=31)
+        return gzip_inflater()
     if kind == "zstd":
         import zstandard  # only for zstd files (mydumper's and MySQL Shell's default)
 
@@ -112,7 +112,7 @@ def stream_problem(exc: Exception, kind: str | None) -> str:
     return f"the {kind} stream is corrupt ({exc})"
 
 
-DECOMPRESS_ERRORS: tuple[type[Exception], ...] = (EOFError, zlib.error, lzma.LZMAError, OSError, ValueError)
+DECOMPRESS_ERRORS: tuple[type[Exception], ...] = (EOFError, *GZIP_ERRORS, lzma.LZMAError, OSError, ValueError)
 
 
 @contextmanager
