@@ -24,18 +24,31 @@ from dbaudit.backups.lexicon import (
 )
 from dbaudit.backups.sqlscan import MAX_STATEMENT, Statement
 
+# What a backup never holds, one row per reason: statements acting on the server, its accounts, its files or the
+# client host rather than on the dumped tables. Any of them fails dump-check's restore safety and makes
+# restore-check refuse the whole dump (not cut it out: a dump that tries this is not a plain backup). Each is
+# reported by the keywords it starts with (CREATE USER, SET PASSWORD, XA …). Statements that only name a database
+# (USE, CREATE/DROP/ALTER DATABASE) or set a global are cut out on restore instead (NOT_RESTORED), and client
+# commands are the scanner's (backups.sqlscan).
+REFUSED: list[tuple[str, str]] = [
+    ("accounts", r"(?:CREATE(?:\s+OR\s+REPLACE)?|ALTER|DROP|RENAME)\s+(?:USER|ROLE)\b"),
+    ("privileges", r"GRANT\b|REVOKE\b|SET\s+(?:PASSWORD|DEFAULT\s+ROLE)\b"),
+    ("server settings that outlive the session", r"SET\s+PERSIST(?:_ONLY)?\b"),
+    ("server code", r"(?:INSTALL|UNINSTALL)\s+(?:PLUGIN|SONAME)\b"
+                    r"|CREATE\s+(?:OR\s+REPLACE\s+)?(?:AGGREGATE\s+)?FUNCTION\s+\S+\s+RETURNS\s+\w+\s+SONAME\b"),
+    ("the server process", r"FLUSH\b|KILL\b|SHUTDOWN\b|RESTART\b"),
+    ("federated servers", r"(?:CREATE(?:\s+OR\s+REPLACE)?|ALTER|DROP)\s+SERVER\b"),
+    ("replication and binary logs", r"CHANGE\s+(?:MASTER|REPLICATION)\b|(?:START|STOP|RESET)\s+(?:SLAVE|REPLICA|MASTER)\b"
+                                    r"|PURGE\s+(?:BINARY|MASTER)\s+LOGS\b|BINLOG\b"),
+    ("server files", r"LOAD\s+(?:DATA|XML)\b|SELECT\b.*\bINTO\s+(?:OUTFILE|DUMPFILE)\b"
+                     r"|(?:CREATE|ALTER)\b.*\b(?:DATA|INDEX)\s+DIRECTORY\b"),
+    ("code no scanner reads", r"PREPARE\b|EXECUTE\b|CALL\b"),
+    ("transactions that outlive the session", r"XA\s+\w+"),
+]
+
 _STATEMENTS: list[tuple[str, re.Pattern[str]]] = [
     (kind, re.compile(pattern, re.IGNORECASE)) for kind, pattern in [
-        # Statements that act on the server, its accounts or its files rather than on the dumped tables. A dump
-        # holding one is refused by restore-check (not cut: a dump that tries this is not a plain backup).
-        ("refused", (r"^(?:(?:CREATE(?:\s+OR\s+REPLACE)?|ALTER|DROP|RENAME)\s+(?:USER|ROLE)\b|GRANT\b|REVOKE\b"
-                    r"|SET\s+(?:PASSWORD|PERSIST(?:_ONLY)?|DEFAULT\s+ROLE)\b|(?:INSTALL|UNINSTALL)\s+(?:PLUGIN|SONAME)\b"
-                    r"|FLUSH\b|KILL\b|SHUTDOWN\b|RESTART\b|(?:CREATE(?:\s+OR\s+REPLACE)?|ALTER|DROP)\s+SERVER\b"
-                    r"|CHANGE\s+(?:MASTER|REPLICATION)\b|(?:START|STOP|RESET)\s+(?:SLAVE|REPLICA|MASTER)\b"
-                    r"|PURGE\s+(?:BINARY|MASTER)\s+LOGS\b|BINLOG\b|LOAD\s+(?:DATA|XML)\b|PREPARE\b|EXECUTE\b|CALL\b"
-                    r"|XA\s+\w+|SELECT\b.*\bINTO\s+(?:OUTFILE|DUMPFILE)\b"
-                    r"|(?:CREATE|ALTER)\b.*\b(?:DATA|INDEX)\s+DIRECTORY\b"
-                    r"|CREATE\s+(?:OR\s+REPLACE\s+)?(?:AGGREGATE\s+)?FUNCTION\s+\S+\s+RETURNS\s+\w+\s+SONAME\b)")),
+        ("refused", "^(?:" + "|".join(pattern for _, pattern in REFUSED) + ")"),
         ("insert", rf"^(?:INSERT|REPLACE)\s+(?:(?:LOW_PRIORITY|DELAYED|HIGH_PRIORITY|IGNORE)\s+)*(?:INTO\s+)?{QNAME}"),
         ("table", rf"^CREATE\s+{OR_REPLACE}(?:TEMPORARY\s+)?TABLE\s+{IF_NOT_EXISTS}{QNAME}"),
         ("view", rf"^CREATE\s+{OR_REPLACE}(?:ALGORITHM\s*=\s*\w+\s+)?{DEFINER}(?:SQL\s+SECURITY\s+\w+\s+)?"
