@@ -343,7 +343,8 @@ class SqlScanner:
         into NULs (under NO_BACKSLASH_ESCAPES there are none), quotes then alternate open/close, and outside strings
         there must be nothing but code without comments, backslashes, other quotes, variables or delimiters, with
         every parenthesis a top-level tuple opened right after a comma."""
-        data = buf[i:n]
+        stop = buf.find(b";\n", i, n)  # the statement's likely end: no need to look past it
+        data = buf[i : n if stop < 0 else stop + 2]
         if not self._nbe and b"\\" in data:
             data = _ESCAPE.sub(b"\0\0", data)
         end = self._fast_end(data)
