@@ -62,6 +62,14 @@ HOSTILE = {
         "CREATE TABLE d (" + ", ".join(f"c{i} int" for i in range(800)) + ") INDEX DIRECTORY='/tmp';\n",
         "INDEX DIRECTORY"),
     "dash dash and a control character": ("SELECT 1 --\x01 x\n;\n", "`--` followed by"),
+    "two statements in one under DELIMITER": (
+        "DELIMITER ;;\nCREATE TABLE x (a int); GRANT ALL ON *.* TO e;;\nDELIMITER ;\n", "more than one statement"),
+    "a statement after a trigger's one-statement body": (
+        "DELIMITER ;;\nCREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET @a=1; DROP TABLE t;;\nDELIMITER ;\n",
+        "more than one statement"),
+    "a statement after a routine's END": (
+        "DELIMITER ;;\nCREATE PROCEDURE p() BEGIN SELECT 1; END; DROP TABLE t;;\nDELIMITER ;\n",
+        "more than one statement"),
 }
 
 
@@ -82,6 +90,23 @@ def test_a_hostile_dump_fails_restore_safety_at_any_chunk_size(name: str, tmp_pa
 def _client(database: str, sql: bytes, cwd: Path) -> subprocess.CompletedProcess[bytes]:
     """The real mariadb client, fed the dump as `mariadb db < dump` is."""
     return subprocess.run(["mariadb", *client_args(), database], input=sql, capture_output=True, cwd=cwd)
+
+
+def test_the_real_client_sends_two_statements_in_one_under_a_delimiter_and_the_server_runs_both(
+    mariadb_server: sa.Engine, mariadb_client: str, tmp_path: Path
+) -> None:
+    dump = tmp_path / "multi.sql"
+    dump.write_text("CREATE TABLE t (id int);\nDELIMITER ;;\nCREATE TABLE a (x int); CREATE TABLE canary (x int);;\n"
+                    "CREATE PROCEDURE p() BEGIN DECLARE v INT; SET v = CASE WHEN 1 THEN 2 END; IF v THEN SELECT 1; "
+                    "END IF; END ;;\nDELIMITER ;\n")
+    with scratch_mariadb_database(mariadb_server, "mlt") as name:
+        _client(name, dump.read_bytes(), tmp_path)
+        created = _tables(mariadb_server, name)
+
+    contents = read_dump(dump)
+    assert "canary" in created  # the server ran the statement hidden behind the first `;`
+    assert contents.ambiguities == ["a statement holding `;` that the server would run as more than one statement "
+                                    "(at byte 38)"]  # the procedure's body is one statement: not refused
 
 
 def test_the_real_client_runs_the_backslash_command_dump_check_refuses(

@@ -88,6 +88,10 @@ class Statement:
     no_backslash_escapes: bool = False
     # Why the scanner cannot be sure the client and every server read this statement as it does (empty: it can).
     problems: list[str] = field(default_factory=list)
+    # A `;` outside strings and comments that is not the delimiter (inside a DELIMITER block): the client sends the
+    # statement whole, with multi-statements on, so the server runs one statement per `;` unless they are inside
+    # a BEGIN … END body (backups.statements checks which).
+    semicolons: bool = False
 
 
 @dataclass
@@ -148,6 +152,7 @@ class SqlScanner:
         self._problems: list[str] = []
         self._variables: set[str] = set()
         self._fast_from = 0  # offset before which the fast path is not tried again (it failed there)
+        self._semicolons = False
 
     def _set_delimiter(self, delimiter: bytes) -> None:
         self._delimiter = delimiter
@@ -240,7 +245,7 @@ class SqlScanner:
                 head, not self._full, self._variables, alternative=alt) if p not in self._problems]
             self._set_mode()
             self._on_statement(Statement(head, self._start, stop, self._tuples, text, self._too_long, alt, *mode,
-                                         problems=problems))
+                                         problems=problems, semicolons=self._semicolons))
         self._reset_statement()
 
     def _measure(self, upto: int) -> None:
@@ -523,6 +528,8 @@ class SqlScanner:
             return self._slash(buf, j, n, eof)
         if c == 0x40:  # @
             return self._variable(buf, j, n, eof)
+        if c == 0x3B:  # a ; that is not the delimiter
+            self._semicolons = True
         if c == 0x2A and self._exec:  # * of */ closing an executable comment
             if n - j < 2 and not eof:
                 return None

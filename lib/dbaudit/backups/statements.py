@@ -22,7 +22,7 @@ from dbaudit.backups.lexicon import (
     QNAME,
     unquote,
 )
-from dbaudit.backups.sqlscan import MAX_STATEMENT, Statement
+from dbaudit.backups.sqlscan import LONG_HEAD_BYTES, MAX_STATEMENT, Statement
 
 # What a backup never holds, one row per reason: statements acting on the server, its accounts, its files or the
 # client host rather than on the dumped tables. Any of them fails dump-check's restore safety and makes
@@ -131,6 +131,25 @@ class DumpHeader:
 
 
 
+_BLOCK_WORD = re.compile(r"(?<![\w$])(?:(BEGIN)|(CASE)|END(?:\s+(CASE|IF|LOOP|REPEAT|WHILE|FOR))?)(?![\w$])|(;)",
+                         re.IGNORECASE)
+
+
+def _after_first_statement(head: str) -> bool:
+    """Whether code follows the first `;` outside a BEGIN … END (or CASE … END) block: a second statement."""
+    code = re.sub(r"`(?:[^`]|``)*`", "``", LITERALS.sub("''", head))
+    depth = 0
+    for m in _BLOCK_WORD.finditer(code):
+        if m[1] or m[2]:
+            depth += 1
+        elif m[4]:
+            if depth <= 0:
+                return bool(code[m.end():].strip())
+        elif m[3] is None or m[3].upper() == "CASE":
+            depth -= 1
+    return False
+
+
 def _kind_of(head: str) -> str:
     return next((kind for kind, pattern in _STATEMENTS if pattern.match(head)), "other")
 
@@ -196,6 +215,8 @@ class Collector:
         if definer:
             self.definers.append((st.start, st.end))
         kind = self._classify(st)
+        if st.semicolons:
+            self._one_statement(st, kind)
         if st.too_long:
             self.problems.append(f"a statement longer than {self.max_statement:,} bytes (at byte {st.start:,}): "
                                  "no server takes it")
@@ -213,6 +234,16 @@ class Collector:
         elif alt and kind != _kind_of(st.head):
             self.problems.append(f"a statement that reads as {_kind_of(st.head)} on servers that run its versioned "
                                  f"comments and as {kind} on servers that skip them (at byte {st.start:,})")
+
+    def _one_statement(self, st: Statement, kind: str) -> None:
+        """A statement holding a `;` that is not the client's delimiter is sent whole, and the server (the client
+        turns multi-statements on) ends a statement at every `;` outside a BEGIN … END body: only a routine,
+        trigger or event whose body is such a block may hold one, and nothing may follow its END."""
+        if kind in ("routine", "trigger", "event") and len(st.head.encode()) < LONG_HEAD_BYTES and \
+                not _after_first_statement(st.head):
+            return
+        self.problems.append(f"a statement holding `;` that the server would run as more than one statement "
+                             f"(at byte {st.start:,})")
 
     def _classify(self, st: Statement) -> str:
         for kind, pattern in _STATEMENTS:
