@@ -31,6 +31,7 @@ lab: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -r bench/requirements.txt
 	$(BIN)/python bench/fingerprint.py
+	$(BIN)/python bench/dumpcheck.py
 
 clean-venv:
 	rm -rf $(VENV)
