@@ -308,3 +308,14 @@ def test_the_fast_path_follows_no_backslash_escapes(monkeypatch: pytest.MonkeyPa
     assert slow[1][4] == 2000
     for chunk in (101, 8192, len(data)):
         assert _statements(data, chunk, True, monkeypatch) == slow, chunk
+
+
+@pytest.mark.parametrize("late", ["(2000,other.evil())", "(2000,(SELECT secret FROM other.t LIMIT 1))"])
+def test_an_insert_calling_code_past_its_classified_head_fails_restore_safety(late: str, tmp_path: Path) -> None:
+    dump = tmp_path / "late.sql"
+    rows = ",".join(f"({n},'row {n}')" for n in range(1, 1000))
+    dump.write_text(f"{HEADER}INSERT INTO t VALUES {rows},{late};\n")
+
+    [safety] = [c for c in check_dump(dump).checks if c.name == "restore safety"]
+
+    assert safety.status == "fail" and "past its first 4,096 bytes" in safety.message, safety.message

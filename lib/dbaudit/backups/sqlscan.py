@@ -269,9 +269,15 @@ class SqlScanner:
         if self._values:
             if tail.endswith(b","):
                 self._tuples += 1
+            elif self._full:
+                self._unread()  # VALUES(c) of ON DUPLICATE KEY UPDATE … past what is classified
         elif _ENDS_WITH_VALUES.search(tail):
             self._values = True
             self._tuples += 1
+
+    def _unread(self) -> None:
+        self._problem(f"an INSERT with expressions (a function call, a subquery) past its first {HEAD_BYTES:,} bytes, "
+                      "which dbaudit does not classify")
 
     # --- the scanner ---------------------------------------------------------------------------
 
@@ -513,6 +519,8 @@ class SqlScanner:
         if c == 0x28:  # (
             if self._depth == 0:
                 self._open_paren()
+            elif self._full and self._values:
+                self._unread()  # a function call or subquery inside a tuple, past what is classified
             self._content(buf, j, j + 1)
             self._depth += 1
             return j + 1
