@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/pip install --quiet -r bench/requirements.txt
 	$(BIN)/python bench/fingerprint.py
 	$(BIN)/python bench/restorecheck.py
+	$(BIN)/python bench/dumpcheck.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -74,13 +74,17 @@ def check_dump(
     use_manifest: bool = True,
     title: str | None = None,
     progress: bool = False,
+    compute_md5: bool = False,
 ) -> DumpCheck:
-    """Read the dump and judge it: checksum, completeness, its manifest, and a snapshot of its source."""
+    """Read the dump and judge it: checksum, completeness, its manifest, and a snapshot of its source.
+
+    The file's MD5 is computed when `md5` is expected or `compute_md5` is set (a manifest records it); SHA-256
+    always."""
     expected = _expected_digests(md5, sha256)
     snapshot = load_snapshot(against) if isinstance(against, (str, os.PathLike)) else against
     manifest_file = manifest_path(path)
     manifest = load_manifest(manifest_file) if use_manifest and manifest_file.is_file() else None
-    contents, format_checks = read_backup(path, progress)  # a file by its magic bytes, a directory by its files
+    contents, format_checks = read_backup(path, progress, md5=compute_md5 or "md5" in expected)  # by content
     checks = [*_integrity_checks(contents, expected), *_content_checks(contents), *format_checks]
     if manifest is not None:
         checks += compare_with_manifest(contents, manifest)

@@ -13,7 +13,6 @@ import os
 import re
 import sys
 import time
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any, BinaryIO
 
 from tqdm import tqdm
 
+from dbaudit.backups.gzipcodec import GZIP_ERRORS, gzip_inflater
 from dbaudit.backups.sqlscan import MAX_STATEMENT, ScanEnd, SqlScanner, Statement
 from dbaudit.backups.statements import Collector, DumpHeader, DumpObject, DumpTable
 from dbaudit.core.errors import DbauditError
@@ -38,7 +38,7 @@ class DumpFile:
     path: str
     size: int
     sha256: str
-    md5: str
+    md5: str  # "" when it was not asked for (dump-check computes it for --md5 and --write-manifest)
     compressed: bool
     sql_bytes: int  # after decompression
 
@@ -99,15 +99,20 @@ class DumpContents:
 
 
 class _HashingReader:
-    """The raw file as gzip sees it: every byte read is hashed and shown on the progress bar."""
+    """The raw file as gzip sees it: every byte read is hashed (MD5 only when asked) and shown on the progress bar."""
 
-    def __init__(self, handle: BinaryIO, bar: tqdm) -> None:
+    def __init__(self, handle: BinaryIO, bar: tqdm, md5: bool = True) -> None:
         self.handle, self.bar = handle, bar
-        self.md5, self.sha256 = hashlib.md5(usedforsecurity=False), hashlib.sha256()
+        self.md5 = hashlib.md5(usedforsecurity=False) if md5 else None
+        self.sha256 = hashlib.sha256()
+
+    def md5_hex(self) -> str:
+        return self.md5.hexdigest() if self.md5 is not None else ""
 
     def read(self, size: int = -1) -> bytes:
         data = self.handle.read(size if size > 0 else CHUNK)  # never the whole file at once
-        self.md5.update(data)
+        if self.md5 is not None:
+            self.md5.update(data)
         self.sha256.update(data)
         self.bar.update(len(data))
         return data
@@ -123,8 +128,8 @@ def sql_chunks(reader: Any, compressed: bool, chunk: int = CHUNK) -> Iterator[by
         while data := reader.read(chunk):
             yield data
         return
-    # zlib rather than GzipFile: GzipFile.read raises on a cut-off stream and loses what it decoded.
-    inflater, fed = zlib.decompressobj(wbits=31), False
+    # An inflater rather than GzipFile: GzipFile.read raises on a cut-off stream and loses what it decoded.
+    inflater, fed = gzip_inflater(), False
     while raw := reader.read(chunk):
         while raw:
             fed = True
@@ -132,7 +137,7 @@ def sql_chunks(reader: Any, compressed: bool, chunk: int = CHUNK) -> Iterator[by
             raw = inflater.unconsumed_tail
             if inflater.eof:  # another gzip member may follow (concatenated .gz files)
                 raw = inflater.unused_data
-                inflater, fed = zlib.decompressobj(wbits=31), False
+                inflater, fed = gzip_inflater(), False
     if fed:
         raise EOFError("the gzip stream ends early")
 
@@ -152,6 +157,13 @@ class ScannedStatement:
     refusal: str | None  # why it must never run (a server statement, another database, an ambiguity …); None: it may
     definer: bool = False  # it carries a DEFINER= clause
     rows: int = 0  # INSERT tuples
+    # The session's SQL mode while the statement is read, as the dump's own SET statements left it: None while the
+    # session's initial mode is in force, else the value for `SET SESSION sql_mode` ("{initial}" stands for the
+    # initial mode where the dump built on it, as in CONCAT(@@sql_mode, ',X')). Executing every statement in order
+    # on one session reproduces it; a statement run out of order needs it set first.
+    sql_mode: str | None = None
+    ansi_quotes: bool = False  # "…" is an identifier in this statement
+    no_backslash_escapes: bool = False  # a backslash is no escape in this statement's strings
 
 
 class DumpScan:
@@ -163,12 +175,12 @@ class DumpScan:
     statement, and a statement longer than `max_statement` bytes is refused and yielded without text."""
 
     def __init__(self, path: str | os.PathLike[str], *, progress: bool = False, keep_text: bool = False,
-                 max_statement: int = MAX_STATEMENT, chunk: int = CHUNK) -> None:
+                 max_statement: int = MAX_STATEMENT, chunk: int = CHUNK, md5: bool = False) -> None:
         self.path = Path(path)
         self.chunk = chunk  # bytes read at a time (tests read in tiny chunks: the result must not change)
         if not self.path.is_file():
             raise DbauditError(f"dump file not found: {self.path}")
-        self.progress, self.keep_text = progress, keep_text
+        self.progress, self.keep_text, self.md5 = progress, keep_text, md5
         self._collector = Collector(max_statement)
         self._scanner = SqlScanner(self._statement, self._collector.comment, self._client_command,
                                    keep_text=keep_text, max_statement=max_statement)
@@ -182,7 +194,7 @@ class DumpScan:
         if c.refusal:
             self.refusals.append(c.refusal)
         self._pending.append(ScannedStatement(c.kind, st.head, st.start, st.end, st.text, c.refusal, c.definer,
-                                              st.tuples))
+                                              st.tuples, st.sql_mode, st.ansi_quotes, st.no_backslash_escapes))
 
     def _client_command(self, text: str, offset: int) -> None:
         self._collector.client_command(text, offset)
@@ -199,7 +211,7 @@ class DumpScan:
                                                   desc=f"reading {visible(self.path.name)}", leave=False, file=sys.stderr) as bar:
             compressed = handle.read(2) == b"\x1f\x8b"
             handle.seek(0)
-            reader = _HashingReader(handle, bar)
+            reader = _HashingReader(handle, bar, self.md5)
             try:
                 for data in sql_chunks(reader, compressed, self.chunk):
                     sql_bytes += len(data)
@@ -207,12 +219,12 @@ class DumpScan:
                     yield from self._flush()
             except EOFError:
                 problem = "the gzip stream ends early"
-            except zlib.error as exc:
+            except GZIP_ERRORS as exc:
                 problem = f"the gzip stream is corrupt ({exc})"
             reader.drain()  # bytes after the gzip stream still belong to the file's checksum
         end = self._scanner.finish()
         yield from self._flush()
-        file = DumpFile(str(self.path), size, reader.sha256.hexdigest(), reader.md5.hexdigest(), compressed, sql_bytes)
+        file = DumpFile(str(self.path), size, reader.sha256.hexdigest(), reader.md5_hex(), compressed, sql_bytes)
         self._contents = _contents(file, self._collector, end, problem, time.monotonic() - started)
 
     def _flush(self) -> Iterator[ScannedStatement]:
@@ -226,9 +238,10 @@ class DumpScan:
         return self._contents
 
 
-def read_dump(path: str | os.PathLike[str], progress: bool = False) -> DumpContents:
-    """Stream the dump once: checksums of the file as stored, and everything the SQL in it declares."""
-    scan = DumpScan(path, progress=progress)
+def read_dump(path: str | os.PathLike[str], progress: bool = False, md5: bool = False) -> DumpContents:
+    """Stream the dump once: checksums of the file as stored (MD5 too when asked), and everything the SQL in it
+    declares."""
+    scan = DumpScan(path, progress=progress, md5=md5)
     for _ in scan:
         pass
     return scan.contents()
@@ -237,6 +250,7 @@ def read_dump(path: str | os.PathLike[str], progress: bool = False) -> DumpConte
 def _contents(file: DumpFile, c: Collector, end: ScanEnd, stream_problem: str | None,
               duration: float) -> DumpContents:
     header = c.header
+    c.problems += end.ambiguities
     trailer = _TRAILER.match(end.last_comment or "")
     if trailer and end.last_comment_terminated:
         header.completed_at = trailer[1]

@@ -19,7 +19,6 @@ import lzma
 import os
 import sys
 import time
-import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any, BinaryIO
 from tqdm import tqdm
 
 from dbaudit.backups.dumpfile import CHUNK, DumpContents, DumpFile, read_dump
+from dbaudit.backups.gzipcodec import GZIP_ERRORS, gzip_inflater
 from dbaudit.core.checks import Check
 from dbaudit.core.errors import DbauditError
 from dbaudit.core.terminal import visible
@@ -70,7 +70,7 @@ class HashingReader:
 
 def _decompressor(kind: str) -> Any:
     if kind == "gzip":
-        return zlib.decompressobj(wbits=31)
+        return gzip_inflater()
     if kind == "zstd":
         import zstandard  # only for zstd files (mydumper's and MySQL Shell's default)
 
@@ -113,7 +113,7 @@ def stream_problem(exc: Exception, kind: str | None) -> str:
     return f"the {kind} stream is corrupt ({exc})"
 
 
-DECOMPRESS_ERRORS: tuple[type[Exception], ...] = (EOFError, zlib.error, lzma.LZMAError, OSError, ValueError)
+DECOMPRESS_ERRORS: tuple[type[Exception], ...] = (EOFError, *GZIP_ERRORS, lzma.LZMAError, OSError, ValueError)
 
 
 @contextmanager
@@ -222,12 +222,14 @@ def _text_head(path: Path) -> bytes:
     return first if first.lstrip().startswith(b"--") else b""
 
 
-def read_backup(path: str | os.PathLike[str], progress: bool = False) -> tuple[DumpContents, list[Check]]:
-    """Read any supported backup: its contents, and the checks only its format can make."""
+def read_backup(path: str | os.PathLike[str], progress: bool = False, md5: bool = True,
+                ) -> tuple[DumpContents, list[Check]]:
+    """Read any supported backup: its contents, and the checks only its format can make (a plain or gzip MySQL
+    dump's MD5 only with `md5`; the other formats always have it)."""
     source = Path(path)
     kind = format_of(source)
     if kind == "mysql":
-        return read_dump(source, progress), []
+        return read_dump(source, progress, md5), []
     from dbaudit.backups import mydumper, pgdump
 
     if kind == "mydumper":

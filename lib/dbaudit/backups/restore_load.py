@@ -197,6 +197,21 @@ def _connection(kwargs: dict[str, Any]) -> Iterator[pymysql.connections.Connecti
         conn.close()  # a transaction still open is rolled back by the server
 
 
+# Modes that change how the server tokenizes (ANSI_QUOTES, NO_BACKSLASH_ESCAPES, and the combinations that
+# include ANSI_QUOTES): dump-check's scanner reads a dump as a session without them would, so the restore
+# session starts without them too, whatever the server's global sql_mode holds.
+_TOKENIZING_MODES = frozenset({"ANSI_QUOTES", "NO_BACKSLASH_ESCAPES", "ANSI", "ORACLE", "MSSQL", "DB2", "POSTGRESQL",
+                               "MAXDB"})
+
+
+def _reading_mode(conn: pymysql.connections.Connection) -> None:
+    with conn.cursor() as cur:
+        cur.execute("SELECT @@SESSION.sql_mode")
+        row = cur.fetchone()
+        modes = [m for m in str(row[0] if row else "").split(",") if m and m.upper() not in _TOKENIZING_MODES]
+        cur.execute("SET SESSION sql_mode = %s", (",".join(modes),))
+
+
 def _message(exc: BaseException) -> str:
     """The server's words, cut before any quoted statement text or key value (row data stays out of reports)."""
     args: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
@@ -213,6 +228,7 @@ def load_dump(dump: DumpContents, plan: StatementPlan, server: URL, account: Res
     started = time.monotonic()
     with _connection(kwargs) as conn, _connection(kwargs) as control:
         thread = conn.thread_id()
+        _reading_mode(conn)
 
         def kill(what: str) -> None:
             try:

@@ -1,14 +1,25 @@
 """A streaming tokenizer for MySQL/MariaDB SQL scripts: statements out, constant memory in.
 
-It follows the `mysql` client's own rules for splitting a script: quotes with backslash escapes and
-doubled quotes, `-- ` / `#` / `/* */` comments, `/*! … */` executable comments (their text *is* SQL)
-and `DELIMITER` changes around routines and triggers. Bytes arrive in chunks of any size; a token
-that straddles two chunks is carried over, so memory stays bounded by the chunk size plus the
-first `HEAD_BYTES` of the current statement (enough to classify it) whatever the statement's length.
+It follows the `mariadb`/`mysql` client's own rules for splitting a script (client/mysql.cc, `add_line` and
+`read_and_execute`): quotes with backslash escapes and doubled quotes, `-- ` / `#` / `/* */` comments,
+`/*! … */` and `/*M! … */` executable comments (their text *is* SQL to the client, which sees quotes, backslash
+commands and delimiters inside them), and `DELIMITER` lines, which the client takes only at the start of a line
+when no statement has begun. Strings follow the session's SQL mode (`NO_BACKSLASH_ESCAPES`, `ANSI_QUOTES`), which
+`backups.session` tracks through the dump's own SET statements. Bytes arrive in chunks of any size; a token that
+straddles two chunks is carried over, so memory stays bounded by the chunk size plus the head of the current
+statement (enough to classify it) whatever the statement's length.
 
-Client commands, the lines the `mysql` client runs itself instead of sending them to the server
-(`\\! cmd`, `system cmd`, `source file`, `\\u db`, `connect` …), are reported to `on_client_command`
-and skipped: they are no SQL, and a dump that holds one can run programs or switch databases.
+Client commands, what the client runs itself instead of sending it to the server (`\\! cmd`, `\\e`, `\\P`,
+`system cmd`, `edit`, `pager`, `tee`, `source file`, `\\u db`, `connect` …, a backslash command anywhere outside
+strings and plain comments, a named one where a statement starts), are reported to `on_client_command` and
+skipped: they are no SQL, and a dump that holds one can run programs or switch databases. `\\-` (the sandbox
+marker mariadb-dump writes first) only restricts the client and is allowed.
+
+Where the client, the server and the server's versioned comments could read the same bytes differently (a
+string crossing the end of a comment a server may skip, `--` followed by a control character, a statement that
+ends inside `/*! … */`, a mode or character set the session cannot be sure of …), the statement carries a
+problem: restore safety fails rather than guess. A versioned comment that some servers skip (`/*!50700`…`/*!99999`
+on MariaDB, six-digit versions and `/*M!` on MySQL) is read both ways: `head` with its text, `alt_head` without.
 
 For INSERT statements it counts the top-level `( … )` tuples after VALUES: the rows the statement
 loads, without ever holding them.
@@ -18,33 +29,48 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from dbaudit.backups.session import Session
 
 # The largest statement a MariaDB/MySQL server accepts at all (max_allowed_packet cannot be set higher).
 MAX_STATEMENT = 1 << 30
-HEAD_BYTES = 4096  # a statement's first bytes: enough for CREATE … DEFINER=… VIEW `name` or a column list
+HEAD_BYTES = 4096  # an INSERT's head: its first bytes, enough for the table name and a column list
+# Any other statement's head, and an INSERT's up to its VALUES list: classified whole up to this size (a CREATE TABLE
+# with DATA DIRECTORY at its end, an UPDATE naming another database late); longer ones are refused.
+LONG_HEAD_BYTES = 1 << 20
 _NORMAL, _STRING, _LINE_COMMENT, _BLOCK_COMMENT = range(4)
 _NONSPACE = re.compile(rb"\S")
-_STRING_END = {q: re.compile(b"[\\\\" + bytes([q]) + b"]") for q in b"'\""}
-_STRING_END[ord("`")] = re.compile(b"`")  # identifiers know no backslash escapes
 _ENDS_WITH_VALUES = re.compile(rb"(?:^|[^\w$])VALUES?$", re.IGNORECASE)
 _SPACE = b" \t\r\n\f\v"
 _QUOTE_BYTES = frozenset(b"'\"`")
-# The client's named commands (mysql --help, "List of all MySQL commands"). Like the client, only the
-# first word of a statement is looked at; `use` and `delimiter` are handled as statements elsewhere.
+# The client's named commands (mysql --help, "List of all MySQL commands"). The client looks at the first word of
+# a line when no statement has begun, and at the first word of each statement it is about to send; `use` is read
+# as a statement elsewhere (USE db;) and `delimiter` at the start of a line changes the delimiter.
 CLIENT_COMMANDS = frozenset({
     "?", "clear", "connect", "edit", "ego", "exit", "go", "help", "nopager", "notee", "nowarning", "pager",
     "print", "prompt", "quit", "rehash", "source", "status", "system", "tee", "charset", "warnings",
     "resetconnection", "query_attributes", "ssl_session_data_print", "sandbox",
 })
+_COMMAND_WORDS = CLIENT_COMMANDS | {"delimiter", "use"}
 _FIRST_WORD = re.compile(rb"[A-Za-z_]+|\?")
+_VARIABLE = re.compile(rb"[\w$.]*")
+_CLIENT_SPACE = frozenset(b" \t\n\v\f\r")  # my_isspace: what may follow "--" for the client to see a comment
+_NEVER = 999999  # a version no server reaches: mariadb-dump's /*M!999999\- enable the sandbox mode */
+# The fast path over an INSERT's tuple list (see SqlScanner._tuples_fast): what may not stand outside strings there,
+# and the bytes kept to see its parentheses.
+_ESCAPE = re.compile(rb"\\[\\']")  # \\ and \' inside strings: neither ends one
+_FAST_SPECIALS = b'\0\\"`#@;'  # never outside strings in a fast stretch, nor "--" or "/*"
+_NOT_MARK = bytes(c for c in range(256) if c not in _FAST_SPECIALS + b"'(),")
 
 
 @dataclass
 class Statement:
     """One statement of the script, as far as classifying it needs."""
 
-    head: str  # its first HEAD_BYTES, comments dropped, executable-comment markers turned into spaces
+    head: str  # its first bytes, comments dropped, executable-comment markers turned into spaces, whitespace squeezed;
+    # spelled as under the default SQL mode (ANSI_QUOTES identifiers in backticks, NO_BACKSLASH_ESCAPES backslashes
+    # doubled) so that one lexicon reads it
     start: int  # byte offset (of the decompressed script) of its first character
     end: int  # byte offset just after its delimiter
     tuples: int  # top-level tuples after VALUES (INSERT/REPLACE); 0 otherwise
@@ -52,6 +78,20 @@ class Statement:
     # scanner was asked to; None otherwise, or when it is longer than the scanner's max_statement).
     text: bytes | None = None
     too_long: bool = False  # longer than max_statement bytes (never kept)
+    # The head as a server that skips its versioned comments reads it (MariaDB skips /*!50700 … /*!99999, MySQL
+    # skips /*M! and versions above its own); None when the statement has no such comment.
+    alt_head: str | None = None
+    # The session's SQL mode while the statement is read (see backups.session.Session.sql_mode: None = the
+    # session's initial mode) and the two modes that change how SQL is lexed.
+    sql_mode: str | None = None
+    ansi_quotes: bool = False
+    no_backslash_escapes: bool = False
+    # Why the scanner cannot be sure the client and every server read this statement as it does (empty: it can).
+    problems: list[str] = field(default_factory=list)
+    # A `;` outside strings and comments that is not the delimiter (inside a DELIMITER block): the client sends the
+    # statement whole, with multi-statements on, so the server runs one statement per `;` unless they are inside
+    # a BEGIN … END body (backups.statements checks which).
+    semicolons: bool = False
 
 
 @dataclass
@@ -62,6 +102,7 @@ class ScanEnd:
     last_comment: str | None  # the last `-- ` comment if nothing but whitespace follows it
     last_comment_terminated: bool  # that comment ends with a newline
     delimiter: str
+    ambiguities: list[str] = field(default_factory=list)  # problems found after the last statement
 
 
 class SqlScanner:
@@ -82,6 +123,10 @@ class SqlScanner:
         self._state = _NORMAL
         self._quote = 0
         self._exec = False  # inside /*! … */
+        self._exec_kind = ""  # always (every server runs it), maybe (some skip it), never (none runs it)
+        self._line_start = True  # nothing but whitespace since the last newline: where DELIMITER is a command
+        self.session = Session()
+        self._set_mode()
         self._set_delimiter(b";")
         self._comment = bytearray()
         self._last_comment: str | None = None
@@ -94,6 +139,8 @@ class SqlScanner:
         self._empty = True
         self._start = 0
         self._head = bytearray()
+        self._alt: bytearray | None = None
+        self._limit = HEAD_BYTES
         self._full = False
         self._tail = b""  # the last code bytes at paren depth 0: tells a VALUES tuple from a column list
         self._depth = 0
@@ -102,11 +149,24 @@ class SqlScanner:
         self._tuples = 0
         self._text.clear()
         self._too_long = False
+        self._problems: list[str] = []
+        self._variables: set[str] = set()
+        self._fast_from = 0  # offset before which the fast path is not tried again (it failed there)
+        self._semicolons = False
 
     def _set_delimiter(self, delimiter: bytes) -> None:
         self._delimiter = delimiter
-        events = set(b"'\"`()/;#-*\\") | {delimiter[0]}
+        events = set(b"'\"`()/;#-*\\@") | {delimiter[0]}
         self._events = re.compile(b"[" + b"".join(re.escape(bytes([c])) for c in sorted(events)) + b"]")
+
+    def _set_mode(self) -> None:
+        """The session's modes, as the scanner lexes strings from the next statement on."""
+        self._ansi = self.session.ansi_quotes
+        self._nbe = self.session.no_backslash_escapes
+
+    def _problem(self, text: str) -> None:
+        if text not in self._problems:
+            self._problems.append(text)
 
     def _content(self, buf: bytes, a: int, b: int, code: bool = True) -> None:
         """Bytes that belong to the current statement (code, or the inside of a quoted string)."""
@@ -115,36 +175,77 @@ class SqlScanner:
             if not stripped:
                 return
             self._empty = False
+            self._line_start = False
             self._start = self._base + b - len(stripped)
             self._last_comment = None
         elif self._full and (not code or self._depth):
             return  # the hot path: inside a long INSERT there is nothing left to record
-        room = HEAD_BYTES - len(self._head)
-        if room > 0:
-            self._head += buf[a : min(b, a + room)]
-            self._full = len(self._head) >= HEAD_BYTES
+        if not self._full:
+            piece = buf[a:b]
+            if not code:
+                piece = self._spelled(piece)
+            self._add_head(piece)
         if code and self._depth == 0:
             self._tail = (self._tail + buf[max(a, b - 16) : b])[-16:]
+
+    def _spelled(self, piece: bytes) -> bytes:
+        """String bytes as the default SQL mode spells them (see Statement.head)."""
+        if self._quote == 0x22 and self._ansi:  # "ident" -> `ident`
+            return piece.replace(b"`", b"``").replace(b'""', b"\0").replace(b'"', b"`").replace(b"\0", b'"')
+        if self._nbe and self._quote != 0x60:
+            return piece.replace(b"\\", b"\\\\")
+        return piece
+
+    def _add_head(self, piece: bytes) -> None:
+        skipped = self._exec and self._exec_kind != "always"
+        if self._exec_kind != "never" or not self._exec:
+            room = self._limit - len(self._head)
+            self._head += piece[:room]
+        if self._alt is not None and not skipped:
+            self._alt += piece[: self._limit - len(self._alt)]
+        if len(self._head) >= self._limit:
+            if self._limit == HEAD_BYTES and not self._values:
+                self._limit = LONG_HEAD_BYTES  # not an INSERT's VALUES list: keep reading what it is
+            else:
+                self._full = True
+                if not self._values:
+                    self._problem(f"a statement whose first {LONG_HEAD_BYTES:,} bytes are not a VALUES list: "
+                                  "dbaudit cannot classify it whole")
 
     def _mark(self, offset: int, text: bytes) -> None:
         """An executable-comment marker: it starts the statement but reads as whitespace."""
         if self._empty:
             self._empty = False
+            self._line_start = False
             self._start = self._base + offset
             self._last_comment = None
-        if len(self._head) < HEAD_BYTES:
+        if not self._full:
             self._head += text
+            if self._alt is not None:
+                self._alt += text
 
     def _end_statement(self, end: int, buf: bytes) -> None:
         if not self._empty:
             head = " ".join(bytes(self._head).decode("utf-8", "replace").split())
+            first = head.split(" ", 1)[0].lower()
+            if first in CLIENT_COMMANDS or first == "delimiter":
+                # The client runs a statement that starts with a command's name as that command.
+                self._report_text(head, self._start)
+                self._reset_statement()
+                return
+            alt = None if self._alt is None else " ".join(bytes(self._alt).decode("utf-8", "replace").split())
             stop = self._base + end
             text = None
             self._measure(stop - len(self._delimiter))
             if self._keep_text and not self._too_long:
                 self._save_text(buf, end - len(self._delimiter))
                 text = bytes(self._text)
-            self._on_statement(Statement(head, self._start, stop, self._tuples, text, self._too_long))
+            mode = (self.session.sql_mode, self._ansi, self._nbe)
+            problems = self._problems + [p for p in self.session.observe(
+                head, not self._full, self._variables, alternative=alt) if p not in self._problems]
+            self._set_mode()
+            self._on_statement(Statement(head, self._start, stop, self._tuples, text, self._too_long, alt, *mode,
+                                         problems=problems, semicolons=self._semicolons))
         self._reset_statement()
 
     def _measure(self, upto: int) -> None:
@@ -168,9 +269,15 @@ class SqlScanner:
         if self._values:
             if tail.endswith(b","):
                 self._tuples += 1
+            elif self._full:
+                self._unread()  # VALUES(c) of ON DUPLICATE KEY UPDATE … past what is classified
         elif _ENDS_WITH_VALUES.search(tail):
             self._values = True
             self._tuples += 1
+
+    def _unread(self) -> None:
+        self._problem(f"an INSERT with expressions (a function call, a subquery) past its first {HEAD_BYTES:,} bytes, "
+                      "which dbaudit does not classify")
 
     # --- the scanner ---------------------------------------------------------------------------
 
@@ -209,21 +316,26 @@ class SqlScanner:
         if self._state == _LINE_COMMENT:
             self._finish_comment(terminated=False)
         return ScanEnd(problem, self._last_comment, self._last_comment_terminated,
-                       self._delimiter.decode(errors="replace"))
+                       self._delimiter.decode(errors="replace"), list(self._problems))
 
     def _scan_normal(self, buf: bytes, i: int, n: int, eof: bool) -> int | None:
+        if ((self._full or not (self._nbe or self._ansi)) and self._values and not self._depth and not self._exec
+                and self._tail.endswith(b")")
+                and self._delimiter == b";" and self._base + i >= self._fast_from and buf[i : i + 1] != b";"):
+            skipped = self._tuples_fast(buf, i, n)
+            if skipped > i:
+                return skipped
+            self._fast_from = self._base + n
         if self._empty:
             m = _NONSPACE.search(buf, i)
+            if buf.find(b"\n", i, m.start() if m else n) >= 0:
+                self._line_start = True
             if m is None:
                 return n
             i = m.start()
-            if buf[i] in b"dD":
-                after = self._delimiter_command(buf, i, n, eof)
-                if after is None or after != i:
-                    return after
-            after = self._named_command(buf, i, n, eof)
-            if after is None or after != i:
-                return after
+            command = self._named_command(buf, i, n, eof)
+            if command is None or command != i:
+                return command
         m = self._events.search(buf, i)
         if m is None:
             self._content(buf, i, n)
@@ -234,67 +346,181 @@ class SqlScanner:
         after = self._event(buf, j, n, eof)
         return j if after is None and j > i else after
 
-    def _delimiter_command(self, buf: bytes, i: int, n: int, eof: bool) -> int | None:
-        """`DELIMITER ;;` is a client command, not SQL: it changes what ends a statement."""
-        if n - i < 10 and not eof:
-            return None
-        if buf[i : i + 9].upper() != b"DELIMITER" or (i + 9 < n and buf[i + 9] not in b" \t"):
+    def _tuples_fast(self, buf: bytes, i: int, n: int) -> int:
+        """Skip over `,(…),(…)` tuples with C-level bytes methods instead of event by event; return where the
+        byte-by-byte scanner takes over again (i when it must do this stretch itself).
+
+        It reads exactly as the scanner would, and takes only stretches where that is plain to see: escapes turned
+        into NULs (under NO_BACKSLASH_ESCAPES there are none), quotes then alternate open/close, and outside strings
+        there must be nothing but code without comments, backslashes, other quotes, variables or delimiters, with
+        every parenthesis a top-level tuple opened right after a comma."""
+        stop = buf.find(b";\n", i, n)  # the statement's likely end: no need to look past it
+        data = buf[i : n if stop < 0 else stop + 2]
+        if not self._nbe and b"\\" in data:
+            data = _ESCAPE.sub(b"\0\0", data)
+        end = self._fast_end(data)
+        if end <= 0:
             return i
+        region = data[:end]
+        # Only quotes, parentheses, commas and specials matter: the rest goes, then so do strings left empty (two
+        # adjacent quotes open and close an empty string or part two strings with nothing between: either way
+        # what is outside strings stays as it was), and what remains is split at the quotes.
+        marks = region.translate(None, _NOT_MARK).replace(b"''", b"")
+        outside = b"".join(marks.split(b"'")[0::2]) if b"'" in marks else marks
+        parens = outside.translate(None, b",")
+        tuples = len(parens) // 2
+        if parens != b"()" * tuples or outside.count(b",(") != tuples or not outside.endswith(b")"):
+            return i
+        self._tuples += tuples
+        self._tail = b")"
+        if not self._full:  # no comment, marker or mode spelling in the stretch: the head takes its bytes as they are
+            self._add_head(buf[i : i + min(end, self._limit - len(self._head))])
+        return i + end
+
+    @staticmethod
+    def _fast_end(data: bytes) -> int:
+        """Where a fast stretch may end, outside strings: at the statement's `;` (followed by a newline, as
+        mysqldump writes it) or after the last tuple that closes in the buffer; 0 when none is found, or when a
+        comment (`--`, `/*`) stands outside strings before it. Quotes are counted once, left to right."""
+        openers: list[int] = []
+        for token in (b"--", b"/*"):
+            at = data.find(token)
+            while at >= 0:
+                if len(openers) > 256:
+                    return 0
+                openers.append(at)
+                at = data.find(token, at + 1)
+        openers.sort()
+        quotes, searched, k = 0, 0, 0
+
+        def outside(pos: int) -> bool | None:
+            """Whether pos is outside strings; None when a comment opener outside strings comes first."""
+            nonlocal quotes, searched, k
+            while k < len(openers) and openers[k] < pos:
+                quotes += data.count(b"'", searched, openers[k])
+                searched = openers[k]
+                k += 1
+                if quotes % 2 == 0:
+                    return None
+            quotes += data.count(b"'", searched, pos)
+            searched = pos
+            return quotes % 2 == 0
+
+        at = data.find(b";\n")
+        while at >= 0:
+            found = outside(at)
+            if found is None:
+                return 0
+            if found:
+                return at
+            at = data.find(b";\n", at + 1)
+        cuts: list[int] = []
+        at = data.rfind(b"),(")
+        while at >= 0 and len(cuts) < 3:
+            cuts.append(at)
+            at = data.rfind(b"),(", 0, at)
+        for at in cuts:  # the last tuple boundary first
+            quotes, searched, k = 0, 0, 0
+            found = outside(at)
+            if found is None:
+                return 0
+            if found:
+                return at + 1
+        return 0
+
+    def _line(self, buf: bytes, i: int, n: int, eof: bool) -> tuple[int, int] | None:
+        """Where the line from i ends (its newline, or the buffer's end) and where the next one starts."""
         newline = buf.find(b"\n", i)
-        if newline < 0 and not eof:
+        if newline < 0 and not eof and n - i < 65536:
             return None
-        line_end = n if newline < 0 else newline
-        words = buf[i + 9 : line_end].split()
-        if words:
-            self._set_delimiter(words[0])
-        return line_end if newline < 0 else newline + 1
+        return (n, n) if newline < 0 else (newline, newline + 1)
 
     def _named_command(self, buf: bytes, i: int, n: int, eof: bool) -> int | None:
-        """`system cmd`, `source file` … at the start of a statement: the client runs the whole line."""
+        """`system cmd`, `source file`, `DELIMITER ;;` … where a statement starts: the client's own commands."""
         m = _FIRST_WORD.match(buf, i)
         if m is None:
             return i
         if m.end() >= n and not eof:
             return None if n - i < 64 else i  # the word may go on in the next chunk
-        if m[0].decode().lower() not in CLIENT_COMMANDS or (m.end() < n and buf[m.end()] not in b" \t\r\n;"):
+        word = m[0].decode().lower()
+        if word not in _COMMAND_WORDS or (m.end() < n and (buf[m.end()] in b"$" or chr(buf[m.end()]).isalnum()
+                                                            or buf[m.end()] == 0x5F)):
             return i
-        return self._client_line(buf, i, n, eof)
+        line = self._line(buf, i, n, eof)
+        if line is None:
+            return None
+        line_end, after = line
+        text = buf[i:line_end]
+        line_level = self._delimiter not in text and b"\\g" not in text  # else the client reads on to the delimiter
+        if word == "delimiter":
+            if self._line_start and (line_level or text[:9].upper() == b"DELIMITER"):
+                return self._delimiter_command(buf, i, line_end, after)
+            return self._report_command(buf, i, line_end, after)  # the client would run it at the statement's end
+        if word == "use" and not line_level:
+            return i  # USE db; is a statement (Collector reads it)
+        return self._report_command(buf, i, line_end, after)
+
+    def _delimiter_command(self, buf: bytes, i: int, line_end: int, after: int) -> int:
+        """`DELIMITER ;;` is a client command, not SQL: it changes what ends a statement (mysql.cc com_delimiter:
+        the first space-separated word after it, a backslash in it makes the client refuse)."""
+        line = buf[i:line_end]
+        if len(line) > 9 and line[9] not in b" \t":
+            return self._report_command(buf, i, line_end, after)
+        arg = line[9:].lstrip(b" \t\r\v\f").split(b" ", 1)[0]
+        if b"\\g" in line:
+            self._problem("a DELIMITER line holding \\g, which the client reads as a statement")
+        elif arg[:1] in (b"'", b'"', b"`") or any(c < 33 or c == 127 for c in arg):
+            self._problem(f"a DELIMITER line the client may read differently ({line[:40]!r})")
+        elif arg and b"\\" not in arg:
+            self._set_delimiter(arg)
+        self._line_start = after > line_end
+        return after
 
     def _client_line(self, buf: bytes, i: int, n: int, eof: bool) -> int | None:
         """Report a client command and skip the rest of its line, which the client takes as its argument."""
-        newline = buf.find(b"\n", i)
-        if newline < 0 and not eof:
-            return None if n - i < 4096 else self._report_command(buf, i, n, n)
-        return self._report_command(buf, i, n if newline < 0 else newline, n if newline < 0 else newline + 1)
+        line = self._line(buf, i, n, eof)
+        if line is None:
+            return None
+        return self._report_command(buf, i, *line)
 
     def _report_command(self, buf: bytes, i: int, line_end: int, after: int) -> int:
-        if self._on_client_command is not None:
-            text = buf[i : min(line_end, i + 200)].decode("utf-8", "replace").strip()
-            self._on_client_command(text, self._base + i)
+        self._report_text(buf[i : min(line_end, i + 200)].decode("utf-8", "replace"), self._base + i)
+        self._line_start = after > line_end
         return after
+
+    def _report_text(self, text: str, offset: int) -> None:
+        if self._on_client_command is not None:
+            self._on_client_command(text.strip(), offset)
 
     def _event(self, buf: bytes, j: int, n: int, eof: bool) -> int | None:
         c = buf[j]
-        if c == 0x5C:  # a backslash outside strings and comments: a client command (\! \. \u \r \g …)
+        if c == 0x5C:  # a backslash outside strings and comments: a client command (\! \. \u \e \P \g …)
             if n - j < 2 and not eof:
                 return None
+            if buf[j + 1 : j + 2] == b"-":  # \- : the client's sandbox mode, which only takes rights away
+                return j + 2
             return self._client_line(buf, j, n, eof)
         delimiter = self._delimiter
         if c == delimiter[0]:
             if n - j < len(delimiter) and not eof:
                 return None
             if buf.startswith(delimiter, j):
+                if self._exec:
+                    self._problem("a statement that ends inside a /*! … */ comment")
                 self._end_statement(j + len(delimiter), buf)
+                self._line_start = False
                 return j + len(delimiter)
         if c in _QUOTE_BYTES:
+            self._state, self._quote = _STRING, c
             self._content(buf, j, j + 1, code=False)
             if self._depth == 0:
                 self._tail = b"\0"
-            self._state, self._quote = _STRING, c
             return j + 1
         if c == 0x28:  # (
             if self._depth == 0:
                 self._open_paren()
+            elif self._full and self._values:
+                self._unread()  # a function call or subquery inside a tuple, past what is classified
             self._content(buf, j, j + 1)
             self._depth += 1
             return j + 1
@@ -308,27 +534,71 @@ class SqlScanner:
             return self._dash(buf, j, n, eof)
         if c == 0x2F:  # /
             return self._slash(buf, j, n, eof)
+        if c == 0x40:  # @
+            return self._variable(buf, j, n, eof)
+        if c == 0x3B:  # a ; that is not the delimiter
+            self._semicolons = True
         if c == 0x2A and self._exec:  # * of */ closing an executable comment
             if n - j < 2 and not eof:
                 return None
             if buf[j + 1 : j + 2] == b"/":
-                self._exec = False
+                self._exec, self._exec_kind = False, ""
                 self._mark(j, b" ")
                 return j + 2
         self._content(buf, j, j + 1)
         return j + 1
 
+    def _variable(self, buf: bytes, j: int, n: int, eof: bool) -> int | None:
+        """`@name`, `@'name'`, `` @`name` ``: a user variable the statement names (`@@x` is a system one)."""
+        if n - j < 3 and not eof:
+            return None
+        nxt = buf[j + 1 : j + 2]
+        if nxt == b"@":
+            self._content(buf, j, j + 2)
+            return j + 2
+        if nxt and nxt[0] in _QUOTE_BYTES:
+            close = buf.find(nxt, j + 2, j + 260)
+            if close < 0 or close + 1 >= n:
+                if not eof and n - j < 260:
+                    return None
+                self._variables.add("*")
+            else:
+                name = buf[j + 2 : close]
+                doubled = buf[close + 1 : close + 2] == nxt
+                self._variables.add("*" if doubled or (nxt != b"`" and b"\\" in name)
+                                    else name.decode("utf-8", "replace").lower())
+            self._content(buf, j, j + 1)
+            return j + 1  # the quoted name is read on as a string
+        m = _VARIABLE.match(buf, j + 1)
+        end = m.end() if m else j + 1
+        if end >= n and not eof:
+            return None if n - j < 260 else end
+        if end > j + 1:
+            self._variables.add(buf[j + 1 : end].decode("utf-8", "replace").lower())
+        if len(self._variables) > 256:
+            self._variables = {"*"}
+        self._content(buf, j, end)
+        return end
+
     def _dash(self, buf: bytes, j: int, n: int, eof: bool) -> int | None:
         if n - j < 3 and not eof:
             return None
-        # MySQL needs whitespace (or a control character) after "--" for it to start a comment.
-        if buf[j + 1 : j + 2] == b"-" and (j + 2 >= n or buf[j + 2] in _SPACE or buf[j + 2] < 32):
-            return self._start_line_comment(j + 2)
-        self._content(buf, j, j + 1)
-        return j + 1
+        if buf[j + 1 : j + 2] != b"-":
+            self._content(buf, j, j + 1)
+            return j + 1
+        after = buf[j + 2] if j + 2 < n else None
+        # The server needs whitespace or a control character after "--" for a comment; the client whitespace
+        # (my_isspace), or nothing, or (newer MariaDB clients) anything at all where a statement starts.
+        if after is not None and after not in _CLIENT_SPACE:
+            if after >= 32 and after != 127 and not self._empty:
+                self._content(buf, j, j + 1)
+                return j + 1
+            self._problem(f"`--` followed by {bytes([after])!r}, a comment to some clients or servers and not to "
+                          "others")
+        return self._start_line_comment(j + 2)
 
     def _slash(self, buf: bytes, j: int, n: int, eof: bool) -> int | None:
-        if n - j < 4 and not eof:
+        if n - j < 11 and not eof:
             return None
         if buf[j + 1 : j + 2] != b"*":
             self._content(buf, j, j + 1)
@@ -338,19 +608,29 @@ class SqlScanner:
             self._start_block_comment()
             return j + 2
         k = j + marker
-        while k < n and 0x30 <= buf[k] <= 0x39:
-            k += 1
-        if k >= n and not eof:
-            return None
-        if buf[k : k + 1] == b"\\":
-            # /*M!999999\- enable the sandbox mode */: a client command, no SQL in it
-            self._start_block_comment()
-            return k
-        self._exec = True
+        digits = 0
+        while digits < 6 and k + digits < n and 0x30 <= buf[k + digits] <= 0x39:
+            digits += 1
+        # MariaDB reads five or six digits as a version, fewer as part of the comment's SQL (sql_lex.cc).
+        version = int(buf[k : k + digits]) if digits >= 5 else None
+        if version is not None and version >= _NEVER:
+            kind = "never"
+        elif marker == 4 or (version is not None and (digits == 6 or version >= 50700)):
+            kind = "maybe"  # MariaDB skips /*!50700…/*!99999, MySQL /*M! and six-digit versions above its own
+        else:
+            kind = "always"
+        if self._exec:
+            self._problem("a /*! comment inside another, which servers read differently")
+        self._exec, self._exec_kind = True, kind
+        if kind != "always" and self._alt is None:
+            self._alt = bytearray(self._head)
         self._mark(j, b" ")
-        return k
+        return k + (digits if version is not None else 0)
 
     def _start_line_comment(self, at: int) -> int:
+        if self._exec and self._exec_kind != "always":
+            self._problem("a line comment inside a versioned comment, which a server that skips the versioned "
+                          "comment ends at its */ and the client at the end of the line")
         self._state = _LINE_COMMENT
         self._comment = bytearray()
         return at
@@ -358,8 +638,10 @@ class SqlScanner:
     def _start_block_comment(self) -> None:
         self._state = _BLOCK_COMMENT
         self._last_comment = None
-        if not self._empty and len(self._head) < HEAD_BYTES:
+        if not self._empty and not self._full:
             self._head += b" "
+            if self._alt is not None:
+                self._alt += b" "
 
     def _scan_line_comment(self, buf: bytes, i: int, n: int, eof: bool) -> int:
         newline = buf.find(b"\n", i)
@@ -370,6 +652,7 @@ class SqlScanner:
             return n
         self._finish_comment(terminated=True)
         self._state = _NORMAL
+        self._line_start = True
         return newline + 1
 
     def _finish_comment(self, terminated: bool) -> None:
@@ -386,11 +669,20 @@ class SqlScanner:
                 return n
             return n - 1 if n - 1 > i else None  # keep a trailing "*" for the next chunk
         self._state = _NORMAL
+        self._line_start = False
         return end + 2
+
+    def _string_end(self) -> re.Pattern[bytes]:
+        """What may end or escape inside the current string, under the session's mode."""
+        quote = self._quote
+        escapes = quote != 0x60 and not self._nbe and not (quote == 0x22 and self._ansi)
+        watch_backslash = escapes or (quote == 0x22 and self._ansi)  # older clients escape inside "ident"
+        watch_star = self._exec and self._exec_kind != "always"
+        return _STRING_ENDS[(quote, watch_backslash, watch_star)]
 
     def _scan_string(self, buf: bytes, i: int, n: int, eof: bool) -> int | None:
         quote = self._quote
-        m = _STRING_END[quote].search(buf, i)
+        m = self._string_end().search(buf, i)
         if m is None:
             self._content(buf, i, n, code=False)
             return n
@@ -398,9 +690,32 @@ class SqlScanner:
         if j + 1 >= n and not eof:  # an escape or a doubled quote may continue in the next chunk
             self._content(buf, i, j, code=False)
             return j if j > i else None
-        if buf[j] == 0x5C or buf[j + 1 : j + 2] == bytes([quote]):
+        c = buf[j]
+        if c == 0x5C:
+            if quote == 0x22 and self._ansi:
+                self._problem('a backslash in a "quoted" identifier under ANSI_QUOTES, which older clients read '
+                              "as an escape")
+                self._content(buf, i, j + 1, code=False)
+                return j + 1
+            self._content(buf, i, j + 2, code=False)
+            return j + 2
+        if c == 0x2A:
+            if buf[j + 1 : j + 2] == b"/":
+                self._problem("*/ inside a string in a versioned comment: a server that skips the comment ends it "
+                              "there, the client does not")
+            self._content(buf, i, j + 1, code=False)
+            return j + 1
+        if buf[j + 1 : j + 2] == bytes([quote]):
             self._content(buf, i, j + 2, code=False)
             return j + 2
         self._content(buf, i, j + 1, code=False)
         self._state = _NORMAL
         return j + 1
+
+
+def _string_pattern(quote: int, backslash: bool, star: bool) -> re.Pattern[bytes]:
+    chars = bytes([quote]) + (b"\\\\" if backslash else b"") + (b"*" if star else b"")
+    return re.compile(b"[" + chars.replace(b"*", b"\\*") + b"]")
+
+
+_STRING_ENDS = {(q, b, s): _string_pattern(q, b, s) for q in b"'\"`" for b in (False, True) for s in (False, True)}

@@ -22,19 +22,33 @@ from dbaudit.backups.lexicon import (
     QNAME,
     unquote,
 )
-from dbaudit.backups.sqlscan import MAX_STATEMENT, Statement
+from dbaudit.backups.sqlscan import LONG_HEAD_BYTES, MAX_STATEMENT, Statement
+
+# What a backup never holds, one row per reason: statements acting on the server, its accounts, its files or the
+# client host rather than on the dumped tables. Any of them fails dump-check's restore safety and makes
+# restore-check refuse the whole dump (not cut it out: a dump that tries this is not a plain backup). Each is
+# reported by the keywords it starts with (CREATE USER, SET PASSWORD, XA …). Statements that only name a database
+# (USE, CREATE/DROP/ALTER DATABASE) or set a global are cut out on restore instead (NOT_RESTORED), and client
+# commands are the scanner's (backups.sqlscan).
+REFUSED: list[tuple[str, str]] = [
+    ("accounts", r"(?:CREATE(?:\s+OR\s+REPLACE)?|ALTER|DROP|RENAME)\s+(?:USER|ROLE)\b"),
+    ("privileges", r"GRANT\b|REVOKE\b|SET\s+(?:PASSWORD|DEFAULT\s+ROLE)\b"),
+    ("server settings that outlive the session", r"SET\s+PERSIST(?:_ONLY)?\b"),
+    ("server code", r"(?:INSTALL|UNINSTALL)\s+(?:PLUGIN|SONAME)\b"
+                    r"|CREATE\s+(?:OR\s+REPLACE\s+)?(?:AGGREGATE\s+)?FUNCTION\s+\S+\s+RETURNS\s+\w+\s+SONAME\b"),
+    ("the server process", r"FLUSH\b|KILL\b|SHUTDOWN\b|RESTART\b"),
+    ("federated servers", r"(?:CREATE(?:\s+OR\s+REPLACE)?|ALTER|DROP)\s+SERVER\b"),
+    ("replication and binary logs", r"CHANGE\s+(?:MASTER|REPLICATION)\b|(?:START|STOP|RESET)\s+(?:SLAVE|REPLICA|MASTER)\b"
+                                    r"|PURGE\s+(?:BINARY|MASTER)\s+LOGS\b|BINLOG\b"),
+    ("server files", r"LOAD\s+(?:DATA|XML)\b|SELECT\b.*\bINTO\s+(?:OUTFILE|DUMPFILE)\b"
+                     r"|(?:CREATE|ALTER)\b.*\b(?:DATA|INDEX)\s+DIRECTORY\b"),
+    ("code no scanner reads", r"PREPARE\b|EXECUTE\b|CALL\b"),
+    ("transactions that outlive the session", r"XA\s+\w+"),
+]
 
 _STATEMENTS: list[tuple[str, re.Pattern[str]]] = [
     (kind, re.compile(pattern, re.IGNORECASE)) for kind, pattern in [
-        # Statements that act on the server, its accounts or its files rather than on the dumped tables. A dump
-        # holding one is refused by restore-check (not cut: a dump that tries this is not a plain backup).
-        ("refused", (r"^(?:(?:CREATE(?:\s+OR\s+REPLACE)?|ALTER|DROP|RENAME)\s+(?:USER|ROLE)\b|GRANT\b|REVOKE\b"
-                    r"|SET\s+(?:PASSWORD|PERSIST(?:_ONLY)?|DEFAULT\s+ROLE)\b|(?:INSTALL|UNINSTALL)\s+(?:PLUGIN|SONAME)\b"
-                    r"|FLUSH\b|KILL\b|SHUTDOWN\b|RESTART\b|(?:CREATE(?:\s+OR\s+REPLACE)?|ALTER|DROP)\s+SERVER\b"
-                    r"|CHANGE\s+(?:MASTER|REPLICATION)\b|(?:START|STOP|RESET)\s+(?:SLAVE|REPLICA|MASTER)\b"
-                    r"|PURGE\s+(?:BINARY|MASTER)\s+LOGS\b|BINLOG\b|LOAD\s+(?:DATA|XML)\b|PREPARE\b|EXECUTE\b|CALL\b"
-                    r"|SELECT\b.*\bINTO\s+(?:OUTFILE|DUMPFILE)\b"
-                    r"|CREATE\s+(?:OR\s+REPLACE\s+)?(?:AGGREGATE\s+)?FUNCTION\s+\S+\s+RETURNS\s+\w+\s+SONAME\b)")),
+        ("refused", "^(?:" + "|".join(pattern for _, pattern in REFUSED) + ")"),
         ("insert", rf"^(?:INSERT|REPLACE)\s+(?:(?:LOW_PRIORITY|DELAYED|HIGH_PRIORITY|IGNORE)\s+)*(?:INTO\s+)?{QNAME}"),
         ("table", rf"^CREATE\s+{OR_REPLACE}(?:TEMPORARY\s+)?TABLE\s+{IF_NOT_EXISTS}{QNAME}"),
         ("view", rf"^CREATE\s+{OR_REPLACE}(?:ALGORITHM\s*=\s*\w+\s+)?{DEFINER}(?:SQL\s+SECURITY\s+\w+\s+)?"
@@ -45,7 +59,8 @@ _STATEMENTS: list[tuple[str, re.Pattern[str]]] = [
         ("event", rf"^CREATE\s+{OR_REPLACE}{DEFINER}EVENT\s+{IF_NOT_EXISTS}{QNAME}"),
         ("create_database", rf"^CREATE\s+{OR_REPLACE}(?:DATABASE|SCHEMA)\s+{IF_NOT_EXISTS}{NAME}"),
         ("drop_database", rf"^DROP\s+(?:DATABASE|SCHEMA)\s+(?:IF\s+EXISTS\s+)?{NAME}"),
-        ("use", rf"^USE\s+{NAME}"),
+        # The client's `use` command takes its first word, quoted or not (mysql.cc get_arg), as the database.
+        ("use", r"^USE\s+('(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.|\"\")*\"|`(?:[^`]|``)+`|[^\s'\"`]+)"),
         ("alter_database", r"^ALTER\s+(?:DATABASE|SCHEMA)\b"),
         ("server_state", r"^SET\s+(?:@@GLOBAL\.|GLOBAL\s)"),
         ("lock", r"^LOCK\s+TABLES?\b"),
@@ -116,6 +131,29 @@ class DumpHeader:
 
 
 
+_BLOCK_WORD = re.compile(r"(?<![\w$])(?:(BEGIN)|(CASE)|END(?:\s+(CASE|IF|LOOP|REPEAT|WHILE|FOR))?)(?![\w$])|(;)",
+                         re.IGNORECASE)
+
+
+def _after_first_statement(head: str) -> bool:
+    """Whether code follows the first `;` outside a BEGIN … END (or CASE … END) block: a second statement."""
+    code = re.sub(r"`(?:[^`]|``)*`", "``", LITERALS.sub("''", head))
+    depth = 0
+    for m in _BLOCK_WORD.finditer(code):
+        if m[1] or m[2]:
+            depth += 1
+        elif m[4]:
+            if depth <= 0:
+                return bool(code[m.end():].strip())
+        elif m[3] is None or m[3].upper() == "CASE":
+            depth -= 1
+    return False
+
+
+def _kind_of(head: str) -> str:
+    return next((kind for kind, pattern in _STATEMENTS if pattern.match(head)), "other")
+
+
 class Collector:
     """Turns the scanner's statements into tables, objects and row counts."""
 
@@ -167,16 +205,45 @@ class Collector:
         """Record one statement and say what it is, and why it must never run if it must not."""
         self.statements += 1
         named, refused, problems = len(self.named), len(self.refused), len(self.problems)
-        if _ACTS_ON_TABLES.match(st.head):
-            self._scan_qualifiers(st.head)
+        self.problems += [f"{p} (statement at byte {st.start:,})" for p in st.problems]
+        for head in dict.fromkeys([st.head, st.alt_head or st.head]):
+            if _ACTS_ON_TABLES.match(head):
+                self._scan_qualifiers(head)
+        if st.alt_head is not None and st.alt_head != st.head:
+            self._alternative(st)
         definer = st.head[:6].upper() in ("CREATE", "ALTER ") and DEFINER_CLAUSE.search(st.head[:600].encode()) is not None
         if definer:
             self.definers.append((st.start, st.end))
         kind = self._classify(st)
+        if st.semicolons:
+            self._one_statement(st, kind)
         if st.too_long:
             self.problems.append(f"a statement longer than {self.max_statement:,} bytes (at byte {st.start:,}): "
                                  "no server takes it")
         return Classified(kind, self._refusal(refused, named, problems), definer)
+
+    def _alternative(self, st: Statement) -> None:
+        """A server that skips the statement's versioned comments reads `alt_head`: what it runs must be as safe,
+        and the same kind of statement (or nothing at all)."""
+        alt = st.alt_head or ""
+        kind = _kind_of(alt)
+        if kind == "refused":
+            m = _STATEMENTS[0][1].match(alt)
+            assert m is not None
+            self._refused(m, st)
+        elif alt and kind != _kind_of(st.head):
+            self.problems.append(f"a statement that reads as {_kind_of(st.head)} on servers that run its versioned "
+                                 f"comments and as {kind} on servers that skip them (at byte {st.start:,})")
+
+    def _one_statement(self, st: Statement, kind: str) -> None:
+        """A statement holding a `;` that is not the client's delimiter is sent whole, and the server (the client
+        turns multi-statements on) ends a statement at every `;` outside a BEGIN … END body: only a routine,
+        trigger or event whose body is such a block may hold one, and nothing may follow its END."""
+        if kind in ("routine", "trigger", "event") and len(st.head.encode()) < LONG_HEAD_BYTES and \
+                not _after_first_statement(st.head):
+            return
+        self.problems.append(f"a statement holding `;` that the server would run as more than one statement "
+                             f"(at byte {st.start:,})")
 
     def _classify(self, st: Statement) -> str:
         for kind, pattern in _STATEMENTS:
@@ -274,8 +341,12 @@ class Collector:
         self.unsafe.append((st.start, st.end, "create_database"))
 
     def _use(self, m: re.Match[str], st: Statement) -> None:
-        self._database(unquote(m[1]))
-        self.named.append((unquote(m[1]), st.head[:120]))
+        name = m[1]
+        if name[:1] in ("'", '"'):
+            name = re.sub(r"\\(.)", r"\1", name[1:-1].replace(name[0] * 2, name[0]))
+        name = unquote(name)
+        self._database(name)
+        self.named.append((name, st.head[:120]))
         self.unsafe.append((st.start, st.end, "use"))
 
     def _database(self, name: str) -> None:
@@ -292,6 +363,10 @@ class Collector:
         kind = " ".join(m[0].split()).upper()  # the keywords matched, e.g. CREATE USER, SET PASSWORD, FLUSH
         if kind.startswith("SELECT"):
             kind = "SELECT … INTO OUTFILE"
+        elif kind.endswith("DIRECTORY"):
+            kind = f"{kind.split()[0]} … {' '.join(kind.split()[-2:])}"  # CREATE … DATA DIRECTORY
+        elif kind.startswith("XA"):
+            kind = "XA"
         elif kind.endswith("SONAME") and kind.startswith("CREATE"):
             kind = "CREATE FUNCTION … SONAME"
         self.refused.append(kind)

@@ -9,7 +9,8 @@ from typing import Any
 
 from dbaudit.cli.common import EXIT_PASS, add_output_options, exit_code, progress, say, shown, write_outputs
 from dbaudit.core.errors import DbauditError
-from dbaudit.live.connect import DEFAULT_LOCK_TIMEOUT, mask_url
+
+DEFAULT_LOCK_TIMEOUT = 30.0  # dbaudit.live.connect.DEFAULT_LOCK_TIMEOUT, without importing the live layer
 
 
 def add_commands(sub: Any) -> None:
@@ -77,6 +78,8 @@ def snapshot_command(args: argparse.Namespace) -> int:
                              lock_timeout=args.lock_timeout, allow_privileged=args.allow_privileged,
                              baseline=load_snapshot(args.baseline) if args.baseline else None)
     snapshot.save(args.output)
+    from dbaudit.live.connect import mask_url
+
     failed = [m.name for m in snapshot.metrics.values() if m.error]
     say(f"snapshot of {snapshot.database} ({snapshot.server.product} {snapshot.server.version}) from "
           f"{mask_url(args.url)}: {len(snapshot.tables)} tables, {snapshot.total_rows:,} rows, "
@@ -101,6 +104,7 @@ def snapshot_warnings(snapshot: Any) -> list[str]:
 
 
 def diff_command(args: argparse.Namespace) -> int:
+    from dbaudit.live.connect import mask_url
     from dbaudit.live.workflow import run_audit
 
     for path in (args.before, args.after):

@@ -49,7 +49,8 @@ def add_commands(sub: Any) -> None:
 def dump_check_command(args: argparse.Namespace) -> int:
     from dbaudit.backups.checks import check_dump, write_manifest
 
-    check = check_dump(args.dump, md5=args.md5, sha256=args.sha256, against=args.against, progress=progress())
+    check = check_dump(args.dump, md5=args.md5, sha256=args.sha256, against=args.against, progress=progress(),
+                       compute_md5=args.write_manifest)
     write_outputs(args, check, f"dbaudit dump-check {Path(args.dump).name}", check.checks)
     _print_dump_check(check)
     if args.write_manifest:
@@ -77,7 +78,7 @@ def _print_dump_check(check: DumpCheck) -> None:
     server = c.header.server_version or "unknown server"
     tool = c.header.tool or "not a mysqldump header"
     say(f"{c.file.path}: {c.file.size:,} bytes{' (gzip)' if c.file.compressed else ''}, {tool}, {server}")
-    say(f"  md5 {c.file.md5}  sha256 {c.file.sha256}")
+    say(f"  {f'md5 {c.file.md5}  ' if c.file.md5 else ''}sha256 {c.file.sha256}")
     say(f"  {len(c.databases)} database(s) {', '.join(c.databases)}; {len(c.tables)} tables, {c.total_rows:,} rows; "
           f"{len(c.views)} views, {len(c.routines)} routines, {len(c.triggers)} triggers")
     for name, t in c.tables.items():

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dbaudit.cli.common import EXIT_ERROR, add_output_options, add_report_options, exit_code, progress, say, write_outputs
-from dbaudit.live.compare import MAX_KEYS, CompareResult
+
+if TYPE_CHECKING:  # the live layer (SQLAlchemy) is imported by the commands that connect, not at start-up
+    from dbaudit.live.compare import CompareResult
+
+MAX_KEYS = 20  # dbaudit.live.compare.MAX_KEYS, without importing the live layer to build the parser
 
 
 def add_commands(sub: Any) -> None:
