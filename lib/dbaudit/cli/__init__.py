@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from dbaudit import __version__
 from dbaudit.cli import audit, backups, compare, expect, health, triggers
 from dbaudit.cli.common import fail
 from dbaudit.core.errors import DbauditError
@@ -28,6 +29,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="dbaudit", description="Snapshot, diff and audit MySQL/MariaDB, PostgreSQL and SQLite.")
+    parser.add_argument("--version", action="version", version=f"dbaudit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for group in COMMAND_GROUPS:
         group.add_commands(sub)
@@ -44,6 +46,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(str(exc))
     except KeyboardInterrupt:
         return fail("interrupted")
+    except BrokenPipeError:  # `dbaudit reports | head`: the reader has all it wants
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # nothing left to flush at exit, so no "Broken pipe" either
+        return 1
     except OSError as exc:
         return fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
     except Exception as exc:  # the contract: exit 2 and one line, never a traceback

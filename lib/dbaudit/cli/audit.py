@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dbaudit.cli.common import EXIT_PASS, add_output_options, exit_code, progress, shown, write_outputs
+from dbaudit.cli.common import EXIT_FAIL, EXIT_PASS, add_output_options, exit_code, progress, shown, write_outputs
 from dbaudit.core.errors import DbauditError
 from dbaudit.live.connect import mask_url
 
@@ -52,8 +52,11 @@ def add_commands(sub: Any) -> None:
     demo.add_argument("--out-dir", default="reports", help="the report archive (default reports)")
     demo.set_defaults(run=demo_command)
 
-    listing = sub.add_parser("reports", help="list archived reports, newest first")
+    listing = sub.add_parser("reports", help="list archived reports, newest first; --verify checks the archive")
     listing.add_argument("--out-dir", default="reports", help="the report archive (default reports)")
+    listing.add_argument("--verify", action="store_true",
+                         help="recompute every report's manifest and the archive chain; exit 1 naming the first "
+                              "report altered, missing or added")
     listing.set_defaults(run=reports_command)
 
 
@@ -131,11 +134,20 @@ def demo_command(args: argparse.Namespace) -> int:
 
 
 def reports_command(args: argparse.Namespace) -> int:
-    from dbaudit.outputs.report import list_reports
+    from dbaudit.outputs.report import list_reports, verify_archive
 
+    if args.verify:
+        entries, problem = verify_archive(args.out_dir)
+        if problem is not None:
+            print(f"archive altered: {problem}")
+            return EXIT_FAIL
+        head = entries[-1].hash if entries else "(empty)"
+        print(f"archive intact: {len(entries)} report(s), manifests and chain verified; newest entry {head}")
+        return EXIT_PASS
     found = list_reports(args.out_dir)
     for r in found:
-        print(f"{r.created:<26} {r.verdict.upper():<5} {r.title:<30} {r.database:<30} {r.folder}")
+        print(f"{r.created:<26} {r.kind:<9} {r.verdict.upper():<5} {r.failed:>3} failed  {r.title:<30} "
+              f"{r.database:<30} {r.folder}")
     if not found:
         print(f"no reports in {args.out_dir}")
     return EXIT_PASS

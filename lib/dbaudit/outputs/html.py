@@ -112,8 +112,8 @@ details > summary { cursor: pointer; margin: 6px 0; }
   .dbaudit-filter { display: none; }
   .jp-OutputArea-output, .jp-RenderedHTMLCommon, .jp-Cell, .jp-OutputArea { overflow: visible !important; }
   .dbaudit-table, .dbaudit-changes { width: 100%; table-layout: auto; font-size: 9pt; }
-  .dbaudit-table td, .dbaudit-table th, .dbaudit-changes td { overflow-wrap: anywhere; word-break: break-word;
-    white-space: normal; }
+  .dbaudit-table td, .dbaudit-table th, .dbaudit-changes td { overflow-wrap: anywhere; white-space: normal; }
+  .dbaudit-table td[class*=status-] { width: 1%; white-space: nowrap; }
   .dbaudit-table th[aria-sort]::after { content: ""; }
   h1, h2, h3, summary { break-after: avoid; page-break-after: avoid; }
   tr, .dbaudit-verdict, img { break-inside: avoid; page-break-inside: avoid; }
@@ -251,6 +251,17 @@ def checks_table(checks: Sequence[Check], failed_first: bool = True) -> Table:
     return Table(["status", "category", "name", "message"],
                  [[c.status, c.category, c.name, c.message] for c in ordered], status={"status"},
                  empty="no checks")
+
+
+def figure(chart: Any, caption: str) -> HTML:
+    """A matplotlib figure as an inline PNG, with its caption as text (and as the image's alt text)."""
+    import io
+
+    buffer = io.BytesIO()
+    chart.savefig(buffer, format="png", dpi=96, bbox_inches="tight")
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return render('<figure class="dbaudit-figure"><img alt="{{ caption }}" src="data:image/png;base64,{{ data }}">'
+                  "<figcaption>{{ caption }}</figcaption></figure>", caption=caption, data=data)
 
 
 def raw(markup: str) -> HTML:

@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import tempfile
 import threading
 import uuid
@@ -298,6 +299,13 @@ def _kernel_manager_class() -> type:
         @default("ip")
         def _default_ip(self) -> str:
             return os.path.join(tempfile.gettempdir(), f"dbaudit-kernel-{uuid.uuid4().hex[:12]}")
+
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+            # Cell output travels over the kernel's sockets; what the process itself prints is its
+            # shutdown chatter ("Parent appears to have exited") after Ctrl-C, not for the terminal.
+            kw.setdefault("stdout", subprocess.DEVNULL)
+            kw.setdefault("stderr", subprocess.DEVNULL)
+            await super()._async_launch_kernel(kernel_cmd, **kw)
 
     return IPCKernelManager
 

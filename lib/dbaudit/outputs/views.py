@@ -9,7 +9,6 @@ from collections import defaultdict
 
 import matplotlib.pyplot as plt
 from IPython.display import HTML
-from matplotlib.figure import Figure
 
 from dbaudit.audit.result import AuditResult
 from dbaudit.core.snapshot import Snapshot
@@ -143,7 +142,7 @@ def row_counts(before: Snapshot, after: Snapshot) -> Table:
                  empty="no tables on either side")
 
 
-def row_count_chart(before: Snapshot, after: Snapshot, limit: int = 30) -> Figure | HTML:
+def row_count_chart(before: Snapshot, after: Snapshot, limit: int = 30) -> HTML:
     """Before/after rows per table, changed tables first (in red); the title says what the chart leaves out."""
     rows = [(n, b, a) for n, b, a, _ in _row_changes(before, after) if b is not None or a is not None]
     if not rows:
@@ -170,16 +169,17 @@ def row_count_chart(before: Snapshot, after: Snapshot, limit: int = 30) -> Figur
     for label, (_, b, a) in zip(axis.get_yticklabels(), shown, strict=True):
         if _changed(b, a):
             label.set_color(_FAIL)
-    title = f"Rows per table: {len(changed)} changed (red, first)"
+    caption = f"Rows per table: {len(changed)} changed (in red, first)"
     if left_out:
-        title += (f"; {len(shown)} of {len(rows)} tables shown, {left_out} unchanged smaller "
-                  "ones left out (all are in the table below)")
-    if len(rows) < len(_row_changes(before, after)):
-        title += "; tables without a count left out"
-    axis.set_title(title, fontsize=10, loc="left", wrap=True)
+        caption += (f"; {len(shown)} of {len(rows)} tables drawn, the {left_out} smallest unchanged ones left out "
+                    "(every table is in the table below)")
+    uncounted = len(_row_changes(before, after)) - len(rows)
+    if uncounted:
+        caption += f"; {uncounted} table(s) without a row count left out"
+    axis.set_title(caption.split(";")[0], fontsize=10, loc="left")
     figure.tight_layout()
     plt.close(figure)
-    return figure
+    return html_parts.figure(figure, caption + ".")
 
 
 def metrics_table(before: Snapshot, after: Snapshot) -> Table:
