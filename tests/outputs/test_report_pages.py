@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_browser import CHROMIUM_FLAGS, chromium  # noqa: F401  (the fixture)
 
 from conftest import ROOT
 from dbaudit.audit.expectations import load_expectations
 from dbaudit.demo import EXPECTATIONS, build_database
 from dbaudit.live.inspect import take_snapshot
 from dbaudit.outputs.report import Report, render_audit, render_backup_check
-from test_browser import CHROMIUM_FLAGS, chromium  # noqa: F401  (the fixture)
 
 ARTIFACTS = ROOT / "test-artifacts"
 SHRUNK = "t_57_orders"
@@ -29,7 +29,7 @@ SHRUNK = "t_57_orders"
 class _Canary(BaseHTTPRequestHandler):
     hits: list[str] = []
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         self.hits.append(self.path)
         self.send_response(204)
         self.end_headers()
