@@ -274,17 +274,25 @@ def render(template: str, **values: Any) -> HTML:
     return HTML(ENV.from_string(template).render(**values))
 
 
-_STATEMENT_HEAD = re.compile(r"""['"`]|\bnear\b|\bLINE \d+:|\bDETAIL:""")
+_VALUES = re.compile(r"""['"]|\bnear\b|\bLINE \d+:|\bDETAIL:""")
+_ECHOED = re.compile(r"-{5,}\s*(.*?)\s*-{5,}")  # the mariadb client echoes the failing statement between these
+_HEAD_END = re.compile(r"""\s*(?:[('"]|\bVALUES\b|\bSET\b|\bWHERE\b|\bSELECT\b)""", re.IGNORECASE)
 
 
 def statement_head(message: str, limit: int = 200) -> str:
-    """A client's error line without the row values it may quote (duplicate keys, syntax errors `near '…'`).
+    """A client's error without the row values it may quote (duplicate keys, `near '…'`, echoed statements).
 
-    Kept: the error code, line number and the words before the first quoted value."""
-    line = message.splitlines()[0] if message else ""
-    match = _STATEMENT_HEAD.search(line)
-    if match:
-        line = line[: match.start()].rstrip(" :,(") + " …"
+    Kept: the error code and line, the words before the first quoted value, and the head of an echoed
+    statement (`INSERT INTO `people``) so the reader knows where it failed."""
+    line = " ".join(message.split())
+    echoed = _ECHOED.search(line)
+    where = ""
+    if echoed:
+        where = _HEAD_END.split(echoed.group(1), maxsplit=1)[0][:120]
+        line = f"{line[: echoed.start()].rstrip()} {line[echoed.end():].lstrip()}".strip()
+    cut = _VALUES.search(line)
+    if cut:
+        line = line[: cut.start()].rstrip(" :,(") + " …"
     if len(line) > limit:
         line = line[:limit].rsplit(" ", 1)[0] + " …"
-    return line
+    return f"{line} (in statement {where} …)" if where else line
