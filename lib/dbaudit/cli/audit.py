@@ -76,12 +76,28 @@ def snapshot_command(args: argparse.Namespace) -> int:
                              baseline=load_snapshot(args.baseline) if args.baseline else None)
     snapshot.save(args.output)
     failed = [m.name for m in snapshot.metrics.values() if m.error]
+    counted = [t for t in snapshot.tables.values() if t.row_count is not None]
+    rows = f"{snapshot.total_rows:,} rows" if counted or not snapshot.tables else "rows not counted"
     print(f"snapshot of {snapshot.database} ({snapshot.server.product} {snapshot.server.version}) from "
-          f"{mask_url(args.url)}: {len(snapshot.tables)} tables, {snapshot.total_rows:,} rows, "
+          f"{mask_url(args.url)}: {len(snapshot.tables)} tables, {rows}, "
           f"{len(snapshot.metrics)} metrics -> {args.output}")
+    _warn_about_scope(snapshot, args.tables, args.exclude)
     for name in failed:
         print(f"  metric {name}: {snapshot.metrics[name].error}", file=sys.stderr)
     return EXIT_PASS
+
+
+def _warn_about_scope(snapshot: Any, tables: list[str] | None, exclude: list[str] | None) -> None:
+    """An empty snapshot, or a --tables/--exclude pattern that matched nothing, is usually a typo."""
+    import fnmatch
+
+    if not snapshot.tables:
+        print(f"warning: the snapshot of {snapshot.database} holds no tables (wrong database or schema?)",
+              file=sys.stderr)
+    for option, patterns in (("--tables", tables), ("--exclude", exclude)):
+        for pattern in patterns or ():
+            if not any(fnmatch.fnmatchcase(name, pattern) for name in snapshot.tables):
+                print(f"warning: {option} {pattern!r} matches no table", file=sys.stderr)
 
 
 def diff_command(args: argparse.Namespace) -> int:
@@ -97,10 +113,11 @@ def diff_command(args: argparse.Namespace) -> int:
         mark = " " if change.declared and args.expect else "!"
         print(f"{mark} {change.message}")
     if not result.changes:
-        print("no differences")
-    if args.expect:
-        for check in result.failed_checks:
-            print(f"FAIL [{check.category}] {check.name}: {check.message}")
+        print("no differences" if result.passed else "no differences, but these checks failed:")
+    # The exit code follows the checks, so the checks that decide it are always printed.
+    for check in result.failed_checks:
+        print(f"FAIL [{check.category}] {check.name}: {check.message}")
+    if args.expect or result.failed_checks:
         print(f"verdict: {result.verdict.upper()} ({len(result.checks) - len(result.failed_checks)}/"
               f"{len(result.checks)} checks passed)")
     return exit_code(result.passed)

@@ -1,0 +1,76 @@
+"""The CLI walk of issue 12: messages and exit codes agree, typos are warned about, pipes end quietly."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from dbaudit import __version__
+
+
+def dbaudit(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "DBAUDIT_PASSWORD"}
+    return subprocess.run([sys.executable, "-m", "dbaudit", *map(str, args)], capture_output=True, text=True,
+                          timeout=120, cwd=cwd, env=env)
+
+
+def _database(path: Path, tables: int = 3) -> str:
+    with sqlite3.connect(path) as db:
+        for n in range(tables):
+            db.execute(f"CREATE TABLE t{n} (id INTEGER PRIMARY KEY)")
+            db.execute(f"INSERT INTO t{n} VALUES (1)")
+    return f"sqlite:///{path}"
+
+
+def test_diff_of_two_uncounted_snapshots_prints_the_checks_that_make_it_fail(tmp_path: Path) -> None:
+    url = _database(tmp_path / "db.sqlite")
+    for name in ("a.json", "b.json"):
+        assert dbaudit("snapshot", url, "-o", name, "--no-counts", cwd=tmp_path).returncode == 0
+
+    run = dbaudit("diff", "a.json", "b.json", "--junit", "j.xml", cwd=tmp_path)
+
+    assert run.returncode == 1
+    assert "FAIL [rows] t0: rows were not counted" in run.stdout and "verdict: FAIL" in run.stdout
+    assert "no differences\n" not in run.stdout
+    suite = ET.parse(tmp_path / "j.xml").getroot().find("testsuite")
+    assert suite is not None and suite.get("time") is not None
+    assert all(case.get("time") is not None for case in suite.findall("testcase"))
+
+
+def test_snapshot_says_rows_were_not_counted_and_warns_about_patterns_that_match_nothing(tmp_path: Path) -> None:
+    url = _database(tmp_path / "db.sqlite")
+    empty = f"sqlite:///{tmp_path / 'empty.sqlite'}"
+    sqlite3.connect(tmp_path / "empty.sqlite").close()
+
+    uncounted = dbaudit("snapshot", url, "-o", "a.json", "--no-counts", cwd=tmp_path)
+    typo = dbaudit("snapshot", url, "-o", "b.json", "--tables", "t0", "tz*", "--exclude", "nope", cwd=tmp_path)
+    nothing = dbaudit("snapshot", empty, "-o", "c.json", cwd=tmp_path)
+
+    assert "rows not counted" in uncounted.stdout and "0 rows" not in uncounted.stdout
+    assert typo.returncode == 0
+    assert "--tables 'tz*' matches no table" in typo.stderr and "--exclude 'nope' matches no table" in typo.stderr
+    assert "'t0'" not in typo.stderr
+    assert "holds no tables" in nothing.stderr
+
+
+def test_version_prints_the_package_version(tmp_path: Path) -> None:
+    run = dbaudit("--version", cwd=tmp_path)
+    assert (run.returncode, run.stdout.strip()) == (0, f"dbaudit {__version__}")
+
+
+def test_reports_into_a_closed_pipe_ends_without_broken_pipe(tmp_path: Path) -> None:
+    archive = tmp_path / "reports"
+    for n in range(3000):  # more lines than a pipe buffer holds
+        folder = archive / f"20260101T0000{n:04d}Z-r"
+        folder.mkdir(parents=True)
+        (folder / "report.html").write_text("x", encoding="utf-8")
+    shell = f"{sys.executable} -m dbaudit reports --out-dir {archive} | head -1"
+
+    run = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+
+    assert len(run.stdout.splitlines()) == 1
+    assert "Broken pipe" not in run.stderr and "Traceback" not in run.stderr
