@@ -89,6 +89,8 @@ def content_security_policy(script: str = SCRIPT) -> str:
 STYLE = """
 body { max-width: 1200px; margin: 0 auto; }
 .dbaudit-table, .dbaudit-changes { border-collapse: collapse; margin: 6px 0 14px 0; font-size: 13px; }
+/* The lab stylesheet fixes table layout, which splits a printed page into equal columns. */
+table.dbaudit-table, table.dbaudit-changes { table-layout: auto !important; }
 .jp-RenderedHTMLCommon .dbaudit-table td, .jp-RenderedHTMLCommon .dbaudit-table th,
 .dbaudit-table td, .dbaudit-table th { border: 1px solid #d0d7de; padding: 3px 8px; text-align: left;
   vertical-align: top; }
@@ -111,9 +113,11 @@ details > summary { cursor: pointer; margin: 6px 0; }
   body { max-width: none; margin: 0; }
   .dbaudit-filter { display: none; }
   .jp-OutputArea-output, .jp-RenderedHTMLCommon, .jp-Cell, .jp-OutputArea { overflow: visible !important; }
-  .dbaudit-table, .dbaudit-changes { width: 100%; table-layout: auto; font-size: 9pt; }
+  .dbaudit-table, .dbaudit-changes { width: 100%; font-size: 9pt; }
   .dbaudit-table td, .dbaudit-table th, .dbaudit-changes td { overflow-wrap: anywhere; white-space: normal; }
-  .dbaudit-table td[class*=status-] { width: 1%; white-space: nowrap; }
+  .dbaudit-table td.tight, .dbaudit-table td[class*=status-] { width: 1%; white-space: nowrap;
+    overflow-wrap: normal; }
+  .dbaudit-table th { white-space: nowrap; overflow-wrap: normal; }
   .dbaudit-table th[aria-sort]::after { content: ""; }
   h1, h2, h3, summary { break-after: avoid; page-break-after: avoid; }
   tr, .dbaudit-verdict, img { break-inside: avoid; page-break-inside: avoid; }
@@ -179,6 +183,7 @@ class Table:
     rows: list[list[Any]]
     mono: set[str] = field(default_factory=set)
     status: set[str] = field(default_factory=set)
+    tight: set[str] = field(default_factory=set)  # short words: never wrapped, as narrow as they are
     caption: str = ""
     missing: str = MISSING
     empty: str = "none"
@@ -206,6 +211,8 @@ class Table:
                 classes = []
                 if name in self.mono:
                     classes.append("mono")
+                if name in self.tight:
+                    classes.append("tight")
                 if isinstance(value, int | float) and not isinstance(value, bool) and not is_missing(value):
                     classes.append("num")
                 if name in self.status and isinstance(value, str):
@@ -231,7 +238,8 @@ _TABLE = ENV.from_string("""\
 
 def key_values(values: Mapping[str, Any], mono: Iterable[str] = (), caption: str = "") -> Table:
     """A two-column table (what, value); the values of the `mono` keys print monospaced and whole."""
-    return _KeyValues(["", "value"], [[k, v] for k, v in values.items()], caption=caption, mono_keys=set(mono))
+    return _KeyValues(["", "value"], [[k, v] for k, v in values.items()], caption=caption, tight={""},
+                      mono_keys=set(mono))
 
 
 @dataclass
@@ -250,7 +258,7 @@ def checks_table(checks: Sequence[Check], failed_first: bool = True) -> Table:
     ordered = sorted(checks, key=lambda c: c.status != "fail") if failed_first else list(checks)
     return Table(["status", "category", "name", "message"],
                  [[c.status, c.category, c.name, c.message] for c in ordered], status={"status"},
-                 empty="no checks")
+                 tight={"status", "category"}, empty="no checks")
 
 
 def figure(chart: Any, caption: str) -> HTML:

@@ -89,7 +89,8 @@ def mask(text: str) -> str:
 def cli_command(argv: Sequence[str] | None = None) -> str:
     """The dbaudit command line that is running, masked; empty when dbaudit is used as a library."""
     args = list(sys.argv if argv is None else argv)
-    if not args or Path(args[0]).name not in ("dbaudit", "__main__.py"):
+    program = Path(args[0]) if args else Path()
+    if program.name != "dbaudit" and program.parts[-2:] != ("dbaudit", "__main__.py"):
         return ""
     return shlex.join(["dbaudit", *(mask(a) for a in args[1:])])
 
@@ -130,7 +131,7 @@ _BLOCK = """\
 {% endif %}</td></tr>
 </tbody></table>
 <table class="dbaudit-table"><thead><tr><th>input</th><th>file</th><th>size (bytes)</th><th>SHA-256</th></tr></thead>
-<tbody>{% for f in files %}<tr><td>{{ f.label }}</td><td class="mono">{{ f.path }}</td>\
+<tbody>{% for f in files %}<tr><td class="tight">{{ f.label }}</td><td class="mono">{{ f.path }}</td>\
 <td class="num mono" data-sort="{{ f.size }}">{{ '{:,}'.format(f.size) }}</td><td class="mono">{{ f.sha256 }}</td></tr>
 {% else %}<tr><td colspan="4">no input files</td></tr>{% endfor %}</tbody></table>
 </details>"""

@@ -347,12 +347,33 @@ def notebook_to_html(notebook: Path, title: str | None = None) -> str:
     exporter.exclude_input_prompt = True
     exporter.exclude_output_prompt = True
     exporter.register_preprocessor(TagRemovePreprocessor(remove_cell_tags=set(DROPPED_TAGS)), enabled=True)
+    exporter.register_preprocessor(_drop_progress_bars, enabled=True)
     node = nbformat.read(notebook, as_version=4)
     node.metadata["title"] = title or f"dbaudit report: {notebook.stem}"
     resources = {"dbaudit": {"csp": html_parts.content_security_policy(), "style": html_parts.STYLE,
                              "script": html_parts.SCRIPT}}
     body, _ = exporter.from_notebook_node(node, resources=resources)
     return body
+
+
+_PROGRESS = re.compile(r"\d+%\||\[\d\d:\d\d|[\d.]+\s*\w*/s\]|it/s|row/s")
+
+
+def _drop_progress_bars(node: Any, resources: Any) -> tuple[Any, Any]:
+    """Progress bars (tqdm on stderr) are for someone watching, not for the archived report; a warning stays."""
+    for cell in node.cells:
+        kept = []
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream" and output.get("name") == "stderr":
+                lines = [line for line in re.split(r"[\r\n]+", output.get("text", ""))
+                         if line.strip() and not _PROGRESS.search(line)]
+                if not lines:
+                    continue
+                output["text"] = "\n".join(lines) + "\n"
+            kept.append(output)
+        if "outputs" in cell:
+            cell["outputs"] = kept
+    return node, resources
 
 
 def _read_verdict(result: Path) -> str | None:

@@ -40,7 +40,7 @@ def compare_banner(result: CompareResult) -> HTML:
 def compare_sides(result: CompareResult) -> Table:
     """The two databases (sources with passwords masked)."""
     keys = list(vars(result.a))
-    return Table(["", "A", "B"], [[k, getattr(result.a, k), getattr(result.b, k)] for k in keys])
+    return Table(["", "A", "B"], [[k, getattr(result.a, k), getattr(result.b, k)] for k in keys], tight={""})
 
 
 def compare_tables(result: CompareResult) -> Table:
@@ -65,7 +65,8 @@ def compare_keys(result: CompareResult) -> Table:
 def sides_table(result: AuditResult) -> Table:
     """Which databases and snapshots the audit compared."""
     keys = list(vars(result.before))
-    return Table(["", "before", "after"], [[k, getattr(result.before, k), getattr(result.after, k)] for k in keys])
+    return Table(["", "before", "after"], [[k, getattr(result.before, k), getattr(result.after, k)] for k in keys],
+                 tight={""})
 
 
 def checks_table(result: AuditResult, failed_first: bool = True) -> Table:
