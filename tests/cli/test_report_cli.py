@@ -7,8 +7,12 @@ import sqlite3
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 
+import sqlalchemy as sa
+
+from conftest import POSTGRES_URL, ScratchDB
 from dbaudit import __version__
 
 
@@ -74,3 +78,26 @@ def test_reports_into_a_closed_pipe_ends_without_broken_pipe(tmp_path: Path) -> 
 
     assert len(run.stdout.splitlines()) == 1
     assert "Broken pipe" not in run.stderr and "Traceback" not in run.stderr
+
+
+def test_a_postgresql_url_without_a_database_is_refused(tmp_path: Path, postgres_server: sa.Engine) -> None:
+    run = dbaudit("snapshot", POSTGRES_URL, "-o", "x.json", cwd=tmp_path)
+
+    assert run.returncode == 2 and "names no database; add /DBNAME" in run.stderr
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_mysql_and_postgres_schemes_are_accepted_as_aliases(
+    tmp_path: Path, make_mariadb: Callable[[], ScratchDB], make_postgres: Callable[[], ScratchDB]
+) -> None:
+    maria, pg = make_mariadb(), make_postgres()
+    maria.run_sql("CREATE TABLE t (id INT PRIMARY KEY)")
+    pg.run_sql("CREATE TABLE t (id INT PRIMARY KEY)")
+    urls = [maria.url.replace("mysql+pymysql://", "mysql://"),
+            pg.url.replace("postgresql+psycopg://", "postgres://")]
+    assert all(u != original for u, original in zip(urls, (maria.url, pg.url), strict=True))
+
+    runs = [dbaudit("snapshot", url, "-o", f"s{n}.json", cwd=tmp_path) for n, url in enumerate(urls)]
+
+    assert [r.returncode for r in runs] == [0, 0], [r.stderr for r in runs]
+    assert all("1 tables" in r.stdout for r in runs)

@@ -49,6 +49,11 @@ def mask_url(url: str | URL) -> str:
     return parsed.render_as_string(hide_password=True)
 
 
+# Schemes other tools (and SQLAlchemy without a driver) use, mapped to the drivers dbaudit installs.
+DRIVER_ALIASES = {"mysql": "mysql+pymysql", "mariadb": "mariadb+pymysql", "postgres": "postgresql+psycopg",
+                  "postgresql": "postgresql+psycopg"}
+
+
 def parse_url(url: str) -> URL:
     """Parse a SQLAlchemy URL and fill in the password from the environment when it has none."""
     try:
@@ -57,6 +62,8 @@ def parse_url(url: str) -> URL:
         # The text may hold a password, so it is not echoed back.
         detail = f" ({first_line(exc)})" if isinstance(exc, ValueError) else ""
         raise DbauditError(f"not a database URL{detail}; expected e.g. mysql+pymysql://user@host/db") from None
+    if parsed.drivername in DRIVER_ALIASES:  # mysql://, postgres:// as other tools write them
+        parsed = parsed.set(drivername=DRIVER_ALIASES[parsed.drivername])
     if parsed.password is None and os.environ.get(PASSWORD_ENV) and parsed.get_backend_name() != "sqlite":
         parsed = parsed.set(password=os.environ[PASSWORD_ENV])
     option_file = parsed.query.get("read_default_file")
@@ -100,6 +107,9 @@ def audit_session(url: str | URL, schema: str | None = None,
     With `statement_timeout` (seconds) the server abandons any one statement that runs longer, so an
     audit cannot hold a production server hostage."""
     parsed = parse_url(url) if isinstance(url, str) else url
+    if parsed.get_backend_name() == "postgresql" and not parsed.database:
+        # libpq would connect to the database named like the user (usually `postgres`): never audit by accident.
+        raise DbauditError(f"{mask_url(parsed)} names no database; add /DBNAME to the URL")
     if statement_timeout is not None and not (math.isfinite(statement_timeout) and statement_timeout > 0):
         raise DbauditError(f"a statement timeout must be a positive number of seconds, not {statement_timeout}")
     dialect = dialect_for(parsed.get_backend_name())
