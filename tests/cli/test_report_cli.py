@@ -101,3 +101,44 @@ def test_mysql_and_postgres_schemes_are_accepted_as_aliases(
 
     assert [r.returncode for r in runs] == [0, 0], [r.stderr for r in runs]
     assert all("1 tables" in r.stdout for r in runs)
+
+
+def _on_a_terminal(args: list[str], cwd: Path, env: dict[str, str]) -> str:
+    """Run dbaudit with its stdout on a pseudo-terminal; return what it printed."""
+    import pty
+
+    leader, follower = pty.openpty()
+    proc = subprocess.run([sys.executable, "-m", "dbaudit", *args], stdout=follower, stderr=subprocess.PIPE,
+                          cwd=cwd, env=env, timeout=120)
+    os.close(follower)
+    out = b""
+    try:
+        while chunk := os.read(leader, 4096):
+            out += chunk
+    except OSError:
+        pass
+    os.close(leader)
+    assert proc.returncode in (0, 1), proc.stderr
+    return out.decode()
+
+
+def test_the_verdict_is_coloured_on_a_terminal_unless_no_color_is_set(tmp_path: Path) -> None:
+    url = _database(tmp_path / "db.sqlite")
+    assert dbaudit("snapshot", url, "-o", "a.json", cwd=tmp_path).returncode == 0
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "TERM")}
+
+    coloured = _on_a_terminal(["diff", "a.json", "a.json", "--expect", str(_empty_expectations(tmp_path))],
+                              tmp_path, env)
+    plain = _on_a_terminal(["diff", "a.json", "a.json", "--expect", str(_empty_expectations(tmp_path))],
+                           tmp_path, {**env, "NO_COLOR": "1"})
+    piped = dbaudit("diff", "a.json", "a.json", "--expect", _empty_expectations(tmp_path), cwd=tmp_path)
+
+    assert "\033[1;32mPASS\033[0m" in coloured
+    assert "verdict: PASS" in plain and "\033[" not in plain
+    assert "verdict: PASS" in piped.stdout and "\033[" not in piped.stdout
+
+
+def _empty_expectations(folder: Path) -> Path:
+    path = folder / "none.yml"
+    path.write_text("name: nothing\ndescription: no change at all\n", encoding="utf-8")
+    return path

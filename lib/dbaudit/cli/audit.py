@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,14 @@ def snapshot_command(args: argparse.Namespace) -> int:
     return EXIT_PASS
 
 
+def painted(verdict: str) -> str:
+    """PASS green, FAIL red on a terminal; plain in pipes, files and wherever NO_COLOR is set."""
+    word = verdict.upper()
+    if not sys.stdout.isatty() or os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return word
+    return f"\033[1;{32 if verdict == 'pass' else 31}m{word}\033[0m"
+
+
 def _warn_about_scope(snapshot: Any, tables: list[str] | None, exclude: list[str] | None) -> None:
     """An empty snapshot, or a --tables/--exclude pattern that matched nothing, is usually a typo."""
     import fnmatch
@@ -114,11 +123,13 @@ def diff_command(args: argparse.Namespace) -> int:
         print(f"{mark} {change.message}")
     if not result.changes:
         print("no differences" if result.passed else "no differences, but these checks failed:")
-    # The exit code follows the checks, so the checks that decide it are always printed.
-    for check in result.failed_checks:
+    # The exit code follows the checks: without expectations every "!" change above is a failed check;
+    # with no change to show, the checks that failed anyway (rows not counted …) are printed instead.
+    explain = bool(args.expect) or not result.changes
+    for check in result.failed_checks if explain else ():
         print(f"FAIL [{check.category}] {check.name}: {check.message}")
-    if args.expect or result.failed_checks:
-        print(f"verdict: {result.verdict.upper()} ({len(result.checks) - len(result.failed_checks)}/"
+    if args.expect or (explain and result.failed_checks):
+        print(f"verdict: {painted(result.verdict)} ({len(result.checks) - len(result.failed_checks)}/"
               f"{len(result.checks)} checks passed)")
     return exit_code(result.passed)
 
@@ -131,7 +142,7 @@ def report_command(args: argparse.Namespace) -> int:
     if report.result:
         result = load_result(report.result)
         write_outputs(args, result, f"dbaudit report {result.title}", result.checks)
-    print(f"verdict: {(report.verdict or 'unknown').upper()}  report: {shown(report.html)}")
+    print(f"verdict: {painted(report.verdict or 'unknown')}  report: {shown(report.html)}")
     return exit_code(report.verdict == "pass")
 
 
