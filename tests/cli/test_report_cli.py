@@ -142,3 +142,14 @@ def _empty_expectations(folder: Path) -> Path:
     path = folder / "none.yml"
     path.write_text("name: nothing\ndescription: no change at all\n", encoding="utf-8")
     return path
+
+
+def test_a_long_error_is_cut_at_a_word_boundary_never_mid_word() -> None:
+    from dbaudit.core.errors import DbauditError
+
+    words = [f"word{n}" for n in range(100)]
+
+    message = str(DbauditError(" ".join(words)))
+
+    assert message.endswith(" …") and len(message) <= 300
+    assert message.removesuffix(" …").split(" ")[-1] in words  # the last word shown is whole
