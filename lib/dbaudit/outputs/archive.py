@@ -385,7 +385,7 @@ def history_charts(history: History, limit: int = 12) -> tuple[str, str, str]:
     for table in shown:
         axis.plot(range(len(history.taken)), [float("nan") if v is None else v for v in history.rows[table]],
                   marker="o", label=table)
-    axis.set_xticks(range(len(history.taken)), [t[:16] for t in history.taken], rotation=30, ha="right",
+    axis.set_xticks(range(len(history.taken)), [t[:19] for t in history.taken], rotation=30, ha="right",
                     fontsize=8)
     axis.set_ylabel("rows")
     axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
@@ -396,7 +396,7 @@ def history_charts(history: History, limit: int = 12) -> tuple[str, str, str]:
     plt.close(figure)
     figure, axis = plt.subplots(figsize=(9, 2.8))
     axis.bar(range(len(history.audits)), [n for _, _, n in history.audits], color="#0969da")
-    axis.set_xticks(range(len(history.audits)), [t[:16] for t, _, _ in history.audits], rotation=30, ha="right",
+    axis.set_xticks(range(len(history.audits)), [t[:19] for t, _, _ in history.audits], rotation=30, ha="right",
                     fontsize=8)
     axis.set_ylabel("schema changes")
     axis.set_title("Schema changes found by each audit", fontsize=10, loc="left")

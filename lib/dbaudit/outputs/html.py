@@ -108,6 +108,8 @@ table.dbaudit-table, table.dbaudit-changes { table-layout: auto !important; }
 .dbaudit-provenance { font-size: 13px; margin: 10px 0; }
 .dbaudit-provenance th { white-space: nowrap; }
 details > summary { cursor: pointer; margin: 6px 0; }
+.dbaudit-figure { margin: 6px 0; } .dbaudit-figure img, body > img { display: block; max-width: 100%; }
+.dbaudit-figure figcaption { color: #57606a; font-size: 13px; }
 @page { size: A4; margin: 12mm; }
 @media print {
   body { max-width: none; margin: 0; }

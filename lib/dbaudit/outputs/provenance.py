@@ -127,7 +127,7 @@ _BLOCK = """\
 {% for s in sides %}<tr><th>server ({{ s.label }})</th><td>{{ s.product or '—' }} {{ s.version or '' }}\
 {% if s.database %}, database <code>{{ s.database }}</code>{% endif %}</td></tr>{% endfor %}
 <tr><th>expectations</th><td>{% if p.expectations_name %}<b>{{ p.expectations_name }}</b>\
-{% if p.expectations_description %}: {{ p.expectations_description }}{% endif %}{% else %}none: any change fails\
+{% if p.expectations_description %}: {{ p.expectations_description }}{% endif %}{% else %}none given\
 {% endif %}</td></tr>
 </tbody></table>
 <table class="dbaudit-table"><thead><tr><th>input</th><th>file</th><th>size (bytes)</th><th>SHA-256</th></tr></thead>
