@@ -136,7 +136,8 @@ def render_compare(result: CompareResult, out_dir: str | os.PathLike[str] = "rep
     with _building(directory):
         result.save(directory / RESULT_FILE)
         parameters = {"result": str((directory / RESULT_FILE).resolve())}
-        parameters["provenance"] = _write_provenance(directory, {}, parameters)
+        parameters["provenance"] = _write_provenance(directory, {"compare result": parameters["result"]},
+                                                     parameters)
         return _render_into("compare.ipynb", directory, parameters, out_dir, progress)
 
 
