@@ -199,3 +199,34 @@ def test_a_restore_report_does_not_carry_the_row_values_the_client_quoted(
     assert report.verdict == "fail" and "ERROR 1062 (23000) at line 6: Duplicate entry …" in page
     assert "in statement INSERT INTO `people` …" in page
     assert secret not in page
+
+
+def test_a_new_notebook_kind_renders_through_render_notebook_and_is_listed_by_its_kind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the rehearsal report (another notebook, another document kind) relies on."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+    from dbaudit.outputs.report import NOTEBOOKS_ENV, new_report_dir, render_notebook
+
+    folder = tmp_path / "notebooks"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "notebooks", folder)
+    params = new_code_cell('result_path = ""')
+    params.metadata["tags"] = ["parameters"]
+    nbformat.write(new_notebook(metadata={"kernelspec": {"name": "python3", "language": "python",
+                                                          "display_name": "Python 3"}}, cells=[
+        new_markdown_cell("# Drill"), params,
+        new_code_cell("import json\njson.dump({'kind': 'dbaudit.rehearsal', 'verdict': 'pass', 'title': 'drill', "
+                      "'generated_at': '2026-12-01T10:00:00', 'database': 'shop', 'checks': []}, "
+                      "open(result_path, 'w'))")]), folder / "drill.ipynb")
+    monkeypatch.setenv(NOTEBOOKS_ENV, str(folder))
+    out = tmp_path / "reports"
+    directory = new_report_dir(out, "drill")
+
+    report = render_notebook("drill.ipynb", directory, {"result_path": str(directory / "result.json")}, out,
+                             progress=False)
+
+    assert report.verdict == "pass" and (directory / "provenance.json").is_file()
+    assert [(r.kind, r.database) for r in list_reports(out)] == [("rehearsal", "shop")]
+    assert verify_archive(out)[1] is None

@@ -53,9 +53,12 @@ RESULT_FILE = archive.RESULT_FILE
 DROPPED_TAGS = ("instructions", "remove")  # cells for JupyterLab users, not for the auditor
 
 
+NOTEBOOKS_ENV = "DBAUDIT_NOTEBOOKS"
+
+
 def notebooks_dir() -> Path:
     """The notebooks shipped in the package (the repository's notebooks/, linked in), or DBAUDIT_NOTEBOOKS."""
-    configured = os.environ.get("DBAUDIT_NOTEBOOKS")
+    configured = os.environ.get(NOTEBOOKS_ENV)
     folder = Path(configured) if configured else PACKAGE / "notebooks"
     if not (folder / "audit.ipynb").is_file():
         raise DbauditError(f"notebooks not found in {folder}; set DBAUDIT_NOTEBOOKS to the notebooks/ folder")
@@ -214,8 +217,20 @@ def render_notebook(notebook: str, directory: Path, parameters: dict[str, Any], 
     A notebook with a `provenance` parameter gets the path of the folder's provenance.json."""
     with _building(directory):
         if "provenance" not in parameters:
-            parameters = {**parameters, "provenance": _write_provenance(directory, {}, parameters)}
+            written = _write_provenance(directory, {}, parameters)  # the folder's record, shown or not
+            if _declares(notebooks_dir() / notebook, "provenance"):
+                parameters = {**parameters, "provenance": written}
         return _render_into(notebook, directory, parameters, out_dir, progress, require_result)
+
+
+def _declares(notebook: Path, name: str) -> bool:
+    """Does the notebook's parameters cell define `name` (papermill warns about any other parameter)?"""
+    try:
+        cells = nbformat.read(notebook, as_version=4).cells
+    except (OSError, ValueError):
+        return False
+    pattern = re.compile(rf"^{re.escape(name)}\s*[:=]", re.MULTILINE)
+    return any("parameters" in c.metadata.get("tags", []) and pattern.search(c.source) for c in cells)
 
 
 def _render_into(notebook: str, directory: Path, parameters: dict[str, Any], out_dir: str | os.PathLike[str],
@@ -231,8 +246,16 @@ def _render_into(notebook: str, directory: Path, parameters: dict[str, Any], out
     page = directory / "report.html"
     serde.write_atomic(page, notebook_to_html(executed, _page_title(result, notebook)))
     archive.append(Path(out_dir), directory)
-    write_index(out_dir)
+    try:
+        write_index(out_dir)
+    except OSError as exc:  # the report is whole and chained: keep it; the index is rebuilt by the next one
+        raise IndexNotWritten(f"report archived in {directory.name}, but index.html could not be rewritten: "
+                              f"{exc.strerror or exc}") from None
     return Report(directory, executed, page, result if result.is_file() else None, verdict)
+
+
+class IndexNotWritten(DbauditError):
+    """The report folder is finished and chained; only the derived index.html failed."""
 
 
 def _set_aside(directory: Path) -> Path:
@@ -270,6 +293,8 @@ def _building(directory: Path) -> Iterator[None]:
     with _sigterm_as_interrupt():
         try:
             yield
+        except IndexNotWritten:
+            raise
         except DbauditError as exc:
             raise DbauditError(f"{exc}; report folder set aside as {_set_aside(directory).name}") from None
         except OSError as exc:
