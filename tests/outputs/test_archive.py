@@ -230,3 +230,34 @@ def test_a_new_notebook_kind_renders_through_render_notebook_and_is_listed_by_it
     assert report.verdict == "pass" and (directory / "provenance.json").is_file()
     assert [(r.kind, r.database) for r in list_reports(out)] == [("rehearsal", "shop")]
     assert verify_archive(out)[1] is None
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGINT"])
+def test_a_report_stopped_by_a_signal_is_set_aside_in_one_line(
+    snapshots: dict[str, Path], tmp_path: Path, signal_name: str
+) -> None:
+    import signal
+    import time
+
+    out = tmp_path / "reports"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dbaudit", "report", "--before", str(snapshots["before"]), "--after",
+         str(snapshots["faulty"]), "--expect", str(EXPECTATIONS), "--out-dir", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(p.is_dir() for p in out.glob("*")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # inside the notebook run
+        proc.send_signal(getattr(signal, signal_name))
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    folders = [p.name for p in out.iterdir() if p.is_dir()]
+    assert proc.returncode == 2, stderr
+    assert stderr.strip() == "dbaudit: error: interrupted"
+    assert len(folders) == 1 and folders[0].endswith(".failed")
+    assert list_reports(out) == [] and verify_archive(out)[1] is None
