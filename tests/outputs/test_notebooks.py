@@ -140,6 +140,9 @@ def test_the_snapshot_notebook_fingerprints_with_a_progress_bar(tmp_path: Path) 
     stderr = "".join(o.get("text", "") for c in cells for o in c.get("outputs", []) if o.get("name") == "stderr")
     assert _error_outputs(executed) == []
     assert re.search(r"fingerprinting: .*row/s", stderr)
+    boxes = [o.get("text", "") for c in cells for o in c.get("outputs", []) if o.get("name") == "stderr"]
+    shown = ["\n".join(line.rstrip("\r").split("\r")[-1] for line in box.split("\n")) for box in boxes]
+    assert all(text.strip() for text in shown), boxes  # JupyterLab would draw an empty red box
     assert "c2/sha256:1500:" in json.dumps(cells)  # chats, in the tables overview
 
 

@@ -7,6 +7,7 @@ relying on the working directory, and bad input must read as one line (like the 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,24 @@ def setup() -> None:
         shell._showtraceback(etype, value, [f"dbaudit: error: {first_line(str(value))}"])
 
     shell.set_custom_exc((DbauditError,), one_line)
+    if not isinstance(sys.stderr, _NoBlankWrites):
+        sys.stderr = _NoBlankWrites(sys.stderr)
+
+
+class _NoBlankWrites:
+    """The kernel's stderr without the blank writes a finished progress bar makes (tqdm, leave=False):
+    JupyterLab would show them as an empty red box under the cell; the bar's last state stays instead."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        if text and not text.strip(" \r"):
+            return len(text)
+        return int(self._stream.write(text) or 0)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 def sample_data() -> Path:
