@@ -56,16 +56,17 @@ def canary() -> Iterator[tuple[int, list[str]]]:
 def _hostile_names(port: int) -> list[str]:
     return [f"<img src=x onerror=fetch('http://127.0.0.1:{port}/img')>",
             f"</script><script>fetch('http://127.0.0.1:{port}/script')</script>",
-            f"\"><svg onload=fetch('http://127.0.0.1:{port}/svg')>"]
+            f"\"><svg onload=fetch('http://127.0.0.1:{port}/svg')>",
+            r"$\frac{broken$ mathtext"]
 
 
 def _database(path: Path, names: list[str], shrink: bool) -> Path:
-    """80 tables (3 with hostile names); `shrink` takes rows out of one of them."""
+    """80 tables (4 with hostile names); `shrink` takes rows out of one of them."""
     with sqlite3.connect(path) as db:
         for number, name in enumerate(names):
             quoted = '"' + name.replace('"', '""') + '"'
             db.execute(f"CREATE TABLE {quoted} (id INTEGER PRIMARY KEY, note TEXT)")
-            rows = 3 + number % 7
+            rows = 3 + number % 7 if name.startswith("t_") else 20  # the hostile ones are drawn in the chart
             if shrink and name == SHRUNK:
                 rows -= 2
             db.executemany(f"INSERT INTO {quoted} (note) VALUES (?)", [(f"row {i}",) for i in range(rows)])
@@ -73,7 +74,7 @@ def _database(path: Path, names: list[str], shrink: bool) -> Path:
 
 
 def _eighty_tables(port: int) -> list[str]:
-    names = [f"t_{n:02d}_{word}" for n, word in zip(range(77), ["orders", "items", "users"] * 26, strict=False)]
+    names = [f"t_{n:02d}_{word}" for n, word in zip(range(76), ["orders", "items", "users"] * 26, strict=False)]
     names = [SHRUNK if n.startswith("t_57_") else n for n in names]
     return [*names, *_hostile_names(port)]
 
@@ -143,7 +144,7 @@ def test_an_80_table_audit_shows_every_table_and_hostile_names_stay_inert_text(
     assert listed == 80  # every table, not ten and "…"
     assert first_row.startswith(SHRUNK)  # changed tables first
     assert f"rows\t{SHRUNK}" in checks.replace("\n", "\t") or SHRUNK in checks
-    assert all(name in text for name in names[-3:])  # shown as text …
+    assert all(name in text for name in names[-4:])  # shown as text …
     assert injected == 0 and index_injected == 0  # … never as markup
     assert "eighty <img src=x" in index_text
     assert chart.startswith("Rows per table: 1 changed") and "50 smallest unchanged ones left out" in chart

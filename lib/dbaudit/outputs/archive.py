@@ -384,7 +384,7 @@ def history_charts(history: History, limit: int = 12) -> tuple[str, str, str]:
     figure, axis = plt.subplots(figsize=(9, 4))
     for table in shown:
         axis.plot(range(len(history.taken)), [float("nan") if v is None else v for v in history.rows[table]],
-                  marker="o", label=table)
+                  marker="o", label=html_parts.plain_label(table))
     axis.set_xticks(range(len(history.taken)), [t[:19] for t in history.taken], rotation=30, ha="right",
                     fontsize=8)
     axis.set_ylabel("rows")

@@ -263,6 +263,11 @@ def checks_table(checks: Sequence[Check], failed_first: bool = True) -> Table:
                  tight={"status", "category"}, empty="no checks")
 
 
+def plain_label(name: str) -> str:
+    """A name for a matplotlib label: `$…$` would be parsed as mathtext (and a bad formula stops the chart)."""
+    return name.replace("$", r"\$")
+
+
 def figure(chart: Any, caption: str) -> HTML:
     """A matplotlib figure as an inline PNG, with its caption as text (and as the image's alt text)."""
     import io

@@ -160,7 +160,7 @@ def row_count_chart(before: Snapshot, after: Snapshot, limit: int = 30) -> HTML:
     afters = [float(a or 0) for _, _, a in shown]
     axis.barh([p - 0.2 for p in positions], befores, height=0.4, color="#8c959f", label="before")
     axis.barh([p + 0.2 for p in positions], afters, height=0.4, color="#0969da", label="after")
-    axis.set_yticks(list(positions), [n for n, _, _ in shown])
+    axis.set_yticks(list(positions), [html_parts.plain_label(n) for n, _, _ in shown])
     axis.invert_yaxis()
     axis.set_xlabel("rows")
     axis.legend(loc="lower right")
