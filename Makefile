@@ -11,6 +11,7 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt
 	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name dbaudit --display-name "dbaudit (.venv)" >/dev/null
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -25,8 +26,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check lib tests bench
 	$(BIN)/mypy
 
+# The notebooks name the kernel `dbaudit`: this project's venv, installed into it by the stamp above.
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab --notebook-dir=notebooks
 
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -r bench/requirements.txt

@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 import nbformat
+import pytest
 import sqlalchemy as sa
 
 from conftest import MARIADB_URL, ROOT
@@ -62,10 +63,13 @@ def test_restore_check_report_shows_the_scratch_database_and_the_restored_tables
     assert _errors(report.notebook) == []
 
 
-def test_backup_check_notebook_runs_with_its_defaults_from_the_notebooks_folder(tmp_path: Path, shared_data: Path) -> None:
+@pytest.mark.parametrize("folder", [NOTEBOOKS, ROOT, Path("/")], ids=["notebooks", "repository", "root"])
+def test_backup_check_notebook_runs_with_its_defaults_from_any_folder(
+    tmp_path: Path, shared_data: Path, folder: Path
+) -> None:
     executed = tmp_path / "backup_check.ipynb"
 
-    execute_notebook(NOTEBOOKS / "backup_check.ipynb", executed, {}, progress=False, cwd=NOTEBOOKS)
+    execute_notebook(NOTEBOOKS / "backup_check.ipynb", executed, {}, progress=False, cwd=folder)
 
     assert _errors(executed) == []
-    assert "VERDICT: PASS" in json.dumps(nbformat.read(executed, as_version=4).cells[5]["outputs"])
+    assert "VERDICT: PASS" in json.dumps([c.get("outputs") for c in nbformat.read(executed, as_version=4).cells])

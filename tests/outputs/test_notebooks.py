@@ -14,6 +14,7 @@ import pytest
 from conftest import ROOT
 from dbaudit.audit.expectations import load_expectations
 from dbaudit.audit.result import load_result
+from dbaudit.core.errors import DbauditError
 from dbaudit.demo import EXPECTATIONS, build_database
 from dbaudit.live.inspect import take_snapshot
 from dbaudit.outputs.report import execute_notebook, list_reports, new_report_dir, render_audit
@@ -113,6 +114,24 @@ def test_notebooks_run_as_committed_against_the_demo(notebook: str, shown: list[
     assert all(s in text for s in shown), [s for s in shown if s not in text]
 
 
+@pytest.mark.parametrize("notebook", ["audit.ipynb", "snapshot.ipynb"])
+def test_notebooks_find_their_defaults_when_run_from_the_repository_root(notebook: str, tmp_path: Path) -> None:
+    executed = tmp_path / notebook
+    execute_notebook(NOTEBOOKS / notebook, executed, parameters={}, progress=False, cwd=ROOT)
+    assert _error_outputs(executed) == []
+
+
+def test_bad_input_in_a_notebook_reads_as_one_line_not_a_traceback(tmp_path: Path) -> None:
+    executed = tmp_path / "audit.ipynb"
+    with pytest.raises(DbauditError, match=r"failed in cell \d+: DbauditError: snapshot file not found"):
+        execute_notebook(NOTEBOOKS / "audit.ipynb", executed, {"before": "/nonexistent.json", "after": "x.json"},
+                         progress=False)
+    errors = [o for c in nbformat.read(executed, as_version=4).cells for o in c.get("outputs", [])
+              if o.get("output_type") == "error"]
+    assert len(errors) == 1 and errors[0]["traceback"] == [
+        "dbaudit: error: snapshot file not found: /nonexistent.json"]
+
+
 def test_the_snapshot_notebook_fingerprints_with_a_progress_bar(tmp_path: Path) -> None:
     executed = tmp_path / "snapshot.ipynb"
     execute_notebook(NOTEBOOKS / "snapshot.ipynb", executed, parameters={"fingerprint": "chunks"}, progress=False,
@@ -121,12 +140,18 @@ def test_the_snapshot_notebook_fingerprints_with_a_progress_bar(tmp_path: Path) 
     stderr = "".join(o.get("text", "") for c in cells for o in c.get("outputs", []) if o.get("name") == "stderr")
     assert _error_outputs(executed) == []
     assert re.search(r"fingerprinting: .*row/s", stderr)
+    boxes = [o.get("text", "") for c in cells for o in c.get("outputs", []) if o.get("name") == "stderr"]
+    shown = ["\n".join(line.rstrip("\r").split("\r")[-1] for line in box.split("\n")) for box in boxes]
+    assert all(text.strip() for text in shown), boxes  # JupyterLab would draw an empty red box
     assert "c2/sha256:1500:" in json.dumps(cells)  # chats, in the tables overview
 
 
 def test_committed_notebooks_are_clean_and_parameterised() -> None:
     for path in NOTEBOOKS.glob("*.ipynb"):
         nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)  # cell ids and all: JupyterLab opens them unmodified
+        if path.stem in ("audit", "backup_check", "compare", "restore_check", "snapshot"):
+            assert nb.metadata.kernelspec.name == "dbaudit", path.name
         code = [c for c in nb.cells if c.cell_type == "code"]
         assert all(not c.outputs and c.execution_count is None for c in code), path.name
         assert sum("parameters" in c.metadata.get("tags", []) for c in code) == 1, path.name

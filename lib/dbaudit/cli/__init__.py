@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Sequence
 from typing import TextIO
 
+from dbaudit import __version__
 from dbaudit.cli import audit, backups, compare, expect, grants, health, rehearse, triggers
 from dbaudit.cli.common import check_output_options, fail, say
 from dbaudit.core import secrets, signals
@@ -31,6 +32,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="dbaudit", description="Snapshot, diff and audit MySQL/MariaDB, PostgreSQL and SQLite.")
+    parser.add_argument("--version", action="version", version=f"dbaudit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for group in COMMAND_GROUPS:
         group.add_commands(sub)
@@ -59,6 +61,10 @@ def _run(argv: Sequence[str] | None) -> int:
         return fail(str(exc))
     except KeyboardInterrupt as exc:
         return _interrupted(exc)
+    except BrokenPipeError:  # `dbaudit reports | head`: the reader has all it wants
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # nothing left to flush at exit, so no "Broken pipe" either
+        return 1
     except OSError as exc:
         return fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
     except Exception as exc:  # the contract: exit 2 and one line, never a traceback

@@ -7,7 +7,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dbaudit.cli.common import EXIT_PASS, add_output_options, exit_code, progress, say, shown, write_outputs
+from dbaudit.cli.common import (
+    EXIT_FAIL,
+    EXIT_PASS,
+    add_output_options,
+    exit_code,
+    progress,
+    say,
+    say_verdict,
+    shown,
+    write_outputs,
+)
 from dbaudit.core.errors import DbauditError
 
 DEFAULT_LOCK_TIMEOUT = 30.0  # dbaudit.live.connect.DEFAULT_LOCK_TIMEOUT, without importing the live layer
@@ -57,8 +67,11 @@ def add_commands(sub: Any) -> None:
     demo.add_argument("--out-dir", default="reports", help="the report archive (default reports)")
     demo.set_defaults(run=demo_command)
 
-    listing = sub.add_parser("reports", help="list archived reports, newest first")
+    listing = sub.add_parser("reports", help="list archived reports, newest first; --verify checks the archive")
     listing.add_argument("--out-dir", default="reports", help="the report archive (default reports)")
+    listing.add_argument("--verify", action="store_true",
+                         help="recompute every report's manifest and the archive chain; exit 1 naming the first "
+                              "report altered, missing or added")
     listing.set_defaults(run=reports_command)
 
 
@@ -81,9 +94,12 @@ def snapshot_command(args: argparse.Namespace) -> int:
     from dbaudit.live.connect import mask_url
 
     failed = [m.name for m in snapshot.metrics.values() if m.error]
+    counted = [t for t in snapshot.tables.values() if t.row_count is not None]
+    rows = f"{snapshot.total_rows:,} rows" if counted or not snapshot.tables else "rows not counted"
     say(f"snapshot of {snapshot.database} ({snapshot.server.product} {snapshot.server.version}) from "
-          f"{mask_url(args.url)}: {len(snapshot.tables)} tables, {snapshot.total_rows:,} rows, "
+          f"{mask_url(args.url)}: {len(snapshot.tables)} tables, {rows}, "
           f"{len(snapshot.metrics)} metrics -> {args.output}")
+    _warn_about_scope(snapshot, args.tables, args.exclude)
     for name in failed:
         say(f"  metric {name}: {snapshot.metrics[name].error}", file=sys.stderr)
     for warning in snapshot_warnings(snapshot):
@@ -103,6 +119,19 @@ def snapshot_warnings(snapshot: Any) -> list[str]:
     return warnings
 
 
+def _warn_about_scope(snapshot: Any, tables: list[str] | None, exclude: list[str] | None) -> None:
+    """An empty snapshot, or a --tables/--exclude pattern that matched nothing, is usually a typo."""
+    import fnmatch
+
+    if not snapshot.tables:
+        say(f"warning: the snapshot of {snapshot.database} holds no tables (wrong database or schema?)",
+              file=sys.stderr)
+    for option, patterns in (("--tables", tables), ("--exclude", exclude)):
+        for pattern in patterns or ():
+            if not any(fnmatch.fnmatchcase(name, pattern) for name in snapshot.tables):
+                say(f"warning: {option} {pattern!r} matches no table", file=sys.stderr)
+
+
 def diff_command(args: argparse.Namespace) -> int:
     from dbaudit.live.connect import mask_url
     from dbaudit.live.workflow import run_audit
@@ -117,17 +146,20 @@ def diff_command(args: argparse.Namespace) -> int:
         mark = " " if change.declared and args.expect else "!"
         say(f"{mark} {change.message}")
     if not result.changes:
-        say("no differences")
+        say("no differences" if result.passed else "no differences, but these checks failed:")
     for check in result.checks:
         if check.category == "visibility" and (check.status == "fail" or not args.expect):
             say(f"{check.status.upper()} [visibility] {check.name}: {check.message}")
         if check.category == "coverage":  # an older snapshot's format could not record these: say so
             say(f"? {check.message}")
-    if args.expect:
-        for check in result.failed_checks:
-            if check.category != "visibility":  # printed above
-                say(f"FAIL [{check.category}] {check.name}: {check.message}")
-        say(f"verdict: {result.verdict.upper()} ({len(result.checks) - len(result.failed_checks)}/"
+    # The exit code follows the checks: without expectations every "!" change above is a failed check;
+    # with no change to show, the checks that failed anyway (rows not counted …) are printed instead.
+    explain = bool(args.expect) or not result.changes
+    for check in result.failed_checks if explain else ():
+        if check.category != "visibility":  # printed above
+            say(f"FAIL [{check.category}] {check.name}: {check.message}")
+    if args.expect or (explain and result.failed_checks):
+        say_verdict("verdict: ", result.verdict, f" ({len(result.checks) - len(result.failed_checks)}/"
               f"{len(result.checks)} checks passed)")
     return exit_code(result.passed)
 
@@ -140,7 +172,7 @@ def report_command(args: argparse.Namespace) -> int:
     if report.result:
         result = load_result(report.result)
         write_outputs(args, result, f"dbaudit report {result.title}", result.checks)
-    say(f"verdict: {(report.verdict or 'unknown').upper()}  report: {shown(report.html)}")
+    say_verdict("verdict: ", report.verdict or "unknown", f"  report: {shown(report.html)}")
     return exit_code(report.verdict == "pass")
 
 
@@ -171,11 +203,20 @@ def _failed_checks(path: Path, load_result: Any) -> list[Any]:
 
 
 def reports_command(args: argparse.Namespace) -> int:
-    from dbaudit.outputs.report import list_reports
+    from dbaudit.outputs.report import list_reports, verify_archive
 
+    if args.verify:
+        entries, problem = verify_archive(args.out_dir)
+        if problem is not None:
+            say(f"archive altered: {problem}")
+            return EXIT_FAIL
+        head = entries[-1].hash if entries else "(empty)"
+        say(f"archive intact: {len(entries)} report(s), manifests and chain verified; newest entry {head}")
+        return EXIT_PASS
     found = list_reports(args.out_dir)
     for r in found:
-        say(f"{r.created:<26} {r.verdict.upper():<5} {r.title:<30} {r.database:<30} {r.folder}")
+        say(f"{r.created:<26} {r.kind:<9} {r.verdict.upper():<5} {r.failed:>3} failed  {r.title:<30} "
+              f"{r.database:<30} {r.folder}")
     if not found:
         say(f"no reports in {args.out_dir}")
     return EXIT_PASS

@@ -35,6 +35,19 @@ def say(text: object = "", file: TextIO | None = None, flush: bool = False) -> N
     print(terminal_line(text), file=file or sys.stdout, flush=flush)
 
 
+def painted(verdict: str) -> str:
+    """PASS green, FAIL red on a terminal; plain in pipes, files and wherever NO_COLOR is set."""
+    word = verdict.upper()
+    if not sys.stdout.isatty() or os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return word
+    return f"\033[1;{32 if verdict == 'pass' else 31}m{word}\033[0m"
+
+
+def say_verdict(before: str, verdict: str, after: str = "") -> None:
+    """A verdict line: the text escaped as say() does, only the verdict word (ours, never a name) coloured."""
+    print(terminal_line(before) + painted(verdict) + terminal_line(after))
+
+
 def exit_code(passed: bool) -> int:
     return EXIT_PASS if passed else EXIT_FAIL
 

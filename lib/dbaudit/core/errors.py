@@ -16,4 +16,9 @@ def first_line(message: object, limit: int = 300) -> str:
     """Driver errors span many lines (SQL, background links); a CLI error must not. Credentials are
     masked first: cut short, `user:password@host` would lose the `@` that marks the password."""
     text = mask_text(" ".join(str(message).split()))
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    # At a word boundary when there is one in the second half: a cut word reads as a different word.
+    space = cut.rfind(" ", limit // 2)
+    return (cut[:space] if space > 0 else cut).rstrip(" ,;:") + " …"

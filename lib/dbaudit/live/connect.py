@@ -71,6 +71,11 @@ def mask_url(url: str | URL) -> str:
     return secrets.mask_url(parsed.render_as_string(hide_password=False))
 
 
+# Schemes other tools (and SQLAlchemy without a driver) use, mapped to the drivers dbaudit installs.
+DRIVER_ALIASES = {"mysql": "mysql+pymysql", "mariadb": "mariadb+pymysql", "postgres": "postgresql+psycopg",
+                  "postgresql": "postgresql+psycopg"}
+
+
 def parse_url(url: str) -> URL:
     """Parse a SQLAlchemy URL and fill in the password from the environment when it has none."""
     try:
@@ -80,6 +85,8 @@ def parse_url(url: str) -> URL:
         detail = " (its port is not a number, or its password holds an unencoded '@' or ':')" \
             if isinstance(exc, ValueError) else ""
         raise DbauditError(f"not a database URL{detail}; expected e.g. mysql+pymysql://user@host/db") from None
+    if parsed.drivername in DRIVER_ALIASES:  # mysql://, postgres:// as other tools write them
+        parsed = parsed.set(drivername=DRIVER_ALIASES[parsed.drivername])
     if parsed.password is None and os.environ.get(PASSWORD_ENV) and parsed.get_backend_name() != "sqlite":
         parsed = parsed.set(password=os.environ[PASSWORD_ENV])
     _check_credentials(parsed)
@@ -147,6 +154,9 @@ def audit_session(url: str | URL, schema: str | None = None,
     rounded up to what the server can express (milliseconds, or whole seconds for MariaDB's lock waits),
     never down to 0, which servers read as "no limit"."""
     parsed = parse_url(url) if isinstance(url, str) else url
+    if parsed.get_backend_name() == "postgresql" and not parsed.database:
+        # libpq would connect to the database named like the user (usually `postgres`): never audit by accident.
+        raise DbauditError(f"{mask_url(parsed)} names no database; add /DBNAME to the URL")
     _check_seconds("statement timeout", statement_timeout)
     _check_seconds("lock timeout", lock_timeout)
     dialect = dialect_for(parsed.get_backend_name())
