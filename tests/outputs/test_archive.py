@@ -191,13 +191,14 @@ def test_a_restore_report_does_not_carry_the_row_values_the_client_quoted(
     scratch = f"dbaudit_t_dup_{uuid.uuid4().hex[:8]}"
     result = restore_check(dump, MARIADB_URL, scratch=scratch)
     result.save(tmp_path / "restore.json")
-    assert any(secret in c.message for c in result.checks)  # the client did quote it
+    # The server quotes the duplicate value; restore-check cuts its words before it, in the result too.
+    assert not any(secret in c.message for c in result.checks)
+    assert secret not in (tmp_path / "restore.json").read_text(encoding="utf-8")
 
     report = render_restore_check(tmp_path / "restore.json", tmp_path / "reports", progress=False)
 
     page = report.html.read_text(encoding="utf-8")
-    assert report.verdict == "fail" and "ERROR 1062 (23000) at line 6: Duplicate entry …" in page
-    assert "in statement INSERT INTO `people` …" in page
+    assert report.verdict == "fail" and "Duplicate entry" in page and "1062" in page
     assert secret not in page
 
 
@@ -257,7 +258,9 @@ def test_a_report_stopped_by_a_signal_is_set_aside_in_one_line(
             proc.wait()
 
     folders = [p.name for p in out.iterdir() if p.is_dir()]
-    assert proc.returncode == 2, stderr
-    assert stderr.strip() == "dbaudit: error: interrupted"
+    signum = getattr(signal, signal_name)
+    assert proc.returncode == 128 + signum, stderr
+    said = "interrupted" if signum == signal.SIGINT else "terminated (SIGTERM)"
+    assert stderr.strip() == f"dbaudit: error: {said}"
     assert len(folders) == 1 and folders[0].endswith(".failed")
     assert list_reports(out) == [] and verify_archive(out)[1] is None

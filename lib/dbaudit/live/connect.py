@@ -21,6 +21,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlch
 
 from dbaudit.core import secrets
 from dbaudit.core.errors import DbauditError, first_line
+from dbaudit.core.terminal import visible
 from dbaudit.live.dialects import Dialect, dialect_for
 
 PASSWORD_ENV = "DBAUDIT_PASSWORD"
@@ -180,7 +181,8 @@ def audit_session(url: str | URL, schema: str | None = None,
             yield AuditSession(connection, dialect, parsed, database, audited_schema, server_session,
                                statement_timeout, lock_timeout)
         except DBAPIError as exc:
-            raise DbauditError(f"{mask_url(parsed)}: {describe_db_error(exc)}") from None
+            holders = _lock_holders(parsed, exc, server_session)
+            raise DbauditError(f"{mask_url(parsed)}: {describe_db_error(exc)}{holders}") from None
         except KeyboardInterrupt:  # Ctrl-C, SIGTERM: the server must not go on waiting or reading for us
             _end_server_session(parsed, server_session)
             raise
@@ -212,6 +214,33 @@ def end_server_session(session: AuditSession) -> None:
     """End a session from outside (another thread, after an interrupt): its statement fails at once
     instead of running, or waiting on a lock, to its end."""
     _end_server_session(session.url, session.server_session)
+
+
+# PostgreSQL names no relation in a lock timeout; its catalog functions wait on the table's lock too.
+_PG_LOCKED = """
+SELECT DISTINCT c.relname FROM pg_catalog.pg_locks l
+JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) l.relation
+WHERE l.granted AND l.mode OPERATOR(pg_catalog.=) 'AccessExclusiveLock'
+  AND l.pid OPERATOR(pg_catalog.<>) %(session)s AND l.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()
+  AND l.database OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_database
+                                          WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
+ORDER BY 1 LIMIT 10
+"""
+
+
+def _lock_holders(url: URL, exc: DBAPIError, session: int | None) -> str:
+    """On a PostgreSQL lock timeout, the tables other sessions hold exclusively, asked from a second session."""
+    if url.get_backend_name() != "postgresql" or getattr(exc.orig, "sqlstate", None) not in _LOCK_SQLSTATES:
+        return ""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args={"connect_timeout": _CANCEL_CONNECT_TIMEOUT})
+    try:
+        with engine.connect() as conn:
+            names = [str(r[0]) for r in conn.exec_driver_sql(_PG_LOCKED, {"session": int(session or 0)})]
+    except (SQLAlchemyError, OSError):
+        return ""
+    finally:
+        engine.dispose()
+    return f"; locked by another session: {', '.join(visible(n) for n in names)}" if names else ""
 
 
 def _end_server_session(url: URL, session: int | None) -> None:

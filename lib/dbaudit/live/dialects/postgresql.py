@@ -306,11 +306,11 @@ class PostgreSQLDialect(Dialect):
                     s=schema or "public")[0]["v"]
         for name, value in {"search_path": path, **_FIXED_SETTINGS}.items():
             _set_local(conn, name, value)
-        try:
-            yield
-        finally:
-            for name, value in saved.items():
-                _set_local(conn, name, value)
+        yield
+        # Not in a finally: after an error the transaction is aborted, the settings go with it, and a SET
+        # would only replace the real error (a lock wait, a timeout) with "current transaction is aborted".
+        for name, value in saved.items():
+            _set_local(conn, name, value)
 
     def extensions(self, conn: Connection) -> dict[str, Extension]:
         found = rows(conn, "SELECT e.extname AS name, e.extversion AS version, n.nspname AS schema "

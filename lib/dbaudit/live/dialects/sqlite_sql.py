@@ -18,6 +18,9 @@ _TOKEN = re.compile(
     re.DOTALL,
 )
 _TABLE_CONSTRAINT = {"CONSTRAINT", "PRIMARY", "UNIQUE", "CHECK", "FOREIGN"}
+# Where a table's name stands, quoting it changes nothing (SQLite's RENAME writes it quoted).
+_NAMES_FOLLOW = {"TABLE", "EXISTS", "REFERENCES", "ON"}
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def tokens(sql: str) -> list[str]:
@@ -42,11 +45,13 @@ def compact(sql: str | None) -> str:
     rebuilt with its SQL laid out anew compares equal."""
     out: list[str] = []
     pending = False
-    for tok in tokens(sql or ""):
-        if tok.isspace() or tok.startswith(("--", "/*")):
+    for raw in tokens(sql or ""):
+        if raw.isspace() or raw.startswith(("--", "/*")):
             pending = True
             continue
         previous = out[-1] if out else ""
+        # ALTER TABLE … RENAME (the Laravel rebuild) writes the new name quoted: "chats" is chats.
+        tok = unquote(raw) if previous.upper() in _NAMES_FOLLOW and _PLAIN_NAME.fullmatch(unquote(raw)) else raw
         if previous == "," or pending and previous and previous not in "(." and tok not in ").,(":
             out.append(" ")
         out.append(tok)
