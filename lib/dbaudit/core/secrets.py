@@ -2,7 +2,7 @@
 
 The forms, and where they turn up:
 
-- a URL's userinfo (`mysql+pymysql://user:pw@host/db`), also with an unencoded `@` or `/` in the password;
+- a URL's userinfo (`user:pw@host` after `mysql+pymysql://`), also with an unencoded `@` or `/` in the password;
 - a URL query parameter (`?password=`, `?passwd=`, `?sslpassword=`, any key naming a pass/secret/token) and
   the libpq values that carry a conninfo of their own (`?options=`, `?dsn=`);
 - libpq conninfo keywords (`host=db password='p w' dbname=x`), as psycopg echoes them in errors;
