@@ -63,6 +63,7 @@ from dbaudit.backups.formats import DECOMPRESS_ERRORS, compression_of, decompres
 from dbaudit.backups.pgdump import PgCollector
 from dbaudit.backups.psqlscan import COPY_FROM_STDIN, CopyData, MetaCommand, PgStatement, PsqlScanner
 from dbaudit.backups.restore import FORMAT_VERSION, KIND, RESTORED, RestoreCheck
+from dbaudit.backups.restore_account import ACCOUNT_PREFIX
 from dbaudit.backups.scratch_journal import JournalEntry
 from dbaudit.backups.statements import DumpTable
 from dbaudit.core.checks import Check
@@ -72,7 +73,7 @@ from dbaudit.core.snapshot import Snapshot, load_snapshot
 from dbaudit.live.connect import describe_db_error, mask_url, parse_url
 from dbaudit.live.inspect import take_snapshot
 
-PREFIX = "dbaudit_restore_"  # the MySQL side's temporary accounts carry it too
+PREFIX = ACCOUNT_PREFIX  # one prefix for the temporary accounts and roles of every restore-check
 DEFAULT_TIMEOUT = 3600.0
 BACKEND = "postgresql"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_]{1,63}$")

@@ -30,9 +30,9 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
 from dbaudit.backups import restore
+from dbaudit.backups.restore_account import new_password
 from dbaudit.core.checks import Check
 from dbaudit.core.errors import DbauditError, first_line
-from dbaudit.core.secrets import remember_secret
 from dbaudit.live.connect import describe_db_error, mask_url
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -188,11 +188,8 @@ def create_account(engine: sa.Engine, scratch: str) -> Account:
     connecting account may not create it."""
     preparer = engine.dialect.identifier_preparer
     pattern = preparer.quote_identifier(scratch.replace("_", "\\_"))  # in a GRANT, _ would match any character
-    # Nine characters of each class: passes password-strength plugins, and needs no quoting anywhere.
-    password = "".join(secrets.choice(c) for c in ("ABCDEFGHJKLMNPQRSTUVWXYZ", "abcdefghijkmnopqrstuvwxyz",
-                                                     "23456789") for _ in range(9)) + "_-."
+    password = new_password()
     account = Account(f"{ACCOUNT_PREFIX}{secrets.token_hex(6)}", "%", password)
-    remember_secret(password)  # masked should a driver error or a command's output ever repeat it
     try:
         with engine.connect() as conn:
             me = str(conn.exec_driver_sql("SELECT USER()").scalar_one())

@@ -84,16 +84,22 @@ def _is_mariadb(conn: sa.Connection) -> bool:
     return "mariadb" in str(conn.exec_driver_sql("SELECT VERSION()").scalar_one()).lower()
 
 
+def new_password() -> str:
+    """A random password for a temporary account, registered for masking. Nine characters of each class:
+    passes password-strength plugins, and needs no quoting anywhere."""
+    password = "".join(secrets.choice(c) for c in ("ABCDEFGHJKLMNPQRSTUVWXYZ", "abcdefghijkmnopqrstuvwxyz",
+                                                     "23456789") for _ in range(9)) + "_-."
+    remember_secret(password)  # masked should a driver error or a command's output ever repeat it
+    return password
+
+
 def create_account(conn: sa.Connection, scratch: str, journal: Journal) -> RestoreAccount:
     """A fresh account with RESTORE_PRIVILEGES on `scratch`.* only, journaled before it exists. Refused (never the
     connecting account instead) when the connecting account may not create it."""
-    # Nine characters of each class: passes password-strength plugins, and needs no quoting anywhere.
-    password = "".join(secrets.choice(c) for c in ("ABCDEFGHJKLMNPQRSTUVWXYZ", "abcdefghijkmnopqrstuvwxyz",
-                                                     "23456789") for _ in range(9)) + "_-."
+    password = new_password()
     me = str(conn.exec_driver_sql("SELECT USER()").scalar_one())
     # The host the server sees this machine as: '%' could lose to an anonymous ''@'localhost'.
     account = RestoreAccount(f"{ACCOUNT_PREFIX}{secrets.token_hex(6)}", me.rpartition("@")[2] or "%", password)
-    remember_secret(password)  # masked should a driver error ever repeat it
     mariadb = _is_mariadb(conn)
     token = secrets.token_hex(16)
     account.marker = _marker_of_hash(native_hash(password)) if mariadb else MARKER_PREFIX + token
