@@ -602,9 +602,9 @@ def _restore_script(path: Path) -> Iterator[bytes]:
 def read_pg_archive(path: Path, form: str, digest: DumpFile) -> tuple[DumpContents, list[Check]]:
     """A custom, tar or directory archive: its TOC, then everything in it streamed through the psql scanner."""
     started = time.monotonic()
-    header, entries, listing_problem = list_archive(path)
-    collector, problem, size = PgCollector(), listing_problem, 0
-    if listing_problem is None:
+    listing = list_archive(path)
+    collector, problem, size = PgCollector(), listing[2], 0
+    if listing[2] is None:
         collector, scanner = new_collector()
         try:
             for data in _restore_script(path):
@@ -613,6 +613,15 @@ def read_pg_archive(path: Path, form: str, digest: DumpFile) -> tuple[DumpConten
             problem = scanner.finish().problem
         except RuntimeError as exc:
             problem = f"pg_restore cannot read the archive whole: {exc}"
+    return archive_contents(path, form, digest, listing, collector, problem, size, started)
+
+
+def archive_contents(path: Path, form: str, digest: DumpFile,
+                     listing: tuple[dict[str, str], list[TocEntry], str | None], collector: PgCollector,
+                     problem: str | None, size: int, started: float) -> tuple[DumpContents, list[Check]]:
+    """The dump-check document of an archive whose `pg_restore -f -` script `collector` read (`size` bytes; `problem`:
+    why it looks cut), and its TOC checks; `listing` is list_archive's answer."""
+    header, entries, listing_problem = listing
     if problem is None and form == "pg_dump tar":
         problem = _tar_end_problem(path)
     digest.sql_bytes = size
