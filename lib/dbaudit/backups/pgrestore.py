@@ -14,10 +14,12 @@ No psql: psql runs meta-commands (`\\!`, `\\copy … program`, `\\o |cmd`) itsel
 query protocol (the server refuses a second statement hidden in one); COPY data goes through the driver's
 COPY FROM STDIN. A custom, tar or directory archive is turned into the same script by `pg_restore -f -`,
 which writes SQL and never connects (so no restore path of pg_restore runs with anyone's rights), and that script
-goes through the same scanner and executor: what runs is what was checked. The dump is refused whole, before
-anything is created, when dump-check finds it unsafe (meta-commands, COPY … PROGRAM, roles, ALTER SYSTEM, other
-databases, untrusted languages …), and every statement is classified again as it is executed, so a file
-changed between the two reads cannot slip a statement through. `ALTER … OWNER TO`, GRANT/REVOKE and the
+goes through the same scanner and executor: what runs is what was checked. The dump is read once, and executed as
+it is read: each statement is classified whole before any byte of it is sent, and at the first one dump-check
+refuses (meta-commands, COPY … PROGRAM, roles, ALTER SYSTEM, other databases, untrusted languages …) the
+transaction is rolled back and nothing more is sent. The whole dump is judged again at its end (cut, format checks)
+before COMMIT. A refused or cut dump is "not restored": rolled back, its database and role dropped (docs/security.md
+makes the case that this is as safe as refusing before anything is created). `ALTER … OWNER TO`, GRANT/REVOKE and the
 dump's timeout SETs are not sent (like `pg_restore --no-owner --no-privileges`): the objects belong to the
 temporary role, no other role gets rights on the restored data, and the restore's own limits stay.
 
@@ -135,7 +137,10 @@ def pg_restore_check(
         raise DbauditError(f"{path} is a {form} dump, not a pg_dump: restore it into MySQL or MariaDB")
     reading = _Reading(path, form, progress)
     admin_url = url.set(database=url.database or "postgres")
-    engine = sa.create_engine(admin_url, poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT")
+    # One operator connection kept for the run's own statements (prepare, create, drop: each a new session cost
+    # about as much as the statement), a second one for the watchdog.
+    engine = sa.create_engine(admin_url, poolclass=sa.pool.QueuePool, pool_size=1, max_overflow=2,
+                              isolation_level="AUTOCOMMIT")
     try:
         version, cleaned = _prepare(engine, admin_url)
         token = secrets.token_hex(8)
@@ -396,6 +401,7 @@ class _ScriptRunner:
     def __init__(self, conn: psycopg.Connection[Any] | None, run: _Run) -> None:
         self.conn, self.run = conn, run
         self.refused: str | None = None  # the first statement or line refused (nothing of it, or after it, was sent)
+        self.failed: str | None = None  # why the server stopped the restore (then the rest is only scanned)
         self.collector = PgCollector()
         self.scanner = PsqlScanner(self._statement, self._meta, self._copy_end, self.collector.comment,
                                    self.collector.unsure)
@@ -417,7 +423,11 @@ class _ScriptRunner:
         if self.conn is None:  # refused inside this piece
             self.buf.clear()
             return
-        self._stream_copy()
+        try:
+            self._stream_copy()
+        except psycopg.Error as exc:
+            self._fail(first_line(str(exc)))
+            return
         cut = self.done - self.base
         if cut > 0:
             del self.buf[:cut]
@@ -442,6 +452,14 @@ class _ScriptRunner:
             _execute(conn, b"ROLLBACK", "ROLLBACK")
         except (psycopg.Error, _Failed):
             conn.close()  # the server rolls back a transaction whose session ends
+
+    def _fail(self, message: str) -> None:
+        """The server refused a statement or the COPY data: nothing more is sent, the rest is only scanned (so a
+        dump that dump-check refuses still says so); past the restore's deadline the read stops at once."""
+        self.failed = message
+        self.abort()
+        if time.monotonic() >= self.run.deadline - 0.5:
+            raise _Failed(message)
 
     def _bytes(self, start: int, end: int) -> bytes:
         return bytes(self.buf[start - self.base : end - self.base])
@@ -477,13 +495,19 @@ class _ScriptRunner:
             return self._skip("timeouts", st.end)
         sql = self._bytes(st.start, st.end)
         self.done = st.end
-        if COPY_FROM_STDIN.match(st.code):
-            cursor = self.conn.cursor()
-            # A writer thread sends the data while the scanner reads on: the server loads as the script is split.
-            self.copy = self.copy_stack.enter_context(cursor.copy(sql, writer=QueuedLibpqWriter(cursor)))
-            self.copy_from, self.copy_statement = None, st.end
-            return None
-        _execute(self.conn, sql, f"{where} ({' '.join(st.code.split()[:6])[:60]} …)")
+        label = f"{where} ({' '.join(st.code.split()[:6])[:60]} …)"
+        try:
+            if COPY_FROM_STDIN.match(st.code):
+                cursor = self.conn.cursor()
+                # A writer thread sends the data while the scanner reads on: the server loads as the script is split.
+                self.copy = self.copy_stack.enter_context(cursor.copy(sql, writer=QueuedLibpqWriter(cursor)))
+                self.copy_from, self.copy_statement = None, st.end
+                return None
+            _execute(self.conn, sql, label)
+        except _Failed as exc:
+            self._fail(str(exc))
+        except psycopg.Error as exc:
+            self._fail(f"{label} failed: {first_line(str(exc))}")
         return None
 
     def _meta(self, m: MetaCommand) -> None:
@@ -525,7 +549,10 @@ class _ScriptRunner:
         if marker > self.done:
             self.copy.write(self.buf[self.done - self.base : marker - self.base])
         self.copy = None
-        self.copy_stack.close()  # ends the COPY: the server checks every row now
+        try:
+            self.copy_stack.close()  # ends the COPY: the server checks every row now
+        except psycopg.Error as exc:
+            self._fail(f"{' '.join(data.statement.code.split()[:3])[:60]} … failed: {first_line(str(exc))}")
         self.done = data.end
 
 
@@ -682,6 +709,8 @@ def _load(url: URL, run: _Run, reading: _Reading) -> _Loaded:
         if refusal:
             runner.abort()
             return _Loaded(contents, refusal, None)
+        if runner.failed:
+            return _Loaded(contents, [], _timed_out(run) or runner.failed)
         if runner.conn is not None:
             _execute(runner.conn, b"COMMIT", "COMMIT")
         return _Loaded(contents, [], error)
