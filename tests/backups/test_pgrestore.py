@@ -527,6 +527,25 @@ def test_a_socket_url_restores_too(make_postgres: object, tmp_path: Path) -> Non
     assert result.verdict == "pass", [c.message for c in result.failed_checks]
 
 
+def test_a_copy_the_server_rejects_stops_the_restore_and_the_result_names_what_dump_check_finds(
+        make_postgres: object, tmp_path: Path, sent: list[bytes]) -> None:
+    """A COPY row with a column too many: the server fails the COPY, nothing after it is sent, and the rest of the
+    file is still scanned, so the result says what dump-check says of it (broken COPY rows), not restored."""
+    db: ScratchDB = make_postgres()  # type: ignore[operator]
+    script = _small_dump(db, tmp_path)
+    broken = script.replace("COPY public.t (a) FROM stdin;\n1\n", "COPY public.t (a) FROM stdin;\n1\t9\n")
+    assert broken != script
+    dump = tmp_path / "broken.sql"
+    dump.write_text(_with(broken, "CREATE TABLE public.after_it (a integer);\n"), encoding="utf-8")
+
+    result = pg_restore_check(dump, db.url)
+
+    assert result.verdict == "fail" and result.restored is None
+    [rows] = result.failed_checks
+    assert rows.name == "copy rows" and rows.message.startswith("not restored: COPY data with broken rows")
+    assert not any(b"after_it" in sql for sql in sent) and sent[-1] == b"ROLLBACK"
+
+
 def test_a_dump_with_other_schemas_trusted_extensions_and_large_objects_restores(make_postgres: object,
                                                                               tmp_path: Path) -> None:
     db: ScratchDB = make_postgres()  # type: ignore[operator]
