@@ -57,11 +57,11 @@ _FIRST_WORD = re.compile(rb"[A-Za-z_]+|\?")
 _VARIABLE = re.compile(rb"[\w$.]*")
 _CLIENT_SPACE = frozenset(b" \t\n\v\f\r")  # my_isspace: what may follow "--" for the client to see a comment
 _NEVER = 999999  # a version no server reaches: mariadb-dump's /*M!999999\- enable the sandbox mode */
-# The fast path over an INSERT's tuple list (see SqlScanner._tuples_fast): what may not stand outside strings there,
-# and the bytes kept to see its parentheses.
+# The fast path over an INSERT's tuple list (see SqlScanner._tuples_fast): what may not stand outside strings there.
 _ESCAPE = re.compile(rb"\\[\\']")  # \\ and \' inside strings: neither ends one
 _FAST_SPECIALS = b'\0\\"`#@;'  # never outside strings in a fast stretch, nor "--" or "/*"
-_NOT_MARK = bytes(c for c in range(256) if c not in _FAST_SPECIALS + b"'(),")
+# The bytes kept to see its parentheses and strings, and the comment openers' bytes (see _comment_outside).
+_NOT_MARK = bytes(c for c in range(256) if c not in _FAST_SPECIALS + b"'(),-/*")
 
 
 @dataclass
@@ -353,21 +353,24 @@ class SqlScanner:
         It reads exactly as the scanner would, and takes only stretches where that is plain to see: escapes turned
         into NULs (under NO_BACKSLASH_ESCAPES there are none), quotes then alternate open/close, and outside strings
         there must be nothing but code without comments, backslashes, other quotes, variables or delimiters, with
-        every parenthesis a top-level tuple opened right after a comma."""
-        stop = buf.find(b";\n", i, n)  # the statement's likely end: no need to look past it
+        every parenthesis a top-level tuple opened right after a comma. Each byte of the stretch is read by a few
+        whole-buffer passes (find a newline, escapes, translate, split at quotes), none of them per byte in Python."""
+        stop = _statement_end(buf, i, n)  # the statement's likely end: no need to look past it
         data = buf[i : n if stop < 0 else stop + 2]
         if not self._nbe and b"\\" in data:
             data = _ESCAPE.sub(b"\0\0", data)
-        end = self._fast_end(data)
-        if end <= 0:
+        # Only quotes, parentheses, commas, specials and the bytes of comment openers matter: the rest goes.
+        found = _fast_end(data, data.translate(None, _NOT_MARK), stop >= 0)
+        if found is None:
             return i
-        region = data[:end]
-        # Only quotes, parentheses, commas and specials matter: the rest goes, then so do strings left empty (two
-        # adjacent quotes open and close an empty string or part two strings with nothing between: either way
-        # what is outside strings stays as it was), and what remains is split at the quotes.
-        marks = region.translate(None, _NOT_MARK).replace(b"''", b"")
+        end, marks = found
+        # Strings left empty go (two adjacent quotes open and close an empty string or part two strings with nothing
+        # between: either way what is outside strings stays as it was), then what remains is split at the quotes.
+        marks = marks.replace(b"''", b"")
         outside = b"".join(marks.split(b"'")[0::2]) if b"'" in marks else marks
-        parens = outside.translate(None, b",")
+        if (b"--" in outside or b"/*" in outside) and _comment_outside(data, end):
+            return i  # (bytes dropped between two dashes, a string between them, can make "--" here that is none)
+        parens = outside.translate(None, b",-/*")
         tuples = len(parens) // 2
         if parens != b"()" * tuples or outside.count(b",(") != tuples or not outside.endswith(b")"):
             return i
@@ -376,57 +379,6 @@ class SqlScanner:
         if not self._full:  # no comment, marker or mode spelling in the stretch: the head takes its bytes as they are
             self._add_head(buf[i : i + min(end, self._limit - len(self._head))])
         return i + end
-
-    @staticmethod
-    def _fast_end(data: bytes) -> int:
-        """Where a fast stretch may end, outside strings: at the statement's `;` (followed by a newline, as
-        mysqldump writes it) or after the last tuple that closes in the buffer; 0 when none is found, or when a
-        comment (`--`, `/*`) stands outside strings before it. Quotes are counted once, left to right."""
-        openers: list[int] = []
-        for token in (b"--", b"/*"):
-            at = data.find(token)
-            while at >= 0:
-                if len(openers) > 256:
-                    return 0
-                openers.append(at)
-                at = data.find(token, at + 1)
-        openers.sort()
-        quotes, searched, k = 0, 0, 0
-
-        def outside(pos: int) -> bool | None:
-            """Whether pos is outside strings; None when a comment opener outside strings comes first."""
-            nonlocal quotes, searched, k
-            while k < len(openers) and openers[k] < pos:
-                quotes += data.count(b"'", searched, openers[k])
-                searched = openers[k]
-                k += 1
-                if quotes % 2 == 0:
-                    return None
-            quotes += data.count(b"'", searched, pos)
-            searched = pos
-            return quotes % 2 == 0
-
-        at = data.find(b";\n")
-        while at >= 0:
-            found = outside(at)
-            if found is None:
-                return 0
-            if found:
-                return at
-            at = data.find(b";\n", at + 1)
-        cuts: list[int] = []
-        at = data.rfind(b"),(")
-        while at >= 0 and len(cuts) < 3:
-            cuts.append(at)
-            at = data.rfind(b"),(", 0, at)
-        for at in cuts:  # the last tuple boundary first
-            quotes, searched, k = 0, 0, 0
-            found = outside(at)
-            if found is None:
-                return 0
-            if found:
-                return at + 1
-        return 0
 
     def _line(self, buf: bytes, i: int, n: int, eof: bool) -> tuple[int, int] | None:
         """Where the line from i ends (its newline, or the buffer's end) and where the next one starts."""
@@ -719,3 +671,54 @@ def _string_pattern(quote: int, backslash: bool, star: bool) -> re.Pattern[bytes
 
 
 _STRING_ENDS = {(q, b, s): _string_pattern(q, b, s) for q in b"'\"`" for b in (False, True) for s in (False, True)}
+
+
+def _statement_end(buf: bytes, i: int, n: int) -> int:
+    """buf.find(b";\\n", i, n), faster: a one-byte find is a memchr, and a tuple list has few newlines (mysqldump
+    writes them as \\n inside strings), so each newline found is checked for a `;` before it."""
+    at = buf.find(b"\n", i, n)
+    for _ in range(64):
+        if at < 0:
+            return -1
+        if at > i and buf[at - 1] == 0x3B:
+            return at - 1
+        at = buf.find(b"\n", at + 1, n)
+    return -1 if at < 0 else buf.find(b";\n", max(at - 1, i), n)  # many newlines: search for the pair itself
+
+
+def _fast_end(data: bytes, marks: bytes, terminated: bool) -> tuple[int, bytes] | None:
+    """Where a fast stretch may end, outside strings, and the marks (data's bytes kept by _NOT_MARK) up to there:
+    at the statement's `;` (data then ends with `;\\n`, as mysqldump writes it) or after one of the last tuples
+    that close in data; None when none is. Quotes are counted once, in the marks; a cut's tail only is re-read."""
+    quotes = marks.count(b"'")
+    if terminated and quotes % 2 == 0:
+        return len(data) - 2, marks[:-1]  # the `;` is the last mark (a newline is none)
+    at = data.rfind(b"),(")
+    for _ in range(3):  # the last tuple boundary first
+        if at < 0:
+            break
+        tail = data[at + 1 :]
+        if (quotes - tail.count(b"'")) % 2 == 0:
+            return at + 1, marks[: len(marks) - len(tail.translate(None, _NOT_MARK))]
+        at = data.rfind(b"),(", 0, at)
+    return None
+
+
+def _comment_outside(data: bytes, end: int) -> bool:
+    """Whether a comment opener (`--`, `/*`) stands outside strings in data[:end] (or too many to tell): the exact
+    check, by counting quotes up to each opener, for when the marks show one that may be none."""
+    openers: list[int] = []
+    for token in (b"--", b"/*"):
+        at = data.find(token, 0, end)
+        while at >= 0:
+            if len(openers) > 256:
+                return True
+            openers.append(at)
+            at = data.find(token, at + 1, end)
+    quotes, searched = 0, 0
+    for at in sorted(openers):
+        quotes += data.count(b"'", searched, at)
+        searched = at
+        if quotes % 2 == 0:
+            return True
+    return False
