@@ -125,6 +125,7 @@ class SqlScanner:
         self._exec = False  # inside /*! … */
         self._exec_kind = ""  # always (every server runs it), maybe (some skip it), never (none runs it)
         self._line_start = True  # nothing but whitespace since the last newline: where DELIMITER is a command
+        self._first_from = 0  # offset before which no first tuple is read by the fast path (it failed up to there)
         self.session = Session()
         self._set_mode()
         self._set_delimiter(b";")
@@ -198,19 +199,23 @@ class SqlScanner:
 
     def _add_head(self, piece: bytes) -> None:
         skipped = self._exec and self._exec_kind != "always"
-        if self._exec_kind != "never" or not self._exec:
-            room = self._limit - len(self._head)
-            self._head += piece[:room]
-        if self._alt is not None and not skipped:
-            self._alt += piece[: self._limit - len(self._alt)]
+        grows = self._exec_kind != "never" or not self._exec
+        if self._limit == HEAD_BYTES and not self._values and grows and len(self._head) + len(piece) >= HEAD_BYTES:
+            # Not an INSERT's VALUES list: keep reading what it is (before cutting the piece, so that the head does
+            # not lose the rest of the piece that reaches HEAD_BYTES, whose length depends on the chunk size).
+            self._limit = LONG_HEAD_BYTES
+        if grows:
+            piece = piece[: self._limit - len(self._head)]
+            self._head += piece
+            # The alternative head (never longer: it skips more) stops where the head does, at the same byte of the
+            # script, whatever the chunk size.
+            if self._alt is not None and not skipped:
+                self._alt += piece
         if len(self._head) >= self._limit:
-            if self._limit == HEAD_BYTES and not self._values:
-                self._limit = LONG_HEAD_BYTES  # not an INSERT's VALUES list: keep reading what it is
-            else:
-                self._full = True
-                if not self._values:
-                    self._problem(f"a statement whose first {LONG_HEAD_BYTES:,} bytes are not a VALUES list: "
-                                  "dbaudit cannot classify it whole")
+            self._full = True
+            if not self._values:
+                self._problem(f"a statement whose first {LONG_HEAD_BYTES:,} bytes are not a VALUES list: "
+                              "dbaudit cannot classify it whole")
 
     def _mark(self, offset: int, text: bytes) -> None:
         """An executable-comment marker: it starts the statement but reads as whitespace."""
@@ -319,9 +324,8 @@ class SqlScanner:
                        self._delimiter.decode(errors="replace"), list(self._problems))
 
     def _scan_normal(self, buf: bytes, i: int, n: int, eof: bool) -> int | None:
-        if ((self._full or not (self._nbe or self._ansi)) and self._values and not self._depth and not self._exec
-                and self._tail.endswith(b")")
-                and self._delimiter == b";" and self._base + i >= self._fast_from and buf[i : i + 1] != b";"):
+        if (self._values and not self._depth and self._tail.endswith(b")") and self._base + i >= self._fast_from
+                and buf[i : i + 1] != b";" and self._fast_allowed()):
             skipped = self._tuples_fast(buf, i, n)
             if skipped > i:
                 return skipped
@@ -346,7 +350,11 @@ class SqlScanner:
         after = self._event(buf, j, n, eof)
         return j if after is None and j > i else after
 
-    def _tuples_fast(self, buf: bytes, i: int, n: int) -> int:
+    def _fast_allowed(self) -> bool:
+        """Whether the session and the statement let the fast path read its tuples (see _tuples_fast)."""
+        return (self._full or not (self._nbe or self._ansi)) and not self._exec and self._delimiter == b";"
+
+    def _tuples_fast(self, buf: bytes, i: int, n: int, first: bool = False) -> int:
         """Skip over `,(…),(…)` tuples with C-level bytes methods instead of event by event; return where the
         byte-by-byte scanner takes over again (i when it must do this stretch itself).
 
@@ -354,31 +362,48 @@ class SqlScanner:
         into NULs (under NO_BACKSLASH_ESCAPES there are none), quotes then alternate open/close, and outside strings
         there must be nothing but code without comments, backslashes, other quotes, variables or delimiters, with
         every parenthesis a top-level tuple opened right after a comma. Each byte of the stretch is read by a few
-        whole-buffer passes (find a newline, escapes, translate, split at quotes), none of them per byte in Python."""
+        whole-buffer passes (find a newline, escapes, translate, split at quotes), none of them per byte in Python.
+
+        `first`: i is at the `(` of the statement's first tuple, already counted by _open_paren (the stretch then
+        starts with a tuple, not a comma). When that fails, no first tuple is tried again before the bytes it read
+        (else statements sharing one line would each re-read the rest of it)."""
         stop = _statement_end(buf, i, n)  # the statement's likely end: no need to look past it
         data = buf[i : n if stop < 0 else stop + 2]
+        found = self._stretch(data, stop >= 0, first)
+        if found is None:
+            if first:
+                self._first_from = self._base + i + len(data)
+            return i
+        end, tuples = found
+        self._tuples += tuples - first
+        self._tail = b")"
+        if not self._full:  # no comment, marker or mode spelling in the stretch: the head takes its bytes as they are
+            self._add_head(buf[i : i + min(end, self._limit - len(self._head))])
+        return i + end
+
+    def _stretch(self, data: bytes, terminated: bool, first: bool) -> tuple[int, int] | None:
+        """How far the fast path may read data (from a `,` after a tuple, or from the first tuple's `(`), and how
+        many tuples it holds; None when it must not read any of it."""
         if not self._nbe and b"\\" in data:
             data = _ESCAPE.sub(b"\0\0", data)
         # Only quotes, parentheses, commas, specials and the bytes of comment openers matter: the rest goes.
-        found = _fast_end(data, data.translate(None, _NOT_MARK), stop >= 0)
+        found = _fast_end(data, data.translate(None, _NOT_MARK), terminated)
         if found is None:
-            return i
+            return None
         end, marks = found
         # Strings left empty go (two adjacent quotes open and close an empty string or part two strings with nothing
         # between: either way what is outside strings stays as it was), then what remains is split at the quotes.
         marks = marks.replace(b"''", b"")
         outside = b"".join(marks.split(b"'")[0::2]) if b"'" in marks else marks
         if (b"--" in outside or b"/*" in outside) and _comment_outside(data, end):
-            return i  # (bytes dropped between two dashes, a string between them, can make "--" here that is none)
+            return None  # (bytes dropped between two dashes, a string between them, can make "--" here that is none)
+        if first:
+            outside = b"," + outside
         parens = outside.translate(None, b",-/*")
         tuples = len(parens) // 2
         if parens != b"()" * tuples or outside.count(b",(") != tuples or not outside.endswith(b")"):
-            return i
-        self._tuples += tuples
-        self._tail = b")"
-        if not self._full:  # no comment, marker or mode spelling in the stretch: the head takes its bytes as they are
-            self._add_head(buf[i : i + min(end, self._limit - len(self._head))])
-        return i + end
+            return None
+        return end, tuples
 
     def _line(self, buf: bytes, i: int, n: int, eof: bool) -> tuple[int, int] | None:
         """Where the line from i ends (its newline, or the buffer's end) and where the next one starts."""
@@ -470,7 +495,13 @@ class SqlScanner:
             return j + 1
         if c == 0x28:  # (
             if self._depth == 0:
+                first = not self._values
                 self._open_paren()
+                # An INSERT's first tuple: the fast path may take it too (with one row per INSERT, it is all there is).
+                if first and self._values and self._base + j >= self._first_from and self._fast_allowed():
+                    skipped = self._tuples_fast(buf, j, n, first=True)
+                    if skipped > j:
+                        return skipped
             elif self._full and self._values:
                 self._unread()  # a function call or subquery inside a tuple, past what is classified
             self._content(buf, j, j + 1)
@@ -705,20 +736,9 @@ def _fast_end(data: bytes, marks: bytes, terminated: bool) -> tuple[int, bytes] 
 
 
 def _comment_outside(data: bytes, end: int) -> bool:
-    """Whether a comment opener (`--`, `/*`) stands outside strings in data[:end] (or too many to tell): the exact
-    check, by counting quotes up to each opener, for when the marks show one that may be none."""
-    openers: list[int] = []
-    for token in (b"--", b"/*"):
-        at = data.find(token, 0, end)
-        while at >= 0:
-            if len(openers) > 256:
-                return True
-            openers.append(at)
-            at = data.find(token, at + 1, end)
-    quotes, searched = 0, 0
-    for at in sorted(openers):
-        quotes += data.count(b"'", searched, at)
-        searched = at
-        if quotes % 2 == 0:
-            return True
-    return False
+    """Whether a comment opener (`--`, `/*`) stands outside strings in data[:end]: the exact check, for when the
+    marks show one that may be none (`-1.5e-3` is `--` once its digits are dropped). Here nothing is dropped, and
+    the runs of bytes between strings are kept apart, so two bytes are next to each other only if they are in data."""
+    pieces = data[:end].replace(b"''", b"").split(b"'")
+    outside = b"\1".join(pieces[0::2])
+    return b"--" in outside or b"/*" in outside
