@@ -127,6 +127,7 @@ class SqlScanner:
         self._line_start = True  # nothing but whitespace since the last newline: where DELIMITER is a command
         self._first_from = 0  # offset before which no first tuple is read by the fast path (it failed up to there)
         self.session = Session()
+        self._mode_read: object = None  # the session's mode value _ansi and _nbe were read from
         self._set_mode()
         self._set_delimiter(b";")
         self._comment = bytearray()
@@ -161,9 +162,13 @@ class SqlScanner:
         self._events = re.compile(b"[" + b"".join(re.escape(bytes([c])) for c in sorted(events)) + b"]")
 
     def _set_mode(self) -> None:
-        """The session's modes, as the scanner lexes strings from the next statement on."""
-        self._ansi = self.session.ansi_quotes
-        self._nbe = self.session.no_backslash_escapes
+        """The session's modes, as the scanner lexes strings from the next statement on (read again only when the
+        session's mode changed: a statement that sets none keeps the same value, and this runs for every one)."""
+        mode = self.session.state.mode
+        if mode is not self._mode_read:
+            self._ansi = self.session.ansi_quotes
+            self._nbe = self.session.no_backslash_escapes
+            self._mode_read = mode
 
     def _problem(self, text: str) -> None:
         if text not in self._problems:
