@@ -135,3 +135,25 @@ def test_a_long_head_keeps_every_byte_across_its_first_4096_at_any_chunk_size() 
         heads.add(found[0].head)
 
     assert heads == {" ".join(data[: data.index(b";")].decode().split())}
+
+
+def test_statements_sharing_one_line_are_each_read_once_by_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Many INSERTs on one line, `;` between them and a newline only at its end: a stretch that fails (it runs to the
+    # next `;` + newline, over the statements after it) must not be tried again from each of them.
+    read: list[int] = []
+    stretch = SqlScanner._stretch
+
+    def counted(self: SqlScanner, data: bytes, terminated: bool, first: bool) -> tuple[int, int] | None:
+        read.append(len(data))
+        return stretch(self, data, terminated, first)
+
+    rows = ",".join(f"({n},'a')" for n in range(20))
+    data = (f"INSERT INTO t VALUES {rows};" * 500 + "\n").encode()
+    monkeypatch.setattr(SqlScanner, "_stretch", counted)
+    found: list[Statement] = []
+    scanner = SqlScanner(found.append)
+    scanner.feed(data)
+    scanner.finish()
+
+    assert [s.tuples for s in found] == [20] * 500
+    assert sum(read) <= 2 * len(data)

@@ -125,7 +125,9 @@ class SqlScanner:
         self._exec = False  # inside /*! … */
         self._exec_kind = ""  # always (every server runs it), maybe (some skip it), never (none runs it)
         self._line_start = True  # nothing but whitespace since the last newline: where DELIMITER is a command
-        self._first_from = 0  # offset before which no first tuple is read by the fast path (it failed up to there)
+        # Offsets before which the fast path is not tried again (it failed on the bytes up to there): after a tuple,
+        # and at a statement's first tuple.
+        self._fast_from = self._first_from = 0
         self.session = Session()
         self._mode_read: object = None  # the session's mode value _ansi and _nbe were read from
         self._set_mode()
@@ -153,7 +155,6 @@ class SqlScanner:
         self._too_long = False
         self._problems: list[str] = []
         self._variables: set[str] = set()
-        self._fast_from = 0  # offset before which the fast path is not tried again (it failed there)
         self._semicolons = False
 
     def _set_delimiter(self, delimiter: bytes) -> None:
@@ -334,7 +335,6 @@ class SqlScanner:
             skipped = self._tuples_fast(buf, i, n)
             if skipped > i:
                 return skipped
-            self._fast_from = self._base + n
         if self._empty:
             m = _NONSPACE.search(buf, i)
             if buf.find(b"\n", i, m.start() if m else n) >= 0:
@@ -370,14 +370,17 @@ class SqlScanner:
         whole-buffer passes (find a newline, escapes, translate, split at quotes), none of them per byte in Python.
 
         `first`: i is at the `(` of the statement's first tuple, already counted by _open_paren (the stretch then
-        starts with a tuple, not a comma). When that fails, no first tuple is tried again before the bytes it read
-        (else statements sharing one line would each re-read the rest of it)."""
+        starts with a tuple, not a comma). When a stretch fails, the fast path is not tried again (after a tuple, or
+        at a first tuple) before the bytes it read, in this statement or the next ones: else statements sharing one
+        line would each re-read the rest of it."""
         stop = _statement_end(buf, i, n)  # the statement's likely end: no need to look past it
         data = buf[i : n if stop < 0 else stop + 2]
         found = self._stretch(data, stop >= 0, first)
         if found is None:
             if first:
                 self._first_from = self._base + i + len(data)
+            else:
+                self._fast_from = self._base + i + len(data)
             return i
         end, tuples = found
         self._tuples += tuples - first
