@@ -4,6 +4,7 @@ gain rights as the superuser that psql restores as; cut dumps; hangs; and runs k
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -48,13 +49,27 @@ def journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def nothing_left(postgres_server: sa.Engine) -> Iterator[None]:
-    """Every test: no dbaudit_restore_* role or database it made survives it (those of others are not touched)."""
+def nothing_left(postgres_server: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test: no dbaudit_restore_* role or database it made survives it. Only what this test's runs made counts
+    (their names as they are created in this process, or in a journal entry a child process left): other sessions'
+    restore-checks run on the same server at the same time, and their objects are never touched."""
+    made: set[str] = set()
+    create = pgrestore._create
+
+    def spy(engine: sa.Engine, run: pgrestore._Run, limit: float) -> None:
+        made.update({f"role {run.role}", f"database {run.scratch}"})
+        create(engine, run, limit)
+
+    monkeypatch.setattr(pgrestore, "_create", spy)
     before = _leftovers(postgres_server)
     yield
-    left = _leftovers(postgres_server) - before
+    for entry in tmp_path.glob("**/*.json"):
+        with contextlib.suppress(ValueError, OSError):
+            named = json.loads(entry.read_text(encoding="utf-8"))
+            made.update({f"role {named.get('account_user')}", f"database {named.get('scratch')}"})
+    left = (_leftovers(postgres_server) - before) & made
     with postgres_server.connect() as conn:  # cleaned up even when the assertion below fails
-        for item in sorted(left, reverse=True):  # databases before roles
+        for item in sorted(left, key=lambda item: not item.startswith("database")):  # databases before roles
             kind, name = item.split(" ", 1)
             conn.exec_driver_sql(f'DROP {kind.upper()} IF EXISTS "{name}"{" WITH (FORCE)" if kind == "database" else ""}')
     assert not left, f"restore-check left {sorted(left)}"
@@ -384,14 +399,16 @@ def _start_restore(dump: Path, url: str, journal: Path) -> subprocess.Popen[byte
                             stderr=subprocess.PIPE)
 
 
-def _wait_for_run(server: sa.Engine, before: set[str], proc: subprocess.Popen[bytes]) -> set[str]:
-    """The role and database the run made, once its dump is loading (its COPY spins)."""
+def _wait_for_run(server: sa.Engine, journal: Path, proc: subprocess.Popen[bytes]) -> set[str]:
+    """The role and database the run made (named by its journal entry: other sessions' restore-checks may be
+    creating theirs on the same server), once its dump is loading (its COPY spins)."""
     for _ in range(300):
         with server.connect() as conn:
             spinning = conn.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE starts_with(usename, :p) "
                                             "AND starts_with(query, 'COPY public.hang')"), {"p": PREFIX}).scalar()
         if spinning:
-            return _leftovers(server) - before
+            [entry] = [json.loads(p.read_text()) for p in journal.glob("*.json")]
+            return {f"role {entry['account_user']}", f"database {entry['scratch']}"}
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.1)
     raise AssertionError("the restore never started loading")
@@ -401,9 +418,8 @@ def _wait_for_run(server: sa.Engine, before: set[str], proc: subprocess.Popen[by
 def test_sigterm_or_ctrl_c_drops_the_role_and_database_at_once(make_postgres: object, postgres_server: sa.Engine,
                                                                tmp_path: Path, journal: Path, signum: int) -> None:
     db: ScratchDB = make_postgres()  # type: ignore[operator]
-    before = _leftovers(postgres_server)
     proc = _start_restore(_spinning_dump(db, tmp_path), db.url, journal)
-    made = _wait_for_run(postgres_server, before, proc)
+    made = _wait_for_run(postgres_server, journal, proc)
     assert {m.split()[0] for m in made} == {"role", "database"}
 
     started = time.monotonic()
@@ -412,19 +428,18 @@ def test_sigterm_or_ctrl_c_drops_the_role_and_database_at_once(make_postgres: ob
 
     assert time.monotonic() - started < 10  # not at the 120 s restore timeout
 
-    assert _leftovers(postgres_server) - before == set()
+    assert made & _leftovers(postgres_server) == set()
     assert list(journal.glob("*.json")) == []
 
 
 def test_a_later_run_drops_what_a_killed_run_left_and_only_that(make_postgres: object, postgres_server: sa.Engine,
                                                                tmp_path: Path, journal: Path) -> None:
     db: ScratchDB = make_postgres()  # type: ignore[operator]
-    before = _leftovers(postgres_server)
     proc = _start_restore(_spinning_dump(db, tmp_path), db.url, journal)
-    made = _wait_for_run(postgres_server, before, proc)
+    made = _wait_for_run(postgres_server, journal, proc)
     proc.kill()
     proc.wait(timeout=30)
-    assert _leftovers(postgres_server) - before == made  # SIGKILL: nothing could clean up
+    assert made <= _leftovers(postgres_server)  # SIGKILL: nothing could clean up
     [entry] = [json.loads(p.read_text()) for p in journal.glob("*.json")]
     # A role that only looks like a dead run's (the name in a forged entry, no proof on the server) stays.
     impostor = f"{PREFIX}{uuid.uuid4().hex[:16]}"
@@ -443,7 +458,8 @@ def test_a_later_run_drops_what_a_killed_run_left_and_only_that(make_postgres: o
         assert result.verdict == "pass", [c.message for c in result.failed_checks]
         [earlier] = [c for c in result.checks if c.name == "earlier runs"]
         assert all(m.split()[1] in earlier.message for m in made)
-        assert _leftovers(postgres_server) - before == {f"role {impostor}"}
+        left = _leftovers(postgres_server)
+        assert f"role {impostor}" in left and not left & made
         assert list(journal.glob("*.json")) == []
     finally:
         with postgres_server.connect() as conn:
