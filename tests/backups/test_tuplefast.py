@@ -60,6 +60,7 @@ def _read(data: bytes, chunks: list[int], fast: bool, monkeypatch: pytest.Monkey
     with monkeypatch.context() as patch:
         if not fast:
             patch.setattr(SqlScanner, "_tuples_fast", lambda self, buf, i, n, first=False: i)
+            patch.setattr(SqlScanner, "_row_run", lambda self, buf, i, n: None)
         found: list[Statement] = []
         scanner = SqlScanner(found.append, keep_text=True)
         at, k = 0, 0
