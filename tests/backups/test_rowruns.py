@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from dbaudit.backups.dumpfile import DumpScan
-from dbaudit.backups.sqlscan import SqlScanner
+from dbaudit.backups.sqlscan import SqlScanner, Statement
 from dbaudit.backups.statements import Collector
 
 HEADER = "-- MySQL dump 10.13  Distrib 8.0.36, for Linux (x86_64)\n--\n-- Host: localhost    Database: own\n"
@@ -39,19 +39,23 @@ def _scan(path: Path, chunk: int, fast: bool, monkeypatch: pytest.MonkeyPatch) -
 
 
 def _rows_read_at_once(path: Path, monkeypatch: pytest.MonkeyPatch) -> int:
-    read = []
+    """How many statements SqlScanner._row_run built (the rest the scanner read event by event)."""
+    found: list[Statement] = []
+    read = [0]
     row_run = SqlScanner._row_run
 
     def counted(self: SqlScanner, buf: bytes, i: int, n: int) -> int | None:
+        before = len(found)
         end = row_run(self, buf, i, n)
-        read.append(end is not None)
+        read[0] += len(found) - before
         return end
 
     with monkeypatch.context() as patch:
         patch.setattr(SqlScanner, "_row_run", counted)
-        for _ in DumpScan(path):
-            pass
-    return sum(read)
+        scanner = SqlScanner(found.append)
+        scanner.feed(path.read_bytes())
+        scanner.finish()
+    return read[0]
 
 
 def _same_as_reference(path: Path, monkeypatch: pytest.MonkeyPatch, chunks: tuple[int, ...] = ()) -> tuple[Any, ...]:

@@ -58,7 +58,7 @@ _VARIABLE = re.compile(rb"[\w$.]*")
 _CLIENT_SPACE = frozenset(b" \t\n\v\f\r")  # my_isspace: what may follow "--" for the client to see a comment
 _NEVER = 999999  # a version no server reaches: mariadb-dump's /*M!999999\- enable the sandbox mode */
 # The fast path over an INSERT's tuple list (see SqlScanner._tuples_fast): what may not stand outside strings there.
-_ESCAPE = re.compile(rb"\\[\\']")  # \\ and \' inside strings: neither ends one
+_ESCAPE = re.compile(rb"\\[\\']")  # \\ and \' inside strings: neither ends one (_neutralized's reference)
 _FAST_SPECIALS = b'\0\\"`#@;'  # never outside strings in a fast stretch, nor "--" or "/*"
 # The bytes kept to see its parentheses and strings, and the comment openers' bytes (see _comment_outside).
 _NOT_MARK = bytes(c for c in range(256) if c not in _FAST_SPECIALS + b"'(),-/*")
@@ -94,8 +94,9 @@ class Statement:
     semicolons: bool = False
     # A row of a run (see SqlScanner._row_run): the bytes its head starts with, up to its first tuple, the same object
     # for consecutive INSERTs that start with them and hold nothing but tuples outside strings (None: no such row).
-    # The same bytes, read in the same session, classify the same (backups.statements.Collector caches that).
-    run: bytes | None = None
+    # The same bytes, read in the same session, classify the same (backups.statements.Collector caches that). A hint
+    # only, which may depend on where chunks were cut: statements read the same compare equal whatever it is.
+    run: bytes | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -382,43 +383,51 @@ class SqlScanner:
         return j if after is None and j > i else after
 
     def _row_run(self, buf: bytes, i: int, n: int) -> int | None:
-        """The next row of a run of one-row INSERTs (`--skip-extended-insert`), read whole at once; None when the
-        byte-by-byte scanner must read it (then it does exactly what it would have done without this).
+        """Rows of a run of one-row INSERTs (`--skip-extended-insert`) from i, read whole; where the scanner goes on
+        (after the last row's `;`), or None when the byte-by-byte scanner must read the row at i (then it does exactly
+        what it would have done without this).
 
-        The statement before it was an INSERT whose head held its bytes as they are up to its first tuple (`run`:
-        no comment, marker, variable or problem), and this one starts with the same bytes, in the same session: the
+        The statement before was an INSERT whose head held its bytes as they are up to its first tuple (`run`: no
+        comment, marker, variable or problem), and this one starts with the same bytes, in the same session: the
         reference scanner reads them event by event into the same head, then (its first tuple) takes the tuples to
         the statement's `;` on the fast path, which _stretch proves here the same way, then ends the statement; the
         session it observes is left as it was (an INSERT naming no variable). So the statement is built here, as the
-        reference builds it, without the events: its head is its first HEAD_BYTES bytes."""
+        reference builds it, without the events: its head is its first HEAD_BYTES bytes. The next row is read on
+        here when a newline alone stands between them (the reference would find no command there: the row starts
+        with the same word as the one before)."""
         run = self._run
         assert run is not None
-        j = i + len(run)
-        if j >= n or buf[j] != 0x28 or self._base + j < self._first_from or not self._fast_allowed() or (
-                self._mode_read is not self.session.state.mode):
+        if not self._fast_allowed() or self._mode_read is not self.session.state.mode:
             return None
         if self._problems or self._alt is not None or self._variables or self._semicolons:
             return None  # found between statements (a `--'` there is a problem of the next one): the reference reads it
-        stop = _statement_end(buf, j, n)
-        if stop < 0:
-            return None  # the row goes on in the next chunk
-        data = buf[j : stop + 2]
-        found = self._stretch(data, True, True)
-        if found is None or found[0] != len(data) - 2:
-            if found is None:  # as _tuples_fast: not tried again before the bytes read (the reference fails the same)
-                self._first_from = self._base + j + len(data)
-            return None
-        upto = stop  # the `;`
-        if upto - i > self._max_statement:
-            return None
-        start = self._base + i
-        text = buf[i:upto] if self._keep_text else None
-        head = " ".join(buf[i : min(upto, i + HEAD_BYTES)].decode("utf-8", "replace").split())
-        self._line_start = False
-        self._last_comment = None
-        self._on_statement(Statement(head, start, self._base + upto + 1, found[1], text, False, None, *self._run_mode,
-                                     problems=[], run=run))
-        return upto + 1
+        skip, base, keep, mode, emit = len(run), self._base, self._keep_text, self._run_mode, self._on_statement
+        after = None
+        while True:
+            j = i + skip
+            if j >= n or buf[j] != 0x28 or base + j < self._first_from:
+                break
+            stop = _statement_end(buf, j, n)
+            if stop < 0:
+                break  # the row goes on in the next chunk
+            data = buf[j : stop + 2]
+            found = self._stretch(data, True, True)
+            if found is None or found[0] != len(data) - 2:
+                if found is None:  # as _tuples_fast: not tried again before the bytes read (the reference fails the same)
+                    self._first_from = base + j + len(data)
+                break
+            if stop - i > self._max_statement:
+                break
+            head = " ".join(buf[i : min(stop, i + HEAD_BYTES)].decode("utf-8", "replace").split())
+            self._line_start = False
+            self._last_comment = None
+            emit(Statement(head, base + i, base + stop + 1, found[1], buf[i:stop] if keep else None, False, None, *mode,
+                           problems=[], run=run))
+            after = stop + 1
+            i = after + 1
+            if buf[after : i] != b"\n" or not buf.startswith(run, i):
+                break
+        return after
 
     def _fast_allowed(self) -> bool:
         """Whether the session and the statement let the fast path read its tuples (see _tuples_fast)."""
@@ -458,7 +467,7 @@ class SqlScanner:
         """How far the fast path may read data (from a `,` after a tuple, or from the first tuple's `(`), and how
         many tuples it holds; None when it must not read any of it."""
         if not self._nbe and b"\\" in data:
-            data = _ESCAPE.sub(b"\0\0", data)
+            data = _neutralized(data)
         # Only quotes, parentheses, commas, specials and the bytes of comment openers matter: the rest goes.
         found = _fast_end(data, data.translate(None, _NOT_MARK), terminated)
         if found is None:
@@ -791,6 +800,12 @@ def _statement_end(buf: bytes, i: int, n: int) -> int:
             return at - 1
         at = buf.find(b"\n", at + 1, n)
     return -1 if at < 0 else buf.find(b";\n", max(at - 1, i), n)  # many newlines: search for the pair itself
+
+
+def _neutralized(data: bytes) -> bytes:
+    """_ESCAPE.sub(b"\\0\\0", data), in two C-level replaces (a regex call costs more, per row, than reading one):
+    a run of backslashes pairs up from its left in both, and a lone last one then pairs with a quote after it."""
+    return data.replace(b"\\\\", b"\0\0").replace(b"\\'", b"\0\0")
 
 
 def _fast_end(data: bytes, marks: bytes, terminated: bool) -> tuple[int, bytes] | None:
