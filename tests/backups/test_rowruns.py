@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
+from dbaudit.backups import statements as classification
 from dbaudit.backups.dumpfile import DumpScan
 from dbaudit.backups.sqlscan import SqlScanner, Statement
-from dbaudit.backups.statements import Collector
 
 HEADER = "-- MySQL dump 10.13  Distrib 8.0.36, for Linux (x86_64)\n--\n-- Host: localhost    Database: own\n"
 TRAILER = "-- Dump completed on 2026-12-01 10:00:00\n"
@@ -30,7 +30,7 @@ def _scan(path: Path, chunk: int, fast: bool, monkeypatch: pytest.MonkeyPatch) -
         if not fast:
             patch.setattr(SqlScanner, "_tuples_fast", lambda self, buf, i, n, first=False: i)
             patch.setattr(SqlScanner, "_row_run", lambda self, buf, i, n: None)
-            patch.setattr(Collector, "_same_run", staticmethod(lambda st, prefix: False))
+            patch.setattr(classification, "_same_run", lambda st, prefix: False)
         scan = DumpScan(path, keep_text=True, chunk=chunk)
         statements = list(scan)
         contents = dataclasses.asdict(scan.contents())

@@ -81,7 +81,7 @@ _ACTS_ON_TABLES = re.compile(r"^(?:DROP|ALTER\s+(?:ONLINE\s+|IGNORE\s+)*TABLE|RE
                              r"(?:TABLE|INDEX|SEQUENCE))\b", re.IGNORECASE)
 _QUALIFIED = re.compile(rf"(?<![\w$`.])({IDENT})\s*\.\s*(?={IDENT})")
 # Where _QUALIFIED may match: a dot after a name's last character (a backquote, or a word's that starts with a letter).
-_NAME_DOT = re.compile(r"[A-Za-z_$`][\w$`]*\s*\.")
+_NAME_DOT = re.compile(r"[A-Za-z_$`][\w$`]*+\s*+\.")  # (possessive: a shorter run never ends at a dot)
 # Where a name is a table reference: `UPDATE db.t`, `FROM db.t`, `JOIN db.t` … (an alias there is no alias).
 _TABLE_POSITION = re.compile(r"(?<![\w$])(?:UPDATE|FROM|JOIN|INTO|TABLES?|USING|TO|AS|EXISTS|REFERENCES|TRUNCATE"
                              r"|IGNORE|LOW_PRIORITY|QUICK)\s*$", re.IGNORECASE)
@@ -156,6 +156,18 @@ def _kind_of(head: str) -> str:
     return next((kind for kind, pattern in _STATEMENTS if pattern.match(head)), "other")
 
 
+def _same_run(st: Statement, prefix: str) -> bool:
+    """A row of the run classifies as its first did: nothing past the shared bytes names a database (the same
+    test _scan_qualifiers makes, on that part of the head alone: the shared bytes hold no quote, so literals start
+    at the same places), and the scanner found nothing in it to report."""
+    if st.problems or st.alt_head is not None or st.too_long or st.semicolons or not st.head.startswith(prefix):
+        return False
+    rest = st.head[len(prefix):]
+    # Replacing literals only takes matches away (their quotes stay where they were), and every match of
+    # _QUALIFIED is one of _NAME_DOT (cheaper: no lookbehind): the exact test runs only on rows that may match.
+    return "." not in rest or _NAME_DOT.search(rest) is None or _QUALIFIED.search(LITERALS.sub("''", rest)) is None
+
+
 class Collector:
     """Turns the scanner's statements into tables, objects and row counts."""
 
@@ -209,7 +221,7 @@ class Collector:
     def statement(self, st: Statement) -> Classified:
         """Record one statement and say what it is, and why it must never run if it must not."""
         run = self._run
-        if run is not None and st.run is run[0] and self._same_run(st, run[1]):
+        if run is not None and st.run is run[0] and _same_run(st, run[1]):
             self.statements += 1
             table = run[3]
             table.inserts += 1
@@ -256,18 +268,6 @@ class Collector:
                 or m is None or m.end() >= len(prefix) or st.alt_head is not None or st.semicolons or st.too_long):
             return
         self._run = (st.run, prefix, classified, self._inserted)
-
-    @staticmethod
-    def _same_run(st: Statement, prefix: str) -> bool:
-        """A row of the run classifies as its first did: nothing past the shared bytes names a database (the same
-        test _scan_qualifiers makes, on that part of the head alone: the shared bytes hold no quote, so literals start
-        at the same places), and the scanner found nothing in it to report."""
-        if st.problems or st.alt_head is not None or st.too_long or st.semicolons or not st.head.startswith(prefix):
-            return False
-        rest = st.head[len(prefix):]
-        # Replacing literals only takes matches away (their quotes stay where they were), and every match of
-        # _QUALIFIED is one of _NAME_DOT (cheaper: no lookbehind): the exact test runs only on rows that may match.
-        return "." not in rest or _NAME_DOT.search(rest) is None or _QUALIFIED.search(LITERALS.sub("''", rest)) is None
 
     def _alternative(self, st: Statement) -> None:
         """A server that skips the statement's versioned comments reads `alt_head`: what it runs must be as safe,
