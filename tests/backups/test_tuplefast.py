@@ -159,11 +159,3 @@ def test_statements_sharing_one_line_are_each_read_once_by_the_fast_path(monkeyp
     assert [s.tuples for s in found] == [20] * 500
     assert sum(read) <= 2 * len(data)
 
-
-def test_escapes_are_neutralized_as_the_escape_regex_does_on_random_runs_of_backslashes_and_quotes() -> None:
-    from dbaudit.backups.sqlscan import _ESCAPE, _neutralized
-
-    rng = random.Random(5)
-    for _ in range(5000):
-        data = bytes(rng.choice(b"\\\\\\''a") for _ in range(rng.randrange(0, 12)))
-        assert _neutralized(data) == _ESCAPE.sub(b"\0\0", data), data
