@@ -222,3 +222,25 @@ def test_random_runs_of_rows_read_and_classify_as_the_reference_at_any_chunk_siz
     path = _dump(tmp_path, _random_dump(seed))
 
     _same_as_reference(path, monkeypatch, (random.Random(seed).randrange(1, 300),))
+
+
+def test_a_real_skip_extended_insert_dump_of_world_reads_as_the_reference_and_counts_every_row(
+    shared_data: Path, mariadb_server: Any, mariadb_client: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import re
+
+    from conftest import dump_database, load_sql, scratch_mariadb_database
+    from test_dumpfile import WORLD_ROWS
+
+    script = (shared_data / "world" / "world.sql").read_text(encoding="utf-8")
+    script = re.sub(r"^(CREATE DATABASE|USE) `world`.*$", "", script, flags=re.M)  # into the scratch database
+    with scratch_mariadb_database(mariadb_server, "wrr") as name:
+        load_sql(mariadb_client, name, script)
+        path = dump_database(name, tmp_path / "world-rows.sql", "--skip-extended-insert")
+
+    statements, refusals, contents = _same_as_reference(path, monkeypatch)
+
+    assert {n: t["rows"] for n, t in contents["tables"].items()} == WORLD_ROWS
+    assert {n: t["inserts"] for n, t in contents["tables"].items()} == WORLD_ROWS  # one row per INSERT
+    assert refusals == [] and contents["complete"]
+    assert _rows_read_at_once(path, monkeypatch) > 0.99 * sum(WORLD_ROWS.values())
