@@ -407,9 +407,11 @@ class SqlScanner:
             j = i + skip
             if j >= n or buf[j] != 0x28 or base + j < self._first_from:
                 break
-            stop = _statement_end(buf, j, n)
-            if stop < 0:
-                break  # the row goes on in the next chunk
+            stop = buf.find(b"\n", j, n) - 1  # the row's `;` before its newline, as _statement_end finds it first
+            if stop < j or buf[stop] != 0x3B:
+                stop = _statement_end(buf, j, n)
+                if stop < 0:
+                    break  # the row goes on in the next chunk
             data = buf[j : stop + 2]
             found = self._stretch(data, True, True)
             if found is None or found[0] != len(data) - 2:
@@ -422,7 +424,7 @@ class SqlScanner:
             self._line_start = False
             self._last_comment = None
             emit(Statement(head, base + i, base + stop + 1, found[1], buf[i:stop] if keep else None, False, None, *mode,
-                           problems=[], run=run))
+                           [], False, run))  # (positional: the fields' order, no problems, no semicolons)
             after = stop + 1
             i = after + 1
             if buf[after : i] != b"\n" or not buf.startswith(run, i):
