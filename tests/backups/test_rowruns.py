@@ -229,8 +229,9 @@ def test_a_real_skip_extended_insert_dump_of_world_reads_as_the_reference_and_co
 ) -> None:
     import re
 
-    from conftest import dump_database, load_sql, scratch_mariadb_database
     from test_dumpfile import WORLD_ROWS
+
+    from conftest import dump_database, load_sql, scratch_mariadb_database
 
     script = (shared_data / "world" / "world.sql").read_text(encoding="utf-8")
     script = re.sub(r"^(CREATE DATABASE|USE) `world`.*$", "", script, flags=re.M)  # into the scratch database
