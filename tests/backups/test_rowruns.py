@@ -245,3 +245,19 @@ def test_a_real_skip_extended_insert_dump_of_world_reads_as_the_reference_and_co
     assert {n: t["inserts"] for n, t in contents["tables"].items()} == WORLD_ROWS  # one row per INSERT
     assert refusals == [] and contents["complete"]
     assert _rows_read_at_once(path, monkeypatch) > 0.99 * sum(WORLD_ROWS.values())
+
+
+def test_the_cheap_name_test_never_misses_a_qualified_name_the_exact_one_finds() -> None:
+    from dbaudit.backups.statements import _QUALIFIED, _may_qualify
+
+    rng = random.Random(11)
+    atoms = ["a", "Z", "_", "$", "`", "``", "1", "9", "0", ".", " ", "\u00a0", "\t", "\u00e9", "\u0663", "'", "(", ",",
+             "-", "e", "x1", "1e5", "NULL", "db", "`d b`", "\u2014"]
+    found = 0
+    for _ in range(30000):
+        text = "".join(rng.choice(atoms) for _ in range(rng.randrange(1, 10)))
+        if _QUALIFIED.search(text):
+            found += 1
+            assert _may_qualify(text), text
+    assert found > 200
+    assert not _may_qualify("(1,'x',1234567.89,-0.5,.5, 7 . 2)") and _may_qualify("(1,a1.b)")
