@@ -4,7 +4,9 @@ MySQL/MariaDB: restore-check (backups/restore.py) restores the dump into a new s
 judges the restore; it is kept (`restore_check(keep=True)`), and a temporary account with rights on it
 alone is made here for the migrate and rollback steps. `restore_check` and its result are the only
 pieces of restore.py used: this module is the one seam, so restore.py can change how it loads a dump
-and how it makes its own account. SQLite: the backup is a database file, and the "restore" a copy.
+and how it makes its own account. PostgreSQL: restore-check's temporary role, which owns the scratch
+database and everything the restore created, stays and logs in for the steps (backups/rehearse_pg.py).
+SQLite: the backup is a database file, and the "restore" a copy.
 
 Whatever happens (a failure, an error, Ctrl-C, SIGTERM), `open_scratch`'s block ends with the
 scratch database dropped (unless kept) and the account dropped, its sessions killed first so a
@@ -30,6 +32,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
 from dbaudit.backups import restore
+from dbaudit.backups.rehearse_pg import PgScratch, pg_scratch
 from dbaudit.backups.restore_account import new_password
 from dbaudit.core.checks import Check
 from dbaudit.core.errors import DbauditError, first_line
@@ -57,10 +60,10 @@ class Scratch:
     """A restored scratch database, while its block runs."""
 
     name: str
-    dialect: str  # mysql or sqlite
+    dialect: str  # mysql, postgresql or sqlite
     product: str
     version: str
-    snapshot_url: URL  # the server's own account on the scratch database: snapshots and triggers
+    snapshot_url: URL  # who reads the scratch database for triggers and live compares (PostgreSQL: the role)
     step_url: URL  # the temporary account on it: migrate and rollback (SQLite: the same file)
     env: dict[str, str]  # handed to a migrate/rollback command
     secrets: list[str]  # masked in every captured output
@@ -72,10 +75,14 @@ class Scratch:
     account: Account | None = None
     kept: bool = False
     dropped: bool = field(default=False)
+    drop_hint: str = ""  # kept: how to drop what was kept
+    pg: PgScratch | None = None  # PostgreSQL: the restore and its role
 
     def kill(self, session: int) -> None:
-        """Stop a runaway statement of a migrate/rollback step (MySQL), from the admin connection."""
-        if self.admin is not None:
+        """Stop a runaway statement of a migrate/rollback step, from the admin connection."""
+        if self.pg is not None:
+            self.pg.terminate(session)
+        elif self.admin is not None:
             with suppress(DBAPIError), self.admin.connect() as conn:
                 conn.exec_driver_sql(f"KILL CONNECTION {int(session)}")
 
@@ -101,16 +108,22 @@ def check_scratch_name(name: str) -> None:
 
 @contextmanager
 def open_scratch(dump: str, server: URL, name: str, keep: bool, progress: bool = False,
-                 account: bool = True) -> Iterator[Scratch]:
+                 account: bool = True, valid_for: float = 7200.0) -> Iterator[Scratch]:
     """Restore `dump` into the new scratch database `name` for the block; see the module's docstring.
-    Without `account`, no temporary account is made (a reference restore that is only read)."""
+    Without `account`, no temporary account is made (a reference restore that is only read; on PostgreSQL the
+    restore's role reads it). `valid_for`: seconds the PostgreSQL role may log in after the restore."""
     check_scratch_name(name)
     if server.get_backend_name() == "sqlite":
         with _sqlite_scratch(dump, server, name, keep) as scratch:
             yield scratch
         return
+    if server.get_backend_name() == "postgresql":
+        with _pg_scratch(dump, server, name, keep, progress, valid_for) as scratch:
+            yield scratch
+        return
     if server.get_backend_name() not in ("mysql", "mariadb"):
-        raise DbauditError(f"rehearse restores MySQL/MariaDB dumps and SQLite files; {mask_url(server)} is neither")
+        raise DbauditError(f"rehearse restores MySQL/MariaDB dumps, pg_dumps and SQLite files; {mask_url(server)} "
+                           "is none of those servers")
     with _mysql_scratch(dump, server, name, keep, progress, account) as scratch:
         yield scratch
 
@@ -178,8 +191,44 @@ def _drop_mysql(engine: sa.Engine, scratch: Scratch, keep: bool) -> None:
             _drop_database(engine, scratch.name)
             scratch.dropped = True
         scratch.kept = scratch.restored and keep
+        if scratch.kept:
+            scratch.drop_hint = f"DROP DATABASE {engine.dialect.identifier_preparer.quote_identifier(scratch.name)};"
     finally:
         drop_account(engine, scratch.account)
+
+
+# --- PostgreSQL: restore-check's role stays, and is the one the steps log in as ------------------------------
+
+
+@contextmanager
+def _pg_scratch(dump: str, server: URL, name: str, keep: bool, progress: bool, valid_for: float) -> Iterator[Scratch]:
+    with pg_scratch(dump, server, name, role_prefix=ACCOUNT_PREFIX, keep=keep, valid_for=valid_for,
+                    progress=progress) as pg:
+        check = pg.check
+        url = pg.url
+        scratch = Scratch(name, "postgresql", "PostgreSQL", pg.version, url, url, _pg_env(url), [], [], 0.0,
+                          restored=pg.restored, source=pg.source, pg=pg)
+        if check is not None:
+            scratch.checks, scratch.seconds = check.checks, check.restore_seconds
+        if pg.restored:
+            scratch.account = Account(pg.role, "", pg.password)
+            scratch.secrets = [pg.password, *([str(server.password)] if server.password else [])]
+        try:
+            yield scratch
+        finally:
+            scratch.pg = None  # the block's end drops the role: nothing left to kill sessions of
+    scratch.kept, scratch.dropped, scratch.drop_hint = pg.kept, not pg.kept and pg.restored, pg.drop_hint
+
+
+def _pg_env(url: URL) -> dict[str, str]:
+    """The scratch database as Laravel's pgsql connection reads it (and libpq's PG* variables, so a `psql` or
+    `pg_*` tool in the command reaches it as the role too, never the operator's defaults)."""
+    socket = url.query.get("host")
+    host = socket if isinstance(socket, str) else url.host or "localhost"
+    port, database, user, password = str(url.port or 5432), url.database or "", url.username or "", url.password or ""
+    return {"DB_CONNECTION": "pgsql", "DB_HOST": host, "DB_PORT": port, "DB_DATABASE": database, "DB_USERNAME": user,
+            "DB_PASSWORD": str(password), "DBAUDIT_SCRATCH_URL": url.render_as_string(hide_password=False),
+            "PGHOST": host, "PGPORT": port, "PGDATABASE": database, "PGUSER": user, "PGPASSWORD": str(password)}
 
 
 def create_account(engine: sa.Engine, scratch: str) -> Account:
