@@ -246,6 +246,17 @@ def test_a_failing_statement_fails_the_stage_with_its_file_line_and_the_servers_
                                                 "already exists")
 
 
+def test_a_file_that_ends_inside_a_transaction_fails_rather_than_lose_its_changes_silently(
+        blazz_dump: Path, scratch: str, tmp_path: Path) -> None:
+    migration = tmp_path / "migration.sql"
+    migration.write_text(f"BEGIN;\n{MIGRATION.read_text(encoding='utf-8')}", encoding="utf-8")
+
+    result = _run(blazz_dump, scratch, migrate=[migration])
+
+    assert result.stage("migrate").status == "fail"
+    assert "ends inside a transaction (BEGIN without COMMIT)" in result.stage("migrate").message
+
+
 # --- what the temporary role can and cannot do -------------------------------------------------------------
 
 
@@ -331,6 +342,23 @@ def test_a_command_gets_the_scratch_database_as_laravel_reads_it_and_a_migration
     assert result.verdict == "pass", [c.message for c in result.failed_checks]
     assert result.stage("migrate").steps[0].output.startswith(f"as {role_prefix}")
     assert result.derived_expectations and "required:" in result.derived_expectations
+
+
+def test_an_operator_with_createrole_and_createdb_rehearses_without_being_superuser(
+        blazz_dump: Path, scratch: str, postgres_server: sa.Engine) -> None:
+    operator = f"dbaudit_t_operator_{uuid.uuid4().hex[:8]}"
+    with postgres_server.connect() as conn:
+        conn.exec_driver_sql(f'CREATE ROLE "{operator}" LOGIN CREATEROLE CREATEDB')
+    try:
+        url = sa.engine.make_url(POSTGRES_URL).set(username=operator).render_as_string(hide_password=False)
+
+        result = rehearse(blazz_dump, url, scratch=scratch, expect=EXPECTATIONS, migrate=[MIGRATION],
+                          rollback=[ROLLBACK])
+
+        assert result.verdict == "pass", [c.message for c in result.failed_checks]
+    finally:
+        with postgres_server.connect() as conn:
+            conn.exec_driver_sql(f'DROP ROLE IF EXISTS "{operator}"')
 
 
 # --- the scratch database: refused when taken, kept on demand, always cleaned up --------------------------------

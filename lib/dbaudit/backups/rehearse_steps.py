@@ -338,6 +338,10 @@ def _pg_runner(target: Target, statements: list[tuple[int, str]], deadline: floa
                 raise
             except psycopg.Error as exc:  # the connection itself went (the limit terminated it)
                 return done, ("time limit" if fired.is_set() else first_line(str(exc))), fired.is_set()
+            if conn.pgconn.transaction_status != pq.TransactionStatus.IDLE:
+                # psql would roll it back at the end of the file too: what the file did would silently not be there.
+                return done, "the file ends inside a transaction (BEGIN without COMMIT): its changes would be " \
+                             "rolled back", False
             return done, None, False
     finally:
         with suppress(Exception):
