@@ -126,7 +126,11 @@ def _rollback_with(tmp_path: Path, *, without: str = "", then: str = "") -> Path
 
 def _run(dump: Path, scratch: str, **options: object) -> Rehearsal:
     options = {"expect": EXPECTATIONS, "migrate": [MIGRATION], "rollback": [ROLLBACK], **options}
-    return rehearse(dump, POSTGRES_URL, scratch=scratch, **options)  # type: ignore[arg-type]
+    started = time.monotonic()
+    result = rehearse(dump, POSTGRES_URL, scratch=scratch,  # type: ignore[arg-type]
+                      log=lambda step: print(f"{time.monotonic() - started:6.1f} s  {step}"), **options)
+    print(f"{time.monotonic() - started:6.1f} s  done")  # shown when a test fails: where the time went
+    return result
 
 
 def _failed(result: Rehearsal, stage: str) -> list[str]:
@@ -414,12 +418,13 @@ def test_keep_leaves_the_database_and_its_role_locked_and_says_how_to_drop_them(
         _drop(postgres_server, leftovers(postgres_server, name, role_prefix))
 
 
-def _start(dump: Path, name: str, prefix: str, journal: Path, pidfile: Path) -> subprocess.Popen[str]:
+def _start(dump: Path, name: str, prefix: str, journal: Path, pidfile: Path,
+           migrate: Path | None = None) -> subprocess.Popen[str]:
     code = ("import sys; from dbaudit.backups import rehearse_scratch; from dbaudit.cli import main; "
             f"rehearse_scratch.ACCOUNT_PREFIX = {prefix!r}; sys.exit(main(sys.argv[1:]))")
+    step = ["--migrate", str(migrate)] if migrate else ["--migrate-cmd", f"echo $$ > {pidfile}; exec sleep 60"]
     return subprocess.Popen([sys.executable, "-c", code, "rehearse", str(dump), "--server", POSTGRES_URL,
-                             "--expect", str(EXPECTATIONS), "--migrate-cmd", f"echo $$ > {pidfile}; exec sleep 60",
-                             "--rollback", str(ROLLBACK), "--scratch", name],
+                             "--expect", str(EXPECTATIONS), *step, "--rollback", str(ROLLBACK), "--scratch", name],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT / "lib"), scratch_journal.JOURNAL_ENV: str(journal)})
 
@@ -451,6 +456,35 @@ def test_a_signal_during_the_migration_drops_the_scratch_database_and_its_role(
         assert list(journal.glob("*.json")) == []
         with pytest.raises(ProcessLookupError):  # the migration command went too
             os.kill(command, 0)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_sigterm_during_a_statement_of_a_migration_file_ends_it_and_drops_everything(
+        blazz_dump: Path, postgres_server: sa.Engine, scratch: str, role_prefix: str, journal: Path,
+        tmp_path: Path) -> None:
+    migration = tmp_path / "slow.sql"
+    migration.write_text("SET statement_timeout = 0;\nSELECT pg_sleep(120);\n", encoding="utf-8")
+    proc = _start(blazz_dump, scratch, role_prefix, journal, tmp_path / "pid", migrate=migration)
+    try:
+        for _ in range(300):  # until the sleep runs on the server, as the role
+            with postgres_server.connect() as conn:
+                sleeping = conn.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE starts_with(usename, :p) "
+                                                "AND query LIKE 'SELECT pg_sleep%'"), {"p": role_prefix}).scalar()
+            if sleeping:
+                break
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.1)
+        assert sleeping, "the migration never reached its statement"
+        started = time.monotonic()
+
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+
+        assert time.monotonic() - started < 15 and proc.returncode == 128 + signal.SIGTERM, err
+        assert leftovers(postgres_server, scratch, role_prefix) == []
+        assert list(journal.glob("*.json")) == []
     finally:
         proc.kill()
         proc.wait()

@@ -35,6 +35,7 @@ from sqlalchemy.exc import DBAPIError
 from dbaudit.backups import pgrestore, scratch_journal
 from dbaudit.backups.formats import read_backup
 from dbaudit.backups.restore import RestoreCheck
+from dbaudit.backups.restore_account import new_password
 from dbaudit.core.checks import Check
 from dbaudit.core.errors import DbauditError, first_line
 from dbaudit.live.connect import describe_db_error, mask_url
@@ -111,8 +112,8 @@ def pg_scratch(dump: str | os.PathLike[str], server: URL, name: str, *, role_pre
                                "MySQL or MariaDB")
         source = server.database or contents.header.database or Path(contents.file.path).name.split(".")[0]
         token = secrets.token_hex(8)
-        run = pgrestore._Run(token, f"{role_prefix}{token}", secrets.token_urlsafe(24), name,
-                             time.monotonic() + timeout)
+        # The role's password is registered for masking: a driver error or a command's output never shows it.
+        run = pgrestore._Run(token, f"{role_prefix}{token}", new_password(), name, time.monotonic() + timeout)
         pgrestore._refuse_existing(engine, name)
         result = pgrestore._Result(server.set(database=None), source, run, contents, version,
                                    title or f"restore of {Path(contents.file.path).name} for a rehearsal", cleaned)
