@@ -3,7 +3,8 @@
 Seven stages, each timed and judged, stopping at the first that cannot continue:
 
 1. dump-check: the backup is whole and safe to restore (backups/checks.py; an SQLite file: integrity_check);
-2. restore: into a new scratch database, as restore-check does (backups/rehearse_scratch.py);
+2. restore: into a new scratch database, as restore-check does (backups/rehearse_scratch.py; a pg_dump:
+   backups/rehearse_pg.py, whose temporary role then runs the steps);
 3. snapshot: the restored database *before*, content fingerprinted by key-range chunks, with the
    expectations' metrics (a migration file given as expectations is derived against it here);
 4. migrate: SQL files statement by statement as the temporary account, or a command with the scratch
@@ -152,8 +153,8 @@ def rehearse(
     progress: bool = False,
     log: Callable[[str], None] = lambda _: None,
 ) -> Rehearsal:
-    """Rehearse the migration and its rollback on a scratch restore of `dump` on `server` (an SQLite file:
-    `server` is sqlite:///FOLDER or sqlite://). `expect` is an expectations YAML or a migration file to derive
+    """Rehearse the migration and its rollback on a scratch restore of `dump` on `server` (MySQL/MariaDB, or
+    PostgreSQL for a pg_dump; an SQLite file: `server` is sqlite:///FOLDER or sqlite://). `expect` is an expectations YAML or a migration file to derive
     them from (default: derived from the `migrate` files). `snapshots_dir` receives the three snapshots. With
     `locate_keys`, rows that did not come back are named by key (a second restore, compared live)."""
     plan = _plan(dump, server, expect, migrate, migrate_cmd, rollback, rollback_cmd, scratch, keep, stage_timeout,
