@@ -154,9 +154,10 @@ def rehearse(
     log: Callable[[str], None] = lambda _: None,
 ) -> Rehearsal:
     """Rehearse the migration and its rollback on a scratch restore of `dump` on `server` (MySQL/MariaDB, or
-    PostgreSQL for a pg_dump; an SQLite file: `server` is sqlite:///FOLDER or sqlite://). `expect` is an expectations YAML or a migration file to derive
-    them from (default: derived from the `migrate` files). `snapshots_dir` receives the three snapshots. With
-    `locate_keys`, rows that did not come back are named by key (a second restore, compared live)."""
+    PostgreSQL for a pg_dump; an SQLite file: `server` is sqlite:///FOLDER or sqlite://). `expect` is an
+    expectations YAML or a migration file to derive them from (default: derived from the `migrate` files).
+    `snapshots_dir` receives the three snapshots. With `locate_keys`, rows that did not come back are named by
+    key (a second restore, compared live)."""
     plan = _plan(dump, server, expect, migrate, migrate_cmd, rollback, rollback_cmd, scratch, keep, stage_timeout,
                  title)
     plan.locate_keys = locate_keys

@@ -125,8 +125,7 @@ def pg_scratch(dump: str | os.PathLike[str], server: URL, name: str, *, role_pre
             scratch.check = result.build([*cleaned, *refusal], None, 0.0, kept=False)
             yield scratch
             return
-        entry = scratch_journal.new_entry(token, pgrestore.BACKEND, pgrestore._server_key(admin_url), run.role, name)
-        scratch_journal.write_entry(entry)  # before the role exists: a SIGKILL from here on leaves it findable
+        entry = _journal(admin_url, run)  # before the role exists: a SIGKILL from here on leaves it findable
         try:
             pgrestore._create(engine, run, timeout)
             scratch.check, scratch.restored = _restore(engine, scratch, run, result, progress, timeout)
@@ -166,6 +165,14 @@ def _restore(engine: sa.Engine, scratch: PgScratch, run: pgrestore._Run, result:
                                                                 f"{run.role}"),
               *pgrestore.compare_restored(result.contents, restored, None, others)]
     return result.build(checks, restored, seconds, kept=True), True
+
+
+def _journal(admin_url: URL, run: pgrestore._Run) -> scratch_journal.JournalEntry:
+    """The run's entry, proven as restore-check's are (the token in the role's comment): a later run drops them."""
+    entry = scratch_journal.new_entry(run.token, pgrestore.BACKEND, pgrestore._server_key(admin_url), run.role,
+                                      run.scratch)
+    scratch_journal.write_entry(entry)
+    return entry
 
 
 def _extend(engine: sa.Engine, role: str, seconds: float) -> None:
