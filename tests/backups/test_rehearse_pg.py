@@ -78,12 +78,19 @@ def journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
-@pytest.fixture
-def role_prefix(monkeypatch: pytest.MonkeyPatch) -> str:
-    """The temporary roles of this test alone, so "none left" cannot be confused by another test's."""
+@pytest.fixture(autouse=True)
+def role_prefix(monkeypatch: pytest.MonkeyPatch, postgres_server: sa.Engine) -> Iterator[str]:
+    """The temporary roles of this test alone, so "none left" cannot be confused by another test's. Every test:
+    none of them is left, and so no database either (a role that owns one cannot be dropped: it would be left)."""
     prefix = f"dbaudit_t_rhpg{uuid.uuid4().hex[:6]}_"
     monkeypatch.setattr(rehearse_scratch, "ACCOUNT_PREFIX", prefix)
-    return prefix
+    yield prefix
+    with postgres_server.connect() as conn:
+        owned = conn.execute(sa.text("SELECT 'database ' || d.datname FROM pg_database d JOIN pg_roles r "
+                                     "ON r.oid = d.datdba WHERE starts_with(r.rolname, :p)"), {"p": prefix}).scalars().all()
+    left = [*owned, *leftovers(postgres_server, "-", prefix)]
+    _drop(postgres_server, left)
+    assert left == [], f"the rehearsal left {left}"
 
 
 def leftovers(server: sa.Engine, scratch: str, prefix: str) -> list[str]:
