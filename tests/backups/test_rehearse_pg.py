@@ -268,6 +268,54 @@ def test_a_file_that_ends_inside_a_transaction_fails_rather_than_lose_its_change
     assert "ends inside a transaction (BEGIN without COMMIT)" in result.stage("migrate").message
 
 
+FUNCTIONS_MIGRATION = """\
+BEGIN;
+CREATE FUNCTION chats_touch() RETURNS trigger LANGUAGE plpgsql AS $body$
+BEGIN
+  -- a ; and a quote ' inside a body: split as psql splits, this is one statement
+  NEW.updated_at := now();
+  RETURN NEW;
+END
+$body$;
+CREATE TRIGGER chats_touch BEFORE UPDATE ON chats FOR EACH ROW EXECUTE FUNCTION chats_touch();
+CREATE FUNCTION unread(ws integer) RETURNS bigint LANGUAGE sql
+BEGIN ATOMIC
+  SELECT count(*) FROM chats WHERE workspace_id = ws AND is_read = 0;
+END;
+CREATE VIEW unread_chats AS SELECT workspace_id, unread(workspace_id) AS n FROM chats GROUP BY workspace_id;
+COMMIT;
+CREATE INDEX CONCURRENTLY idx_chats_unread ON chats (workspace_id) WHERE is_read = 0
+"""
+FUNCTIONS_ROLLBACK = """\
+DROP INDEX CONCURRENTLY idx_chats_unread;
+DROP VIEW unread_chats;
+DROP FUNCTION unread(integer);
+DROP TRIGGER chats_touch ON chats;
+DROP FUNCTION chats_touch();
+"""
+
+
+@pytest.mark.parametrize(("rollback", "failed"), [
+    (FUNCTIONS_ROLLBACK, []),
+    (FUNCTIONS_ROLLBACK.replace("DROP VIEW unread_chats;\n", "").replace("DROP FUNCTION unread(integer);\n", ""),
+     ["view unread_chats added"]),
+], ids=["rollback", "rollback-leaves-the-view"])
+def test_functions_triggers_views_and_concurrent_indexes_split_as_psql_would_and_their_rollback_is_proven(
+        rollback: str, failed: list[str], blazz_dump: Path, scratch: str, tmp_path: Path) -> None:
+    migration, down = tmp_path / "migration.sql", tmp_path / "rollback.sql"
+    migration.write_text(FUNCTIONS_MIGRATION, encoding="utf-8")
+    down.write_text(rollback, encoding="utf-8")
+
+    result = rehearse(blazz_dump, POSTGRES_URL, migrate=[migration], rollback=[down], scratch=scratch)
+
+    assert result.stage("migrate").status == "pass", result.stage("migrate").message
+    assert result.stage("migrate").steps[0].statements == 7  # the last one without its ; at the end of the file
+    assert result.stage("audit").status == "pass", [c.message for c in result.stage("audit").checks
+                                                     if c.status == "fail"]
+    assert [c.message for c in result.stage("proof").checks if c.status == "fail"][:1] == failed
+    assert result.verdict == ("fail" if failed else "pass")
+
+
 # --- what the temporary role can and cannot do -------------------------------------------------------------
 
 
