@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from formats_samples import pg_dump
 
 from conftest import POSTGRES_URL, ROOT, SQL_DIR, ScratchDB
-from dbaudit.backups import rehearse_scratch, scratch_journal
+from dbaudit.backups import pgrestore, scratch_journal
 from dbaudit.backups.rehearse import STAGES, Rehearsal, load_rehearsal, rehearse
 from dbaudit.cli import main
 from dbaudit.core import serde
@@ -83,7 +83,7 @@ def role_prefix(monkeypatch: pytest.MonkeyPatch, postgres_server: sa.Engine) -> 
     """The temporary roles of this test alone, so "none left" cannot be confused by another test's. Every test:
     none of them is left, and so no database either (a role that owns one cannot be dropped: it would be left)."""
     prefix = f"dbaudit_t_rhpg{uuid.uuid4().hex[:6]}_"
-    monkeypatch.setattr(rehearse_scratch, "ACCOUNT_PREFIX", prefix)
+    monkeypatch.setattr(pgrestore, "PREFIX", prefix)  # restore-check's role, which the rehearsal takes over
     yield prefix
     with postgres_server.connect() as conn:
         owned = conn.execute(sa.text("SELECT 'database ' || d.datname FROM pg_database d JOIN pg_roles r "
@@ -475,8 +475,8 @@ def test_keep_leaves_the_database_and_its_role_locked_and_says_how_to_drop_them(
 
 def _start(dump: Path, name: str, prefix: str, journal: Path, pidfile: Path,
            migrate: Path | None = None) -> subprocess.Popen[str]:
-    code = ("import sys; from dbaudit.backups import rehearse_scratch; from dbaudit.cli import main; "
-            f"rehearse_scratch.ACCOUNT_PREFIX = {prefix!r}; sys.exit(main(sys.argv[1:]))")
+    code = ("import sys; from dbaudit.backups import pgrestore; from dbaudit.cli import main; "
+            f"pgrestore.PREFIX = {prefix!r}; sys.exit(main(sys.argv[1:]))")
     step = ["--migrate", str(migrate)] if migrate else ["--migrate-cmd", f"echo $$ > {pidfile}; exec sleep 60"]
     return subprocess.Popen([sys.executable, "-c", code, "rehearse", str(dump), "--server", POSTGRES_URL,
                              "--expect", str(EXPECTATIONS), *step, "--rollback", str(ROLLBACK), "--scratch", name],

@@ -5,7 +5,7 @@ judges the restore; it is kept (`restore_check(keep=True)`), and a temporary acc
 alone is made here for the migrate and rollback steps. `restore_check` and its result are the only
 pieces of restore.py used: this module is the one seam, so restore.py can change how it loads a dump
 and how it makes its own account. PostgreSQL: restore-check's temporary role, which owns the scratch
-database and everything the restore created, stays and logs in for the steps (backups/rehearse_pg.py).
+database and everything the restore created, is kept with it and logs in for the steps (backups/rehearse_pg.py).
 SQLite: the backup is a database file, and the "restore" a copy.
 
 Whatever happens (a failure, an error, Ctrl-C, SIGTERM), `open_scratch`'s block ends with the
@@ -202,8 +202,7 @@ def _drop_mysql(engine: sa.Engine, scratch: Scratch, keep: bool) -> None:
 
 @contextmanager
 def _pg_scratch(dump: str, server: URL, name: str, keep: bool, progress: bool, valid_for: float) -> Iterator[Scratch]:
-    with pg_scratch(dump, server, name, role_prefix=ACCOUNT_PREFIX, keep=keep, valid_for=valid_for,
-                    progress=progress) as pg:
+    with pg_scratch(dump, server, name, keep=keep, valid_for=valid_for, progress=progress) as pg:
         check = pg.check
         url = pg.url
         scratch = Scratch(name, "postgresql", "PostgreSQL", pg.version, url, url, _pg_env(url), [], [], 0.0,
