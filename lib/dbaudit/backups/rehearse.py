@@ -133,6 +133,7 @@ class _Plan:
     title: str | None
     locate_keys: bool = True
     derived: Derived | None = None
+    leftovers: list[str] = field(default_factory=list)  # what killed earlier runs left (refuse_existing)
 
 
 def rehearse(
@@ -209,13 +210,13 @@ def _plan(dump: str | os.PathLike[str], server: str, expect: str | os.PathLike[s
         load_rules(expect_path)  # its rollback: section, before anything runs
     name = scratch or default_scratch_name(dump)
     check_scratch_name(name)
-    if dialect == "mysql":
-        refuse_existing(url, name)
-    elif dialect == "postgresql":
+    leftovers = refuse_existing(url, name) if dialect == "mysql" else []
+    if dialect == "postgresql":
         check_pg_scratch_name(name, url)
         refuse_existing_pg(url, name)
     return _Plan(dump, url, dialect, name, expect_path if expect is not None else "", is_migration, rules,
-                 files["migrate"], migrate_cmd, files["rollback"], rollback_cmd, timeout, keep, title)
+                 files["migrate"], migrate_cmd, files["rollback"], rollback_cmd, timeout, keep, title,
+                 leftovers=leftovers)
 
 
 def _refuse_mismatch(dump: str, dialect: str) -> None:
@@ -259,7 +260,7 @@ class _Run:
             return
         self.restore_started = time.monotonic()
         with open_scratch(self.plan.dump, self.plan.url, self.plan.scratch, self.plan.keep, self.progress,
-                          valid_for=self._valid_for()) as scratch:
+                          leftovers=self.plan.leftovers, valid_for=self._valid_for()) as scratch:
             try:
                 self._on(scratch)
             finally:

@@ -31,14 +31,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
-from dbaudit.backups import pgrestore, scratch_journal
+from dbaudit.backups import pgrestore
 from dbaudit.backups.restore import RestoreCheck
 from dbaudit.backups.restore_account import new_password
+from dbaudit.backups.scratch_journal import Journal
 from dbaudit.core.errors import DbauditError
 from dbaudit.live.connect import describe_db_error, mask_url
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_]{1,63}$")
-_MARK = re.compile(r"^dbaudit restore-check ([0-9a-f]{8,64})$")  # the role's comment pg_restore_check writes
+_MARK = re.compile(r"^dbaudit restore-check [0-9a-f]{8,64}$")  # the role's comment pg_restore_check writes
 _VERIFIER = re.compile(r"^SCRAM-SHA-256\$[0-9]+:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+$")
 CONNECTION_LIMIT = 8  # the migration, a command's own connections, the snapshots: never a pool of hundreds
 
@@ -107,7 +108,7 @@ def pg_scratch(dump: str | os.PathLike[str], server: URL, name: str, *, keep: bo
     admin_url = server.set(database=server.database or "postgres")
     engine = _admin_engine(server)
     scratch = PgScratch(name, admin_url, engine)
-    entry: scratch_journal.JournalEntry | None = None
+    journal: Journal | None = None
     try:
         try:
             # restore-check drops the database and role itself when it fails, errs or is interrupted; kept, ours.
@@ -117,12 +118,12 @@ def pg_scratch(dump: str | os.PathLike[str], server: URL, name: str, *, keep: bo
             scratch.check, scratch.source, scratch.version = result, result.database, result.version
             if result.kept:
                 scratch.role = str(result.summary["role"])
-                entry = _take_over(engine, admin_url, scratch, valid_for)
+                journal = _take_over(engine, admin_url, scratch, valid_for)
                 scratch.restored = True
             yield scratch
         finally:
             if scratch.role:
-                _end(engine, scratch, entry, keep)
+                _end(engine, scratch, journal, keep)
     finally:
         engine.dispose()
 
@@ -140,18 +141,18 @@ def _admin(engine: sa.Engine, statements: list[str], what: str) -> None:
         raise DbauditError(f"{what}: {describe_db_error(exc)}") from None
 
 
-def _take_over(engine: sa.Engine, admin_url: URL, scratch: PgScratch, valid_for: float) -> scratch_journal.JournalEntry:
+def _take_over(engine: sa.Engine, admin_url: URL, scratch: PgScratch, valid_for: float) -> Journal:
     """Journal the kept role and database (proven by the role's comment, read back from the server), then let the
     role log in with a new password until the rehearsal's time is up."""
     with engine.connect() as conn:
         comment = conn.execute(sa.text("SELECT pg_catalog.shobj_description(oid, 'pg_authid') FROM pg_catalog.pg_roles "
                                        "WHERE rolname OPERATOR(pg_catalog.=) :r"), {"r": scratch.role}).scalar()
-    token = _MARK.match(comment or "")
-    if token is None:
+    if not _MARK.match(comment or ""):
         raise DbauditError(f"the restore's role {scratch.role} does not carry restore-check's mark: not taken over")
-    entry = scratch_journal.new_entry(token[1], pgrestore.BACKEND, pgrestore._server_key(admin_url), scratch.role,
-                                      scratch.name)
-    scratch_journal.write_entry(entry)  # before the role can log in again: a SIGKILL from here on leaves it findable
+    # Before the role can log in again: a SIGKILL from here on leaves an entry the next run finds, with the proof
+    # pgrestore checks (the role's comment; the database is the dead run's when that role owns it).
+    journal = Journal(pgrestore.BACKEND, pgrestore._server_key(admin_url), "rehearse")
+    journal.record(account_user=scratch.role, account_marker=comment, scratch=scratch.name, scratch_marker=comment)
     # Registered for masking: a driver error or a command's output never shows it.
     password = new_password()
     verifier = pgrestore.scram_verifier(password)
@@ -162,10 +163,10 @@ def _take_over(engine: sa.Engine, admin_url: URL, scratch: PgScratch, valid_for:
                     f"PASSWORD '{verifier}' VALID UNTIL '{until}'"], f"let the temporary role {scratch.role} log in")
     scratch.password = password
     scratch.url = admin_url.set(username=scratch.role, password=password, database=scratch.name)
-    return entry
+    return journal
 
 
-def _end(engine: sa.Engine, scratch: PgScratch, entry: scratch_journal.JournalEntry | None, keep: bool) -> None:
+def _end(engine: sa.Engine, scratch: PgScratch, journal: Journal | None, keep: bool) -> None:
     """Every session of the role ended (a command killed at its limit may leave one running), then the database and
     the role dropped — or, kept, the role locked again; the journal entry goes once nothing is left to find."""
     scratch.terminate()
@@ -178,5 +179,5 @@ def _end(engine: sa.Engine, scratch: PgScratch, entry: scratch_journal.JournalEn
         _admin(engine, [f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"], f"drop database {scratch.name} (drop it "
                                                                            "and its role by hand)")
         _admin(engine, [f"DROP ROLE IF EXISTS {role}"], f"drop role {scratch.role} (drop it by hand)")
-    if entry is not None:
-        scratch_journal.remove_entry(entry)
+    if journal is not None:
+        journal.close()  # not before: a drop that failed stays journaled, for the next run to retry
