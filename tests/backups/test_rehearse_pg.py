@@ -24,6 +24,7 @@ from formats_samples import pg_dump
 from conftest import POSTGRES_URL, ROOT, SQL_DIR, ScratchDB
 from dbaudit.backups import pgrestore, scratch_journal
 from dbaudit.backups.rehearse import STAGES, Rehearsal, load_rehearsal, rehearse
+from dbaudit.backups.rehearse_steps import split_psql
 from dbaudit.cli import main
 from dbaudit.core import serde
 from dbaudit.core.errors import DbauditError
@@ -147,6 +148,37 @@ def _failed(result: Rehearsal, stage: str) -> list[str]:
 def _role_of(result: Rehearsal) -> str:
     load = next(c for c in result.stage("restore").checks if c.name == "load")
     return load.message.rsplit(" ", 1)[1]
+
+
+# --- splitting a migration file as psql would (no server) --------------------------------------------------
+
+
+def test_a_migration_file_splits_as_psql_would_with_the_line_of_each_statement() -> None:
+    text = ("\ufeff-- up\nCREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN 1; END $$;\n"
+            "INSERT INTO t VALUES ('a;b', E'it\\'s');\n/* a ; in a comment */\n"
+            "SET standard_conforming_strings = off;\nINSERT INTO t VALUES ('back\\'slash');\n"
+            "SELECT 1")
+
+    statements = split_psql(text, "m.sql")
+
+    assert [line for line, _ in statements] == [2, 3, 5, 6, 7]
+    assert statements[0][1].startswith("CREATE FUNCTION") and statements[0][1].endswith("$$;")
+    assert statements[1][1] == "INSERT INTO t VALUES ('a;b', E'it\\'s');"
+    assert statements[3][1] == "INSERT INTO t VALUES ('back\\'slash');"  # read with backslash escapes, as psql
+    assert statements[4][1] == "SELECT 1"  # psql sends the last statement without its ; too
+
+
+@pytest.mark.parametrize(("text", "refusal"), [
+    ("SELECT 1;\n\\! rm -rf /\n", "m.sql:2: a psql meta-command (\\! rm -rf /)"),
+    ("SELECT 1;\n\\i other.sql\n", "m.sql:2: a psql meta-command (\\i other.sql)"),
+    ("SELECT :'password';\n", "m.sql:1: a psql variable (:'password')"),
+    ("COPY t FROM stdin;\n1\n\\.\n", "m.sql:1: COPY … FROM stdin with data lines is psql's to feed"),
+    ("SELECT 'unterminated;\n", "the file ends inside a quoted string"),
+], ids=["shell-escape", "include", "variable", "copy-data", "open-string"])
+def test_what_psql_itself_would_do_in_a_migration_file_is_refused(text: str, refusal: str) -> None:
+    with pytest.raises(DbauditError) as caught:
+        split_psql(text, "m.sql")
+    assert refusal in str(caught.value)
 
 
 # --- the rehearsal's verdicts --------------------------------------------------------------------------------

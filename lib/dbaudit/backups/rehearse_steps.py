@@ -292,7 +292,7 @@ class _PsqlSplit:
 def split_psql(text: str, source: str) -> list[tuple[int, str]]:
     """(line, statement) of a PostgreSQL migration file, split by backups/psqlscan.py as restore-check splits a
     pg_dump; a psql meta-command or variable anywhere in it refuses the whole file (nothing of it runs)."""
-    data = text.encode("utf-8")
+    data = text.removeprefix("\ufeff").encode("utf-8")  # an editor's byte-order mark is not SQL
     split = _PsqlSplit(data)
     split.scanner.feed(data)
     end = split.scanner.finish()
