@@ -43,6 +43,8 @@ from dbaudit.backups.restore_account import (
     server_identity,
 )
 from dbaudit.backups.restore_load import Loaded, StatementPlan, extra_refusal, load_dump, strip_definer
+from dbaudit.backups.restore_proof import EarlyProof, early_proof
+from dbaudit.backups.restore_touch import Touches
 from dbaudit.backups.sqlscan import MAX_STATEMENT
 from dbaudit.core import serde
 from dbaudit.core.checks import Check, Judged
@@ -124,13 +126,14 @@ class Restored:
         return self.loaded is not None and self.loaded.error is None
 
 
-def scan_dump(dump: str | os.PathLike[str], progress: bool = False,
-              max_statement: int = MAX_STATEMENT) -> tuple[DumpContents, list[str], StatementPlan]:
+def scan_dump(dump: str | os.PathLike[str], progress: bool = False, max_statement: int = MAX_STATEMENT,
+              server_version: str | None = None) -> tuple[DumpContents, list[str], StatementPlan]:
     """Read the whole dump once: its contents, every reason it must not be restored (a statement longer than
-    `max_statement`, the server's max_allowed_packet, is one: the server would not take it), and what to send.
+    `max_statement`, the server's max_allowed_packet, is one: the server would not take it), and what to send
+    (with the table each statement may change, read for `server_version`'s executable comments).
     The caller closes the plan."""
     scan = DumpScan(dump, progress=progress, keep_text=True, max_statement=max_statement)
-    plan = StatementPlan()
+    plan = StatementPlan(Touches(None if server_version is None else "mariadb" in server_version.lower()))
     own: list[str] = []
     try:
         for st in scan:
@@ -154,7 +157,7 @@ def restore_into(url: str | URL, dump: str | os.PathLike[str], scratch: str, acc
         version, packet = _server_facts(engine)
     finally:
         engine.dispose()
-    contents, refusals, plan = scan_dump(dump, progress, packet)
+    contents, refusals, plan = scan_dump(dump, progress, packet, version)
     try:
         if refusals or not contents.complete:
             return Restored(contents, refusals or [f"truncated: {contents.truncation}"], None)
@@ -200,7 +203,7 @@ def restore_check(
     engine_plan: StatementPlan | None = None
     try:
         version, packet = _server_facts(engine)
-        contents, refusals, statements = scan_dump(dump, progress, packet)
+        contents, refusals, statements = scan_dump(dump, progress, packet, version)
         engine_plan = statements
         plan = _plan(url, contents, scratch, snapshot, refusals)
         plan.statements = statements
@@ -273,21 +276,24 @@ def _restore_and_compare(engine: sa.Engine, plan: _Plan, product: str, version: 
     with terminate_as_interrupt(), scratch_restore(engine, plan.scratch, keep=keep) as handle:
         plan.account = account = handle.account
         assert plan.statements is not None
-        loaded = load_dump(plan.contents, plan.statements, plan.url, account, plan.scratch, server_version=version,
-                           timeout=plan.timeout)
-        if loaded.error:
-            handle.keep = False
-            checks = [Check("restore", "load", "fail", f"the restore stopped: {loaded.error}")]
-            return _result(plan, product, version, checks, None, loaded.seconds, kept=False, title=title)
-        restored = _read_restored(engine, plan, progress, loaded)
+        with early_proof(account.url(plan.url, plan.scratch), plan.scratch, plan.statements.touches, plan.fingerprint,
+                         plan.timeout) as proof:
+            loaded = load_dump(plan.contents, plan.statements, plan.url, account, plan.scratch, server_version=version,
+                               timeout=plan.timeout, observer=proof)
+            if loaded.error:
+                handle.keep = False
+                checks = [Check("restore", "load", "fail", f"the restore stopped: {loaded.error}")]
+                return _result(plan, product, version, checks, None, loaded.seconds, kept=False, title=title)
+            restored = _read_restored(engine, plan, progress, loaded, proof)
         checks = [Check("restore", "load", "pass", f"restored in {loaded.seconds:.1f} s, {loaded.statements:,} "
                                                    f"statements as {account}"), *compare_restored(plan, restored)]
         return _result(plan, product, version, checks, restored, loaded.seconds, kept=keep, title=title)
 
 
-def _read_restored(engine: sa.Engine, plan: _Plan, progress: bool, loaded: Loaded) -> Snapshot:
+def _read_restored(engine: sa.Engine, plan: _Plan, progress: bool, loaded: Loaded, proof: EarlyProof) -> Snapshot:
     """The restored database's snapshot, taken as the temporary account with its write privileges revoked: the
-    source's metrics may reach SQL SECURITY INVOKER views and functions the dump defined."""
+    source's metrics may reach SQL SECURITY INVOKER views and functions the dump defined. Tables read while the
+    rest loaded (backups.restore_proof) are not read again when no later statement could have changed them."""
     assert plan.account is not None
     try:
         with engine.connect() as conn:
@@ -296,9 +302,10 @@ def _read_restored(engine: sa.Engine, plan: _Plan, progress: bool, loaded: Loade
         raise DbauditError(f"revoke the restore account's writes: {describe_db_error(exc)}") from None
     metrics = {m.name: m.sql for m in plan.against.metrics.values()} if plan.against else None
     remaining = max(1.0, plan.timeout - loaded.seconds)
+    known = proof.finish()
     return take_snapshot(plan.account.url(plan.url, plan.scratch), metrics, progress=progress,
                          statement_timeout=remaining, fingerprint=plan.fingerprint,
-                         baseline=plan.against if plan.fingerprint != "none" else None)
+                         baseline=plan.against if plan.fingerprint != "none" else None, known=known)
 
 
 

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import pymysql
 from pymysql.constants import CLIENT
@@ -39,6 +39,7 @@ from dbaudit.backups.dumpfile import DumpContents, ScannedStatement, sql_chunks
 from dbaudit.backups.lexicon import DEFINER_CLAUSE
 from dbaudit.backups.restore_account import RestoreAccount
 from dbaudit.backups.restore_events import disabled_event, is_alter_event
+from dbaudit.backups.restore_touch import Touches
 from dbaudit.backups.statements import NOT_RESTORED
 from dbaudit.core.errors import DbauditError, first_line
 
@@ -121,7 +122,8 @@ class _Watchdog:
         self._thread.join(timeout=_KILL_GRACE + 5)
 
 
-_RECORD = struct.Struct("<QQB16s")  # start, length, flags, digest
+Touch = tuple[int, int]  # (NOTHING | EVERYTHING | table index, flags): backups.restore_touch
+_RECORD = struct.Struct("<QQBBi16s")  # start, length, flags, touch flags, touched table (restore_touch), digest
 _SKIP, _DEFINER, _EVENT, _INSERT = 1, 2, 4, 8
 
 
@@ -130,24 +132,27 @@ def _digest(text: bytes) -> bytes:
 
 
 class StatementPlan:
-    """What the load sends, recorded during the scan: one fixed-size record per statement in a temporary file."""
+    """What the load sends, recorded during the scan: one fixed-size record per statement in a temporary file,
+    with the table it may change (`touches`, in dump order: see backups.restore_touch)."""
 
-    def __init__(self) -> None:
+    def __init__(self, touches: Touches | None = None) -> None:
         self._file = tempfile.TemporaryFile(prefix="dbaudit-restore-")  # noqa: SIM115 - closed by close()
         self._buffer = bytearray()
         self.statements = 0
+        self.touches = touches or Touches()
 
     def add(self, st: ScannedStatement) -> None:
         text = st.text or b""
         flags = (_SKIP if st.kind in NOT_RESTORED else 0) | (_DEFINER if st.definer else 0) \
             | (_EVENT if st.kind == "event" or is_alter_event(st.head) else 0) | (_INSERT if st.kind == "insert" else 0)
-        self._buffer += _RECORD.pack(st.start, len(text), flags, _digest(text))
+        touch, touch_flags = self.touches.classify(st.kind, st.text)
+        self._buffer += _RECORD.pack(st.start, len(text), flags, touch_flags, touch, _digest(text))
         self.statements += 1
         if len(self._buffer) >= 1 << 20:
             self._file.write(self._buffer)
             self._buffer.clear()
 
-    def __iter__(self) -> Iterator[tuple[int, int, int, bytes]]:
+    def __iter__(self) -> Iterator[tuple[int, int, int, int, int, bytes]]:
         self._file.write(self._buffer)
         self._buffer.clear()
         self._file.seek(0)
@@ -158,13 +163,13 @@ class StatementPlan:
         self._file.close()
 
 
-def _texts(dump: DumpContents, plan: StatementPlan) -> Iterator[tuple[int, int, bytes]]:
-    """(start, flags, bytes) of each planned statement, read from the dump in one sequential pass; refused when
-    its bytes no longer have the digest the scan recorded."""
+def _texts(dump: DumpContents, plan: StatementPlan) -> Iterator[tuple[int, int, Touch, bytes]]:
+    """(start, flags, (touched table, touch flags), bytes) of each planned statement, read from the dump in one
+    sequential pass; refused when its bytes no longer have the digest the scan recorded."""
     with open(dump.file.path, "rb") as handle:
         chunks = sql_chunks(handle, dump.file.compressed)
         buffer, offset = bytearray(), 0  # the SQL bytes from `offset` on
-        for start, length, flags, digest in plan:
+        for start, length, flags, touch_flags, touch, digest in plan:
             end = start + length
             drop = min(max(0, start - offset), len(buffer))
             del buffer[:drop]
@@ -182,7 +187,7 @@ def _texts(dump: DumpContents, plan: StatementPlan) -> Iterator[tuple[int, int, 
             text = bytes(buffer[start - offset : end - offset])
             if _digest(text) != digest:
                 raise DbauditError(f"the statement at byte {start:,} changed since the dump was read: not sent")
-            yield start, flags, text
+            yield start, flags, (touch, touch_flags), text
 
 
 @contextmanager
@@ -220,8 +225,14 @@ def _message(exc: BaseException) -> str:
     return first_line(text)
 
 
+class LoadObserver(Protocol):
+    """Told of each statement the load ran, on the load's own connection (restore_proof reads tables early)."""
+
+    def executed(self, touch: Touch, conn: pymysql.connections.Connection) -> None: ...
+
+
 def load_dump(dump: DumpContents, plan: StatementPlan, server: URL, account: RestoreAccount, scratch: str, *,
-              server_version: str, timeout: float) -> Loaded:
+              server_version: str, timeout: float, observer: LoadObserver | None = None) -> Loaded:
     """Run the planned statements in `scratch` as `account`; stop at the first error or the deadline."""
     kwargs = connect_args(server, account, scratch)
     mariadb = "mariadb" in server_version.lower()
@@ -248,7 +259,7 @@ def load_dump(dump: DumpContents, plan: StatementPlan, server: URL, account: Res
         try:
             try:
                 loaded.error = _run(conn, _texts(dump, plan), scratch, server_version, mariadb, loaded,
-                                    lambda: watchdog.fired)
+                                    lambda: watchdog.fired, observer)
             except DbauditError as exc:  # the file changed under it
                 loaded.error = str(exc)
             ended = True
@@ -264,9 +275,10 @@ def load_dump(dump: DumpContents, plan: StatementPlan, server: URL, account: Res
     return loaded
 
 
-def _run(conn: pymysql.connections.Connection, statements: Iterator[tuple[int, int, bytes]], scratch: str,
-         server_version: str, mariadb: bool, loaded: Loaded, late: Callable[[], bool]) -> str | None:
-    for start, flags, scanned in statements:
+def _run(conn: pymysql.connections.Connection, statements: Iterator[tuple[int, int, Touch, bytes]], scratch: str,
+         server_version: str, mariadb: bool, loaded: Loaded, late: Callable[[], bool],
+         observer: LoadObserver | None = None) -> str | None:
+    for start, flags, touch, scanned in statements:
         if late():
             return "killed"
         if flags & _SKIP:
@@ -292,6 +304,11 @@ def _run(conn: pymysql.connections.Connection, statements: Iterator[tuple[int, i
             enabled = _enabled_events(conn, scratch)
             if enabled:
                 return f"event(s) {', '.join(enabled)} enabled despite the rewrite to DISABLE: not restored"
+        if observer is not None:
+            try:
+                observer.executed(touch, conn)
+            except pymysql.Error as exc:
+                return f"reading the server's objects after the statement at byte {start:,} failed: {_message(exc)}"
     return None
 
 
