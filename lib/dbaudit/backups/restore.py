@@ -42,7 +42,7 @@ from dbaudit.backups.restore_account import (
     scratch_restore,
     server_identity,
 )
-from dbaudit.backups.restore_load import Loaded, StatementPlan, extra_refusal, load_dump, strip_definer
+from dbaudit.backups.restore_load import Loaded, ScanAhead, StatementPlan, extra_refusal, load_dump, strip_definer
 from dbaudit.backups.restore_proof import EarlyProof, early_proof
 from dbaudit.backups.restore_touch import Touches
 from dbaudit.backups.sqlscan import MAX_STATEMENT
@@ -203,6 +203,13 @@ def restore_check(
     engine_plan: StatementPlan | None = None
     try:
         version, packet = _server_facts(engine)
+        name = scratch or (f"{url.database}_restore_test" if url.database else None)
+        if name and _SAFE_NAME.match(name) and not _scratch_exists(engine, url, name):
+            # The scratch database's name is known before the dump is read, and free (else the serial path
+            # below says why not, as it always did).
+            return _scan_while_loading(engine, url, dump, name, snapshot,
+                                       version, packet, keep=keep, title=title, progress=progress, timeout=timeout,
+                                       fingerprint=_fingerprint_mode(snapshot, fingerprint))
         contents, refusals, statements = scan_dump(dump, progress, packet, version)
         engine_plan = statements
         plan = _plan(url, contents, scratch, snapshot, refusals)
@@ -222,6 +229,49 @@ def restore_check(
         if engine_plan is not None:
             engine_plan.close()
         engine.dispose()
+
+
+def _scan_while_loading(engine: sa.Engine, url: URL, dump: str | os.PathLike[str], scratch: str,
+                        snapshot: Snapshot | None, version: str, packet: int, *, keep: bool, title: str | None,
+                        progress: bool, timeout: float, fingerprint: FingerprintMode) -> RestoreCheck:
+    """The dump read once, on a thread, while the load sends what it has judged (backups.restore_load.ScanAhead).
+
+    Every statement is judged before it is sent and the first one that must not run stops the load; the whole
+    dump's verdicts (refusals, truncation, other databases) come when the scan ends, and a dump that fails any
+    is reported as before (nothing restored) with its scratch database dropped."""
+    _check_scratch_name(scratch, {url.database.lower()} if url.database else set())
+    leftovers = _refuse_unsafe_name(engine, url._replace(database=None), scratch)
+    product = product_of(version)
+    ahead = ScanAhead(dump, progress=progress, max_statement=packet, touches=Touches("mariadb" in version.lower()))
+    with terminate_as_interrupt(), scratch_restore(engine, scratch, keep=keep) as handle:
+        account = handle.account
+        with early_proof(account.url(url._replace(database=None), scratch), scratch, ahead.touches, fingerprint,
+                         timeout) as proof:
+            ahead.start()
+            try:
+                loaded = load_dump(None, ahead, url._replace(database=None), account, scratch, server_version=version,
+                                   timeout=timeout, observer=proof)
+                contents = ahead.finish()
+            finally:
+                ahead.abort()
+            refusals = [*contents.refusals, *dict.fromkeys(ahead.own_refusals)]
+            plan = _plan(url, contents, scratch, snapshot, refusals or ([ahead.stopped] if ahead.stopped else []))
+            plan.timeout, plan.fingerprint, plan.leftovers = timeout, fingerprint, leftovers
+            if plan.refusals or not contents.complete:
+                handle.keep = False  # what was sent before the scan got there is dropped with the scratch database
+                why = (f"not restored: the dump holds {'; '.join(plan.refusals)}" if plan.refusals
+                       else f"not restored: the dump is truncated ({contents.truncation})")
+                checks = [Check("dump", "restore safety" if plan.refusals else "complete", "fail", why)]
+                return _result(plan, product, version, checks, None, 0.0, kept=False, title=title)
+            plan.account = account
+            if loaded.error:
+                handle.keep = False
+                checks = [Check("restore", "load", "fail", f"the restore stopped: {loaded.error}")]
+                return _result(plan, product, version, checks, None, loaded.seconds, kept=False, title=title)
+            restored = _read_restored(engine, plan, progress, loaded, proof)
+            checks = [Check("restore", "load", "pass", f"restored in {loaded.seconds:.1f} s, {loaded.statements:,} "
+                                                       f"statements as {account}"), *compare_restored(plan, restored)]
+            return _result(plan, product, version, checks, restored, loaded.seconds, kept=keep, title=title)
 
 
 def _fingerprint_mode(against: Snapshot | None, asked: FingerprintMode | None) -> FingerprintMode:
@@ -250,25 +300,44 @@ def _plan(url: URL, contents: DumpContents, scratch: str | None, snapshot: Snaps
                            f"{', '.join(dict.fromkeys(s.split(':', 1)[0] for s in acting))} ({acting[0]}); "
                            "restore-check would not restore it into the scratch database alone")
     name = scratch or f"{source}_restore_test"
+    _check_scratch_name(name, own)
+    return _Plan(url._replace(database=None), source, name, contents, snapshot, refusals)
+
+
+def _check_scratch_name(name: str, own: set[str]) -> None:
     if not _SAFE_NAME.match(name):
         raise DbauditError(f"scratch database name {name!r}: use letters, digits and _ only (at most 64)")
     if name.lower() in own or name.lower() in _SYSTEM:
         raise DbauditError(f"refusing scratch database {name!r}: it is the source database (or a system one)")
-    return _Plan(url._replace(database=None), source, name, contents, snapshot, refusals)
+
+
+def _scratch_exists(engine: sa.Engine, url: URL, scratch: str) -> bool:
+    try:
+        with engine.connect() as conn:
+            return bool(conn.execute(sa.text("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = :n"),
+                                     {"n": scratch}).scalar_one())
+    except DBAPIError as exc:
+        raise DbauditError(f"cannot connect to {mask_url(url)}: {describe_db_error(exc)}") from None
 
 
 def _refuse_unsafe(engine: sa.Engine, plan: _Plan) -> None:
+    plan.leftovers = _refuse_unsafe_name(engine, plan.url, plan.scratch)
+
+
+def _refuse_unsafe_name(engine: sa.Engine, url: URL, scratch: str) -> list[str]:
+    """What killed runs left (dropped first: their scratch database may have this name); refused when `scratch`
+    exists."""
     try:
         with engine.connect() as conn:
-            # What runs killed outright left on this server goes first: their scratch database may have this name.
-            plan.leftovers = clean_abandoned(conn, server_identity(conn))
+            leftovers = clean_abandoned(conn, server_identity(conn))
             exists = conn.execute(sa.text("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = :n"),
-                                  {"n": plan.scratch}).scalar_one()
+                                  {"n": scratch}).scalar_one()
     except DBAPIError as exc:
-        raise DbauditError(f"cannot connect to {mask_url(plan.url)}: {describe_db_error(exc)}") from None
+        raise DbauditError(f"cannot connect to {mask_url(url)}: {describe_db_error(exc)}") from None
     if exists:
-        raise DbauditError(f"refusing scratch database {plan.scratch!r}: it already exists on {mask_url(plan.url)} "
+        raise DbauditError(f"refusing scratch database {scratch!r}: it already exists on {mask_url(url)} "
                            "(drop it or pick another with --scratch)")
+    return leftovers
 
 
 def _restore_and_compare(engine: sa.Engine, plan: _Plan, product: str, version: str, keep: bool,

@@ -20,11 +20,13 @@ is only a backstop after it).
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import struct
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,7 +37,7 @@ from pymysql.constants import CLIENT
 from sqlalchemy.dialects.mysql.pymysql import MySQLDialect_pymysql
 from sqlalchemy.engine import URL
 
-from dbaudit.backups.dumpfile import DumpContents, ScannedStatement, sql_chunks
+from dbaudit.backups.dumpfile import DumpContents, DumpScan, ScannedStatement, sql_chunks
 from dbaudit.backups.lexicon import DEFINER_CLAUSE
 from dbaudit.backups.restore_account import RestoreAccount
 from dbaudit.backups.restore_events import disabled_event, is_alter_event
@@ -143,8 +145,7 @@ class StatementPlan:
 
     def add(self, st: ScannedStatement) -> None:
         text = st.text or b""
-        flags = (_SKIP if st.kind in NOT_RESTORED else 0) | (_DEFINER if st.definer else 0) \
-            | (_EVENT if st.kind == "event" or is_alter_event(st.head) else 0) | (_INSERT if st.kind == "insert" else 0)
+        flags = _flags(st)
         touch, touch_flags = self.touches.classify(st.kind, st.text)
         self._buffer += _RECORD.pack(st.start, len(text), flags, touch_flags, touch, _digest(text))
         self.statements += 1
@@ -161,6 +162,106 @@ class StatementPlan:
 
     def close(self) -> None:
         self._file.close()
+
+
+def _flags(st: ScannedStatement) -> int:
+    return (_SKIP if st.kind in NOT_RESTORED else 0) | (_DEFINER if st.definer else 0) \
+        | (_EVENT if st.kind == "event" or is_alter_event(st.head) else 0) | (_INSERT if st.kind == "insert" else 0)
+
+
+_AHEAD_BYTES = 64 << 20  # statements the scan may hold ready for the load (at least one, whatever its size)
+
+
+class ScanAhead:
+    """The one read of the dump, on a thread, running ahead of the load: each statement is judged before the load
+    may take it, and the load sends the very bytes that were judged (no second read, nothing to change between).
+
+    The first statement that must not run (the scanner's refusal, restore-check's own, a statement too long, or a
+    client command seen so far) stops the flow: it and everything after it are never handed over. The scan then
+    reads on to the end without handing anything over, so `contents()` says what the whole dump holds."""
+
+    def __init__(self, dump: str | os.PathLike[str], *, progress: bool, max_statement: int, touches: Touches) -> None:
+        self.scan = DumpScan(dump, progress=progress, keep_text=True, max_statement=max_statement)
+        self.touches = touches
+        self.own_refusals: list[str] = []  # extra_refusal's, for the verdict
+        self.stopped: str | None = None  # why statements stopped flowing
+        self._items: deque[tuple[int, int, Touch, bytes] | None] = deque()
+        self._bytes = 0
+        self._ready = threading.Condition()
+        self._cancelled = False
+        self._aborted = False
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._read, daemon=True, name="dbaudit-scan")
+
+    def start(self) -> ScanAhead:
+        self._thread.start()
+        return self
+
+    def _read(self) -> None:
+        try:
+            for st in self.scan:
+                if self._aborted:
+                    break
+                own = extra_refusal(st)
+                if own:
+                    self.own_refusals.append(own)
+                if self.stopped is not None or self._cancelled:
+                    continue
+                why = st.refusal or own or (None if st.text is not None else "a statement too long")
+                why = why or (self.scan.refusals[0] if self.scan.refusals else None)
+                if why:
+                    self.stopped = why
+                    self._put(None)
+                    continue
+                self._put((st.start, _flags(st), self.touches.classify(st.kind, st.text), st.text or b""))
+        except BaseException as exc:  # noqa: BLE001 - handed to the load's thread
+            self._failure = exc
+        finally:
+            self._put(None)
+
+    def _put(self, item: tuple[int, int, Touch, bytes] | None) -> None:
+        with self._ready:
+            while item is not None and self._items and self._bytes >= _AHEAD_BYTES and not self._cancelled:
+                self._ready.wait()
+            if self._cancelled and item is not None:
+                return
+            self._items.append(item)
+            self._bytes += len(item[3]) if item else 0
+            self._ready.notify_all()
+
+    def statements(self) -> Iterator[tuple[int, int, Touch, bytes]]:
+        """What the load sends, as the scan judges it; ends at the dump's end or at the first refusal."""
+        while True:
+            with self._ready:
+                while not self._items:
+                    self._ready.wait()
+                item = self._items.popleft()
+                self._bytes -= len(item[3]) if item else 0
+                self._ready.notify_all()
+            if item is None or self.stopped is not None:
+                return
+            yield item
+
+    def abort(self) -> None:
+        """An error or an interrupt: the scan stops at its next statement."""
+        self._aborted = True
+        self._cancel()
+
+    def finish(self) -> DumpContents:
+        """Stop handing statements over, let the scan read to the end, and return what the dump holds."""
+        self._cancel()
+        if self._failure is not None:
+            raise self._failure
+        return self.scan.contents()
+
+    def _cancel(self) -> None:
+        with self._ready:
+            self._cancelled = True
+            self._items.clear()
+            self._bytes = 0
+            self._ready.notify_all()
+        if self._thread.is_alive():
+            self._thread.join()
 
 
 def _texts(dump: DumpContents, plan: StatementPlan) -> Iterator[tuple[int, int, Touch, bytes]]:
@@ -231,9 +332,10 @@ class LoadObserver(Protocol):
     def executed(self, touch: Touch, conn: pymysql.connections.Connection) -> None: ...
 
 
-def load_dump(dump: DumpContents, plan: StatementPlan, server: URL, account: RestoreAccount, scratch: str, *,
+def load_dump(dump: DumpContents | None, plan: StatementPlan | ScanAhead, server: URL, account: RestoreAccount, scratch: str, *,
               server_version: str, timeout: float, observer: LoadObserver | None = None) -> Loaded:
-    """Run the planned statements in `scratch` as `account`; stop at the first error or the deadline."""
+    """Run the planned statements in `scratch` as `account` (read back from `dump`'s file, or handed over by the scan
+    running ahead); stop at the first error or the deadline."""
     kwargs = connect_args(server, account, scratch)
     mariadb = "mariadb" in server_version.lower()
     started = time.monotonic()
@@ -258,7 +360,8 @@ def load_dump(dump: DumpContents, plan: StatementPlan, server: URL, account: Res
         ended = False
         try:
             try:
-                loaded.error = _run(conn, _texts(dump, plan), scratch, server_version, mariadb, loaded,
+                source = plan.statements() if isinstance(plan, ScanAhead) else _texts(_given(dump), plan)
+                loaded.error = _run(conn, source, scratch, server_version, mariadb, loaded,
                                     lambda: watchdog.fired, observer)
             except DbauditError as exc:  # the file changed under it
                 loaded.error = str(exc)
@@ -273,6 +376,12 @@ def load_dump(dump: DumpContents, plan: StatementPlan, server: URL, account: Res
                             f"{loaded.error or 'killed'}")
     loaded.seconds = round(time.monotonic() - started, 3)
     return loaded
+
+
+def _given(dump: DumpContents | None) -> DumpContents:
+    if dump is None:
+        raise DbauditError("a statement plan is read back from its dump: the dump's contents are needed")
+    return dump
 
 
 def _run(conn: pymysql.connections.Connection, statements: Iterator[tuple[int, int, Touch, bytes]], scratch: str,
