@@ -1,16 +1,20 @@
 """restore-check: restore a dump into a new scratch database, prove it matches, and drop it again.
 
-The dump is read first, whole, with `dumpfile.DumpScan` (checksums, truncation, every statement classified).
-A dump holding client commands (`\\! cmd`, `system`, `source` …), statements acting on the server (CREATE
-USER, GRANT, FLUSH, INSTALL PLUGIN, CHANGE MASTER …), XA transactions or DATA/INDEX DIRECTORY, or naming
-another database, is refused before anything is created: it fails, and nothing is restored. Then no client
-program runs: `backups.restore_load` sends the statements one by one through PyMySQL as a temporary account
-holding restore privileges on the scratch database only (`backups.restore_account`), leaving out `USE`,
+The dump is read once with `dumpfile.DumpScan` (checksums, truncation, every statement classified), on a thread
+running ahead of the load (`restore_load.ScanAhead`): each statement is judged before it may be sent. A dump
+holding client commands (`\\! cmd`, `system`, `source` …), statements acting on the server (CREATE USER, GRANT,
+FLUSH, INSTALL PLUGIN, CHANGE MASTER …), XA transactions or DATA/INDEX DIRECTORY, or naming another database,
+is refused whole: the first such statement stops the load (it and what follows are never sent), the scan reads
+on for the verdict, and the scratch database is dropped with whatever came before. When the scratch database's
+name is not known before the scan, the dump is read whole first and refused before anything is created. No
+client program runs: `backups.restore_load` sends the statements one by one through PyMySQL as a temporary
+account holding restore privileges on the scratch database only (`backups.restore_account`), leaving out `USE`,
 `CREATE/DROP DATABASE` (world.sql drops and recreates `world`!) and `SET GLOBAL`, with DEFINERs stripped and
-events disabled, under a deadline (`timeout`). The reads after it (snapshot, metrics, fingerprints) run as
-that account too, with its write privileges revoked. The scratch database must not exist yet; it is dropped
-after a failure, an error, Ctrl-C or SIGTERM, and after the check unless `keep` is set; a journal lets the
-next run drop what a run killed outright left (`backups.restore_journal`).
+events disabled, under a deadline (`timeout`). Tables the load is done with are counted and fingerprinted on a
+second session while the next loads (`backups.restore_proof`); the reads after it (snapshot, metrics, what is
+left of the fingerprints) run as that account too, with its write privileges revoked. The scratch database
+must not exist yet; it is dropped after a failure, an error, Ctrl-C or SIGTERM, and after the check unless
+`keep` is set; a journal lets the next run drop what a run killed outright left (`backups.restore_journal`).
 """
 
 from __future__ import annotations

@@ -7,11 +7,13 @@ CLIENT_MULTI_STATEMENTS (a statement the scanner misread cannot smuggle a second
 with a syntax error) and without LOCAL INFILE. `USE`, `CREATE/DROP/ALTER DATABASE` and `SET GLOBAL` are not
 sent; DEFINER clauses are stripped and events created disabled (backups.restore_events).
 
-The dump is tokenized once. While restore-check's first read scans it (and refuses it before anything is
-created when it must), `StatementPlan` records each statement's byte range and a BLAKE2b digest of its
-text in a temporary file (constant memory, whatever the number of statements); the load then reads those
-ranges straight from the file and sends a statement only when its bytes still have that digest: what runs
-is exactly what was scanned and judged, even if the file changes in between. The session starts as the
+The dump is tokenized once. restore-check's `ScanAhead` runs that one read on a thread ahead of the load and
+hands over each statement, judged, with its exact bytes (the first refusal stops the flow). When the dump is
+read whole first (`restore_into`, or no scratch name before the scan), `StatementPlan` records each
+statement's byte range and a BLAKE2b digest of its text in a temporary file (constant memory, whatever the
+number of statements); the load then reads those ranges straight from the file and sends a statement only
+when its bytes still have that digest: what runs is exactly what was scanned and judged, even if the file
+changes in between. The session starts as the
 client's does (autocommit on; the dump's own SET statements decide the rest). A deadline ends it: a
 watchdog kills the running statement, then the connection (the server's max_statement_time, on MariaDB,
 is only a backstop after it).
