@@ -58,6 +58,7 @@ from dbaudit.core.snapshot import Snapshot, load_snapshot
 from dbaudit.live.connect import describe_db_error, mask_url, parse_url
 from dbaudit.live.dialects.mysql import product_of
 from dbaudit.live.inspect import take_snapshot
+from dbaudit.live.tls import share_preferred_context
 
 __all__ = ["ACCOUNT_PREFIX", "DEFAULT_TIMEOUT", "RestoreAccount", "RestoreCheck", "Restored", "ScratchRestore",
            "compare_restored", "edit_spans", "load_restore_check", "restore_check", "restore_into", "scratch_restore",
@@ -156,6 +157,7 @@ def restore_into(url: str | URL, dump: str | os.PathLike[str], scratch: str, acc
     """Restore `dump` into the existing (empty) database `scratch` on `url`'s server as `account` (made by
     `scratch_restore`): refused whole when the scan finds a reason, else loaded statement by statement."""
     server = parse_url(url) if isinstance(url, str) else url
+    share_preferred_context()
     engine = sa.create_engine(server._replace(database=None), poolclass=sa.pool.NullPool)
     try:
         version, packet = _server_facts(engine)
@@ -198,6 +200,7 @@ def restore_check(
     restored tables; with an `against` snapshot holding fingerprints they are taken the same way and compared."""
     snapshot = load_snapshot(against) if isinstance(against, (str, os.PathLike)) else against
     url = parse_url(server)
+    share_preferred_context()
     if url.get_backend_name() not in ("mysql", "mariadb"):
         raise DbauditError(f"restore-check restores MySQL/MariaDB dumps; {mask_url(url)} is not such a server")
     timeout = DEFAULT_TIMEOUT if timeout is None else timeout
