@@ -220,3 +220,50 @@ def test_a_dump_truncated_after_its_first_tables_fails_complete_and_leaves_nothi
     assert result.verdict == "fail" and result.restored is None
     assert result.failed_checks[0].name == "complete" and "truncated" in result.failed_checks[0].message
     assert scratch not in _databases(mariadb_server)
+
+
+# --- the snapshot's reuse of early readings, and the shared TLS context ------------------------------------------
+
+
+def test_an_earlier_reading_is_used_only_while_the_tables_columns_and_key_are_the_same(
+    mariadb_server: sa.Engine,
+) -> None:
+    db = _new_name("src")
+    url = f"{MARIADB_URL}/{db}"
+    with mariadb_server.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE `{db}`")
+        conn.exec_driver_sql(f"CREATE TABLE `{db}`.t (id int primary key, v int)")
+        conn.exec_driver_sql(f"CREATE TABLE `{db}`.u (id int primary key, v int)")
+        conn.exec_driver_sql(f"INSERT INTO `{db}`.t VALUES (1, 1), (2, 2)")
+        conn.exec_driver_sql(f"INSERT INTO `{db}`.u VALUES (1, 1)")
+    try:
+        earlier = take_snapshot(url, fingerprint="table")
+        stale_t, stale_u = earlier.tables["t"], earlier.tables["u"]
+        stale_t.row_count, stale_t.fingerprint = 7, "c2/sha256:7:1"  # what a stale reading would say
+        stale_u.row_count, stale_u.fingerprint = 9, "c2/sha256:9:1"
+        with mariadb_server.connect() as conn:
+            conn.exec_driver_sql(f"ALTER TABLE `{db}`.u MODIFY v bigint")  # u's columns changed since
+
+        now = take_snapshot(url, fingerprint="table", known={"t": stale_t, "u": stale_u})
+        fresh = take_snapshot(url, fingerprint="table")
+
+        assert (now.tables["t"].row_count, now.tables["t"].fingerprint) == (7, "c2/sha256:7:1")  # reused as given
+        assert (now.tables["u"].row_count, now.tables["u"].fingerprint) == (
+            fresh.tables["u"].row_count, fresh.tables["u"].fingerprint) == (1, fresh.tables["u"].fingerprint)
+    finally:
+        _drop(mariadb_server, db)
+
+
+def test_connections_without_tls_options_share_one_preferred_context_and_explicit_options_get_their_own() -> None:
+    import pymysql
+
+    from dbaudit.live.tls import share_preferred_context
+
+    share_preferred_context()
+    share_preferred_context()  # idempotent
+    first = pymysql.connections.Connection(host="127.0.0.1", user="nobody", defer_connect=True)
+    second = pymysql.connections.Connection(host="127.0.0.1", user="nobody", defer_connect=True)
+    explicit = pymysql.connections.Connection(host="127.0.0.1", user="nobody", defer_connect=True,
+                                              ssl_verify_cert=False, ssl_ca=None, ssl_verify_identity=True)
+    assert first.ctx is second.ctx and first.ssl and not first._ssl_required
+    assert explicit.ctx is not first.ctx and explicit._ssl_required
