@@ -70,7 +70,6 @@ class EarlyProof:
     _queue: queue.Queue[tuple[str, int] | None] = field(default_factory=queue.Queue)
     _threads: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _batch: bool = True
     _stop: threading.Event = field(default_factory=threading.Event)
 
     # --- the load's side ---------------------------------------------------------------------------
@@ -253,7 +252,7 @@ class EarlyProof:
             if item is None:
                 return
             batch = [item]
-            while self._batch:
+            while True:  # everything handed over meanwhile, in one session
                 try:
                     more = self._queue.get_nowait()
                 except queue.Empty:
