@@ -14,7 +14,7 @@ events disabled, under a deadline (`timeout`). Tables the load is done with are 
 second session while the next loads (`backups.restore_proof`); the reads after it (snapshot, metrics, what is
 left of the fingerprints) run as that account too, with its write privileges revoked. The scratch database
 must not exist yet; it is dropped after a failure, an error, Ctrl-C or SIGTERM, and after the check unless
-`keep` is set; a journal lets the next run drop what a run killed outright left (`backups.restore_journal`).
+`keep` is set; a journal lets the next run drop what a run killed outright left (`backups.scratch_journal`).
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from dbaudit.backups.restore_account import (
 from dbaudit.backups.restore_load import Loaded, ScanAhead, StatementPlan, extra_refusal, load_dump, strip_definer
 from dbaudit.backups.restore_proof import EarlyProof, early_proof
 from dbaudit.backups.restore_touch import Touches
+from dbaudit.backups.scratch_journal import Journal
 from dbaudit.backups.sqlscan import MAX_STATEMENT
 from dbaudit.core import serde
 from dbaudit.core.checks import Check, Judged
@@ -194,10 +195,12 @@ def restore_check(
     progress: bool = False,
     timeout: float | None = None,
     fingerprint: FingerprintMode | None = None,
+    journal: Journal | None = None,
 ) -> RestoreCheck:
     """Restore `dump` into a new scratch database on `server` and compare it with the dump, its manifest
     and (optionally) a snapshot of the source database. `fingerprint` records content fingerprints of the
-    restored tables; with an `against` snapshot holding fingerprints they are taken the same way and compared."""
+    restored tables; with an `against` snapshot holding fingerprints they are taken the same way and compared.
+    `journal`: a caller's scratch-journal entry to record the account and database in (see `scratch_restore`)."""
     snapshot = load_snapshot(against) if isinstance(against, (str, os.PathLike)) else against
     url = parse_url(server)
     share_preferred_context()
@@ -216,7 +219,7 @@ def restore_check(
             # below says why not, as it always did).
             return _scan_while_loading(engine, url, dump, name, snapshot,
                                        version, packet, keep=keep, title=title, progress=progress, timeout=timeout,
-                                       fingerprint=_fingerprint_mode(snapshot, fingerprint))
+                                       fingerprint=_fingerprint_mode(snapshot, fingerprint), journal=journal)
         contents, refusals, statements = scan_dump(dump, progress, packet, version)
         engine_plan = statements
         plan = _plan(url, contents, scratch, snapshot, refusals)
@@ -231,7 +234,7 @@ def restore_check(
         if not contents.complete:
             checks = [Check("dump", "complete", "fail", f"not restored: the dump is truncated ({contents.truncation})")]
             return _result(plan, product, version, checks, None, 0.0, kept=False, title=title)
-        return _restore_and_compare(engine, plan, product, version, keep, title, progress)
+        return _restore_and_compare(engine, plan, product, version, keep, title, progress, journal)
     finally:
         if engine_plan is not None:
             engine_plan.close()
@@ -240,7 +243,8 @@ def restore_check(
 
 def _scan_while_loading(engine: sa.Engine, url: URL, dump: str | os.PathLike[str], scratch: str,
                         snapshot: Snapshot | None, version: str, packet: int, *, keep: bool, title: str | None,
-                        progress: bool, timeout: float, fingerprint: FingerprintMode) -> RestoreCheck:
+                        progress: bool, timeout: float, fingerprint: FingerprintMode,
+                        journal: Journal | None) -> RestoreCheck:
     """The dump read once, on a thread, while the load sends what it has judged (backups.restore_load.ScanAhead).
 
     Every statement is judged before it is sent and the first one that must not run stops the load; the whole
@@ -250,7 +254,7 @@ def _scan_while_loading(engine: sa.Engine, url: URL, dump: str | os.PathLike[str
     leftovers = _refuse_unsafe_name(engine, url._replace(database=None), scratch)
     product = product_of(version)
     ahead = ScanAhead(dump, progress=progress, max_statement=packet, touches=Touches("mariadb" in version.lower()))
-    with terminate_as_interrupt(), scratch_restore(engine, scratch, keep=keep) as handle:
+    with terminate_as_interrupt(), scratch_restore(engine, scratch, keep=keep, journal=journal) as handle:
         account = handle.account
         with early_proof(account.url(url._replace(database=None), scratch), scratch, ahead.touches, fingerprint,
                          timeout) as proof:
@@ -348,8 +352,8 @@ def _refuse_unsafe_name(engine: sa.Engine, url: URL, scratch: str) -> list[str]:
 
 
 def _restore_and_compare(engine: sa.Engine, plan: _Plan, product: str, version: str, keep: bool,
-                         title: str | None, progress: bool) -> RestoreCheck:
-    with terminate_as_interrupt(), scratch_restore(engine, plan.scratch, keep=keep) as handle:
+                         title: str | None, progress: bool, journal: Journal | None) -> RestoreCheck:
+    with terminate_as_interrupt(), scratch_restore(engine, plan.scratch, keep=keep, journal=journal) as handle:
         plan.account = account = handle.account
         assert plan.statements is not None
         with early_proof(account.url(plan.url, plan.scratch), plan.scratch, plan.statements.touches, plan.fingerprint,
