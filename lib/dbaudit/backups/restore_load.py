@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import pymysql
-from pymysql.constants import CLIENT
+from pymysql.constants import CLIENT, SERVER_STATUS
 from sqlalchemy.dialects.mysql.pymysql import MySQLDialect_pymysql
 from sqlalchemy.engine import URL
 
@@ -333,6 +333,10 @@ class LoadObserver(Protocol):
 
     def executed(self, touch: Touch, conn: pymysql.connections.Connection) -> None: ...
 
+    def step_aside(self) -> bool:
+        """A statement met a lock conflict: stop reading early and wait until idle; whether anything was reading."""
+        ...
+
 
 def load_dump(dump: DumpContents | None, plan: StatementPlan | ScanAhead, server: URL, account: RestoreAccount, scratch: str, *,
               server_version: str, timeout: float, observer: LoadObserver | None = None) -> Loaded:
@@ -403,11 +407,18 @@ def _run(conn: pymysql.connections.Connection, statements: Iterator[tuple[int, i
                 return f"an event at byte {start:,} cannot be created disabled: not restored"
             text = disabled
         try:
-            cursor = conn.cursor(pymysql.cursors.SSCursor)  # a result (a dump may SELECT) is read and dropped
-            cursor.execute(text)
-            cursor.close()
+            _execute(conn, text)
         except pymysql.Error as exc:
-            return f"{_describe(text, start, flags)} failed: {_message(exc)}"
+            # A deadlock or lock wait can only be with the early readers (nothing else uses the scratch database):
+            # they step aside, and a statement outside a transaction, which the error left undone, runs again.
+            retry = observer is not None and _lock_conflict(exc) and \
+                not conn.server_status & SERVER_STATUS.SERVER_STATUS_IN_TRANS and observer.step_aside()
+            try:
+                if not retry:
+                    raise
+                _execute(conn, text)
+            except pymysql.Error as again:
+                return f"{_describe(text, start, flags)} failed: {_message(again)}"
         if late():
             return "killed"
         loaded.statements += 1
@@ -421,6 +432,17 @@ def _run(conn: pymysql.connections.Connection, statements: Iterator[tuple[int, i
             except pymysql.Error as exc:
                 return f"reading the server's objects after the statement at byte {start:,} failed: {_message(exc)}"
     return None
+
+
+def _execute(conn: pymysql.connections.Connection, text: bytes) -> None:
+    cursor = conn.cursor(pymysql.cursors.SSCursor)  # a result (a dump may SELECT) is read and dropped
+    cursor.execute(text)
+    cursor.close()
+
+
+def _lock_conflict(exc: pymysql.Error) -> bool:
+    args: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
+    return bool(args) and args[0] in (1205, 1213)  # lock wait timeout, deadlock
 
 
 def _enabled_events(conn: pymysql.connections.Connection, scratch: str) -> list[str]:

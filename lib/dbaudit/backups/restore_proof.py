@@ -71,6 +71,9 @@ class EarlyProof:
     _threads: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
+    _paused: threading.Event = field(default_factory=threading.Event)  # the load met a lock conflict: no more
+    _idle: threading.Condition = field(default_factory=threading.Condition)
+    _busy: int = 0  # readers reading
 
     # --- the load's side ---------------------------------------------------------------------------
 
@@ -133,7 +136,18 @@ class EarlyProof:
             self.routines = bool(row and row[0])
         self._read_engines(conn, None)
 
+    def step_aside(self) -> bool:
+        """The load met a lock conflict: no more early readings during it, and wait (a little) until the reader
+        is idle. Whether a reader was busy, so the conflict may have been with it."""
+        self._paused.set()
+        with self._idle:
+            busy = self._busy > 0
+            self._idle.wait_for(lambda: self._busy == 0, timeout=60)
+        return busy
+
     def _hand_over(self, keys: list[str]) -> None:
+        if self._paused.is_set():
+            return
         if not self._threads:
             self._start()
         for key in keys:
@@ -251,6 +265,8 @@ class EarlyProof:
             item = self._queue.get()
             if item is None:
                 return
+            if self._paused.is_set():
+                continue
             batch = [item]
             while True:  # everything handed over meanwhile, in one session
                 try:
@@ -261,24 +277,37 @@ class EarlyProof:
                     self._queue.put(None)
                     break
                 batch.append(more)
+            with self._idle:
+                self._busy += 1
             try:
                 self._read(batch)
             except Exception as exc:  # noqa: BLE001 - an early reading is an optimisation: after the load it is redone
                 self.errors.append(f"{', '.join(k for k, _ in batch)}: {' '.join(str(exc).split())[:200]}")
+            finally:
+                with self._idle:
+                    self._busy -= 1
+                    self._idle.notify_all()
 
     def _read(self, batch: list[tuple[str, int]]) -> None:
+        """Count (and fingerprint) the handed-over tables. The catalog is read in a session of its own that ends
+        before the rows are read, so this reader never holds a lock on a table the load is still working on
+        while it waits for another (the load's DDL would find a metadata-lock cycle: a deadlock)."""
+        with contextlib.ExitStack() as stack:
+            catalog = stack.enter_context(audit_session(self.url, statement_timeout=self.timeout))
+            stack.enter_context(catalog.dialect.catalog_scope(catalog.connection, catalog.schema))
+            tables = catalog.dialect.tables(catalog.connection, catalog.schema)
+        wanted = dict(batch)
+        chosen = [(t, wanted[n.lower()]) for n, t in tables.items() if n.lower() in wanted]
+        if not chosen or self._paused.is_set():
+            return
         with audit_session(self.url, statement_timeout=self.timeout) as session:
             conn, dialect = session.connection, session.dialect
-            with dialect.catalog_scope(conn, session.schema):
-                tables = dialect.tables(conn, session.schema)
-            wanted = dict(batch)
-            chosen = [(t, wanted[n.lower()]) for n, t in tables.items() if n.lower() in wanted]
             for table, _ in chosen:
                 table.row_count = dialect.count_rows(conn, table.name, session.schema)
             if self.mode != "none" and chosen:
                 fp = Fingerprinter(session)
                 for table, _ in chosen:
-                    if self._stop.is_set():
+                    if self._stop.is_set() or self._paused.is_set():
                         return
                     fingerprint_table(fp, table, self.mode)
             with self._lock:
