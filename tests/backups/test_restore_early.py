@@ -267,3 +267,56 @@ def test_connections_without_tls_options_share_one_preferred_context_and_explici
                                               ssl_verify_cert=False, ssl_ca=None, ssl_verify_identity=True)
     assert first.ctx is second.ctx and first.ssl and not first._ssl_required
     assert explicit.ctx is not first.ctx and explicit._ssl_required
+
+
+class _Conflicted:
+    """A connection whose first statement meets a deadlock (what an early reader's lock can cause), then runs."""
+
+    def __init__(self, in_transaction: bool) -> None:
+        from pymysql.constants import SERVER_STATUS
+
+        self.sent: list[bytes] = []
+        self.server_status = SERVER_STATUS.SERVER_STATUS_IN_TRANS if in_transaction else 0
+
+    def cursor(self, *args: object) -> _Conflicted:
+        return self
+
+    def execute(self, text: bytes) -> None:
+        import pymysql
+
+        self.sent.append(text)
+        if len(self.sent) == 1:
+            raise pymysql.err.OperationalError(1213, "Deadlock found when trying to get lock")
+
+    def close(self) -> None:
+        pass
+
+
+class _Readers:
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def executed(self, touch: object, conn: object) -> None:
+        pass
+
+    def step_aside(self) -> bool:
+        self.asked += 1
+        return True
+
+
+@pytest.mark.parametrize("in_transaction", [False, True])
+def test_a_statement_meeting_a_deadlock_runs_again_after_the_readers_step_aside_unless_a_transaction_is_open(
+    in_transaction: bool,
+) -> None:
+    from dbaudit.backups.restore_load import Loaded, _run
+
+    conn, readers, loaded = _Conflicted(in_transaction), _Readers(), Loaded(0.0, 0)
+    statement = b"/*!40000 ALTER TABLE `chats` ENABLE KEYS */"
+
+    error = _run(conn, iter([(0, 0, (NOTHING, 0), statement)]), "s", "10.11.6-MariaDB", True, loaded,  # type: ignore[arg-type]
+                 lambda: False, readers)
+
+    if in_transaction:  # the deadlock rolled the transaction back: running it again would not be the dump
+        assert error is not None and "Deadlock" in error and conn.sent == [statement] and readers.asked == 0
+    else:
+        assert error is None and conn.sent == [statement, statement] and readers.asked == 1 and loaded.statements == 1
