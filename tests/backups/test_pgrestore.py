@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ import sqlalchemy as sa
 from formats_samples import KNOWN_ROWS, Sample, mariadb_samples, pg_args, pg_dump, samples  # noqa: F401
 
 from conftest import POSTGRES_URL, ROOT, ScratchDB
-from dbaudit.backups import scratch_journal
+from dbaudit.backups import pgrestore, scratch_journal
 from dbaudit.backups.pgrestore import PREFIX, pg_restore_check
 from dbaudit.backups.restore import load_restore_check
 from dbaudit.core.errors import DbauditError
@@ -153,8 +152,8 @@ def canary() -> Iterator[Path]:
     "ALTER SYSTEM SET archive_command = 'touch {canary}';\n",
     "CREATE ROLE dbaudit_t_canary SUPERUSER;\n",
 ])
-def test_a_dump_that_runs_commands_is_refused_before_anything_is_created(
-        make_postgres: object, tmp_path: Path, canary: Path, journal: Path, hostile: str) -> None:
+def test_a_dump_that_runs_commands_is_refused_and_nothing_of_it_is_sent(
+        make_postgres: object, tmp_path: Path, canary: Path, sent: list[bytes], hostile: str) -> None:
     db: ScratchDB = make_postgres()  # type: ignore[operator]
     dump = tmp_path / "hostile.sql"
     dump.write_text(_with(_small_dump(db, tmp_path), hostile.format(canary=canary)), encoding="utf-8")
@@ -165,7 +164,46 @@ def test_a_dump_that_runs_commands_is_refused_before_anything_is_created(
     [safety] = result.failed_checks
     assert safety.name == "restore safety" and safety.message.startswith("not restored")
     assert not canary.exists()
-    assert not journal.exists()  # written before a role or database is created: none was
+    assert sent[-1] == b"ROLLBACK" and not any(str(canary).encode() in sql for sql in sent)
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Every statement restore-check sends as the temporary role (COPY data aside), in order."""
+    statements: list[bytes] = []
+    execute = pgrestore._execute
+
+    def spy(conn: object, sql: bytes, label: str) -> None:
+        statements.append(sql)
+        execute(conn, sql, label)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pgrestore, "_execute", spy)
+    return statements
+
+
+def test_a_refused_statement_late_in_a_dump_is_never_sent_and_what_ran_before_it_is_dropped(
+        make_postgres: object, postgres_server: sa.Engine, tmp_path: Path, sent: list[bytes]) -> None:
+    """The dump is restored as it is read: 200,000 rows load before the scanner reaches the statement it refuses.
+    That statement and everything after it are never sent; what ran before is rolled back, the database dropped."""
+    db: ScratchDB = make_postgres()  # type: ignore[operator]
+    db.run_sql("CREATE TABLE public.big (id integer PRIMARY KEY, name text)",
+               "INSERT INTO public.big SELECT g, md5(g::text) FROM generate_series(1, 200000) g")
+    role = f"dbaudit_t_{uuid.uuid4().hex[:8]}"
+    script = pg_dump(db.url.rsplit("/", 1)[1], tmp_path / "big.sql").read_text(encoding="utf-8")
+    hostile = f"CREATE ROLE {role} SUPERUSER LOGIN;\nCREATE TABLE public.after_it (a integer);\n"
+    dump = tmp_path / "late.sql"
+    dump.write_text(_with(script, hostile), encoding="utf-8")
+
+    result = pg_restore_check(dump, db.url)
+
+    assert result.verdict == "fail" and result.restored is None
+    [safety] = result.failed_checks
+    assert safety.name == "restore safety" and safety.message.startswith("not restored") and "ROLE" in safety.message
+    ran = b"\n".join(sent)
+    assert b"CREATE TABLE public.big" in ran and b"ADD CONSTRAINT big_pkey" in ran  # the restore was under way
+    assert b"CREATE ROLE" not in ran and b"after_it" not in ran and sent[-1] == b"ROLLBACK"
+    with postgres_server.connect() as conn:
+        assert conn.exec_driver_sql(f"SELECT count(*) FROM pg_roles WHERE rolname = '{role}'").scalar() == 0
 
 
 # Code pg_dump-shaped dumps may carry: function bodies are strings, so dump-check cannot read them, and a trigger
@@ -491,34 +529,23 @@ def test_a_socket_url_restores_too(make_postgres: object, tmp_path: Path) -> Non
     assert result.verdict == "pass", [c.message for c in result.failed_checks]
 
 
-def test_a_dump_replaced_between_its_check_and_its_restore_is_stopped_at_the_changed_statement(
-        make_postgres: object, tmp_path: Path, canary: Path, journal: Path) -> None:
+def test_a_copy_the_server_rejects_stops_the_restore_and_the_result_names_what_dump_check_finds(
+        make_postgres: object, tmp_path: Path, sent: list[bytes]) -> None:
+    """A COPY row with a column too many: the server fails the COPY, nothing after it is sent, and the rest of the
+    file is still scanned, so the result says what dump-check says of it (broken COPY rows), not restored."""
     db: ScratchDB = make_postgres()  # type: ignore[operator]
     script = _small_dump(db, tmp_path)
-    dump, hostile = tmp_path / "backup.sql", tmp_path / "hostile.sql"
-    dump.write_text(script, encoding="utf-8")
-    hostile.write_text(_with(script, f"COPY public.t TO PROGRAM 'touch {canary}';\n"), encoding="utf-8")
-    swapped = threading.Event()
+    broken = script.replace("COPY public.t (a) FROM stdin;\n1\n", "COPY public.t (a) FROM stdin;\n1\t9\n")
+    assert broken != script
+    dump = tmp_path / "broken.sql"
+    dump.write_text(_with(broken, "CREATE TABLE public.after_it (a integer);\n"), encoding="utf-8")
 
-    def swap() -> None:  # the moment the run's journal entry appears, its check is done and nothing is restored yet
-        for _ in range(20_000):
-            if list(journal.glob("*.json")):
-                os.replace(hostile, dump)
-                swapped.set()
-                return
-            time.sleep(0.001)
+    result = pg_restore_check(dump, db.url)
 
-    swapper = threading.Thread(target=swap)
-    swapper.start()
-    try:
-        result = pg_restore_check(dump, db.url)
-    finally:
-        swapper.join()
-
-    assert swapped.is_set()
-    assert result.verdict == "fail" and not canary.exists()
-    [load] = result.failed_checks
-    assert load.name == "load" and load.message.startswith("stopped and rolled back: the script holds COPY … PROGRAM")
+    assert result.verdict == "fail" and result.restored is None
+    [rows] = result.failed_checks
+    assert rows.name == "copy rows" and rows.message.startswith("not restored: COPY data with broken rows")
+    assert not any(b"after_it" in sql for sql in sent) and sent[-1] == b"ROLLBACK"
 
 
 def test_a_dump_with_other_schemas_trusted_extensions_and_large_objects_restores(make_postgres: object,
