@@ -128,3 +128,26 @@ def test_an_insert_through_a_merge_table_differing_in_case_from_a_plain_table_in
         assert result.verdict == "fail", "restored content differs from the source, yet restore-check passes"
     finally:
         _drop(mariadb_server, scratch)
+
+
+# --- the scan running ahead: what reaches the server before the whole-dump verdict ------------------------------
+
+
+def test_a_statement_naming_another_database_in_a_dump_without_a_header_is_never_sent(
+    mariadb_server: sa.Engine, tmp_path: Path, sent: list[bytes]
+) -> None:
+    """Per statement, the scanner refuses another database's name only once the dump's own database is known (its
+    header's `Database:` or a CREATE DATABASE / USE before it); a dump with neither has its qualified names judged
+    at the scan's end, after ScanAhead has sent them as the temporary account (only its grants stop it). The serial
+    path refused such a dump before anything was created."""
+    victim, scratch = _new_name("victim"), _new_name("rst")
+    dump = tmp_path / "other.sql"
+    dump.write_text(f"CREATE TABLE t (id int);\nINSERT INTO t VALUES (1);\nINSERT INTO `{victim}`.t VALUES (2);\n"
+                    "INSERT INTO t VALUES (3);\n")
+    try:
+        with pytest.raises(Exception, match="other database"):
+            restore_check(dump, MARIADB_URL, scratch=scratch)
+        assert not [s for s in sent if victim.encode() in s], "a statement naming another database was sent"
+        assert scratch not in _databases(mariadb_server)
+    finally:
+        _drop(mariadb_server, scratch)
