@@ -219,7 +219,7 @@ def restore_check(
             # below says why not, as it always did).
             return _scan_while_loading(engine, url, dump, name, snapshot,
                                        version, packet, keep=keep, title=title, progress=progress, timeout=timeout,
-                                       fingerprint=_fingerprint_mode(snapshot, fingerprint))
+                                       fingerprint=_fingerprint_mode(snapshot, fingerprint), journal=journal)
         contents, refusals, statements = scan_dump(dump, progress, packet, version)
         engine_plan = statements
         plan = _plan(url, contents, scratch, snapshot, refusals)
@@ -243,7 +243,8 @@ def restore_check(
 
 def _scan_while_loading(engine: sa.Engine, url: URL, dump: str | os.PathLike[str], scratch: str,
                         snapshot: Snapshot | None, version: str, packet: int, *, keep: bool, title: str | None,
-                        progress: bool, timeout: float, fingerprint: FingerprintMode) -> RestoreCheck:
+                        progress: bool, timeout: float, fingerprint: FingerprintMode,
+                        journal: Journal | None = None) -> RestoreCheck:
     """The dump read once, on a thread, while the load sends what it has judged (backups.restore_load.ScanAhead).
 
     Every statement is judged before it is sent and the first one that must not run stops the load; the whole
@@ -253,7 +254,7 @@ def _scan_while_loading(engine: sa.Engine, url: URL, dump: str | os.PathLike[str
     leftovers = _refuse_unsafe_name(engine, url._replace(database=None), scratch)
     product = product_of(version)
     ahead = ScanAhead(dump, progress=progress, max_statement=packet, touches=Touches("mariadb" in version.lower()))
-    with terminate_as_interrupt(), scratch_restore(engine, scratch, keep=keep) as handle:
+    with terminate_as_interrupt(), scratch_restore(engine, scratch, keep=keep, journal=journal) as handle:
         account = handle.account
         with early_proof(account.url(url._replace(database=None), scratch), scratch, ahead.touches, fingerprint,
                          timeout) as proof:
