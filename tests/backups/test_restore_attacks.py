@@ -181,3 +181,33 @@ def test_an_insert_through_a_view_differing_in_case_from_a_plain_table_created_a
                                           [c.message for c in result.failed_checks])
     finally:
         _drop(mariadb_server, scratch)
+
+
+def test_an_insert_into_a_temporary_merge_table_shadowing_a_plain_table_invalidates_the_merged_table(
+    mariadb_server: sa.Engine, source_db: str, tmp_path: Path, readers_keep_up: None
+) -> None:
+    """No case trick: a TEMPORARY MERGE table `a` over x, created first (the EVERYTHING it counts as comes before
+    any reading), shadows the plain base table `a` created later. information_schema (10.11) lists no temporary
+    table, so `a` reads as plain and `INSERT INTO a` counts as touching `a` alone, while the server writes it into
+    x. The temporary table ends with the load's session: nothing of it is left to see."""
+    _source(mariadb_server, source_db, "CREATE TABLE `{db}`.x (id int primary key) ENGINE=MyISAM",
+            "INSERT INTO `{db}`.x VALUES (1),(2),(3)", "CREATE TABLE `{db}`.a (`666` int primary key) ENGINE=InnoDB",
+            "INSERT INTO `{db}`.a VALUES (666)")
+    snapshot = take_snapshot(f"{MARIADB_URL}/{source_db}", fingerprint="table")
+    dump = tmp_path / "temporary.sql"
+    dump.write_text("CREATE TEMPORARY TABLE a (id int primary key) ENGINE=MERGE UNION=(x) INSERT_METHOD=LAST;\n"
+                    "CREATE TABLE x (id int primary key) ENGINE=MyISAM;\nINSERT INTO x VALUES (1),(2),(3);\n"
+                    "CREATE TABLE a (`666` int primary key) ENGINE=InnoDB VALUES (666);\n"
+                    "INSERT INTO a VALUES (666);\n")
+    scratch = _new_name("rst")
+    try:
+        result = restore_check(dump, f"{MARIADB_URL}/{source_db}", scratch=scratch, against=snapshot, keep=True)
+        with mariadb_server.connect() as conn:
+            actual = conn.exec_driver_sql(f"SELECT COUNT(*) FROM `{scratch}`.x").scalar()
+        assert actual == 4
+        assert result.restored is None or result.restored.tables["x"].row_count == actual, \
+            "the result reports x as read before the INSERT through the temporary `a` wrote into it"
+        assert result.verdict == "fail", ("restored content differs from the source, yet restore-check passes",
+                                          [c.message for c in result.failed_checks])
+    finally:
+        _drop(mariadb_server, scratch)
