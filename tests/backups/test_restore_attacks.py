@@ -211,3 +211,32 @@ def test_an_insert_into_a_temporary_merge_table_shadowing_a_plain_table_invalida
                                           [c.message for c in result.failed_checks])
     finally:
         _drop(mariadb_server, scratch)
+
+
+def test_the_temporary_merge_attack_needs_no_help_from_the_schedule(
+    mariadb_server: sa.Engine, source_db: str, tmp_path: Path
+) -> None:
+    """The same dump with 100,000 rows of a table b (in the source too) between x and the INSERT through the
+    temporary `a`: the reader has read x long before, with no hook at all (5 of 5 runs passed when found)."""
+    _source(mariadb_server, source_db, "CREATE TABLE `{db}`.x (id int primary key) ENGINE=MyISAM",
+            "INSERT INTO `{db}`.x VALUES (1),(2),(3)", "CREATE TABLE `{db}`.a (`666` int primary key) ENGINE=InnoDB",
+            "INSERT INTO `{db}`.a VALUES (666)", "CREATE TABLE `{db}`.b (id int primary key)",
+            "INSERT INTO `{db}`.b SELECT seq FROM `{db}`.seq_1_to_100000")
+    snapshot = take_snapshot(f"{MARIADB_URL}/{source_db}", fingerprint="table")
+    rows = "".join("INSERT INTO b VALUES " + ",".join(f"({i})" for i in range(k * 20000 + 1, (k + 1) * 20000 + 1))
+                   + ";\n" for k in range(5))
+    dump = tmp_path / "temporary.sql"
+    dump.write_text("CREATE TEMPORARY TABLE a (id int primary key) ENGINE=MERGE UNION=(x) INSERT_METHOD=LAST;\n"
+                    "CREATE TABLE x (id int primary key) ENGINE=MyISAM;\nINSERT INTO x VALUES (1),(2),(3);\n"
+                    "CREATE TABLE a (`666` int primary key) ENGINE=InnoDB VALUES (666);\n"
+                    f"CREATE TABLE b (id int primary key);\n{rows}INSERT INTO a VALUES (666);\n")
+    scratch = _new_name("rst")
+    try:
+        result = restore_check(dump, f"{MARIADB_URL}/{source_db}", scratch=scratch, against=snapshot, keep=True)
+        with mariadb_server.connect() as conn:
+            actual = conn.exec_driver_sql(f"SELECT COUNT(*) FROM `{scratch}`.x").scalar()
+        assert actual == 4
+        assert result.verdict == "fail", ("restored content differs from the source, yet restore-check passes",
+                                          [c.message for c in result.failed_checks])
+    finally:
+        _drop(mariadb_server, scratch)
