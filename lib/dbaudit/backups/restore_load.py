@@ -186,10 +186,13 @@ class ScanAhead:
 
     The first statement that must not run (the scanner's refusal, restore-check's own, a statement too long, or a
     client command seen so far) stops the flow: it and everything after it are never handed over. The scan then
-    reads on to the end without handing anything over, so `contents()` says what the whole dump holds."""
+    reads on to the end without handing anything over, so `contents()` says what the whole dump holds.
+    `allowed`: the databases (lower case) a statement may name before the dump names its own (the source's); any
+    other stops the flow there, as the whole-dump verdict would refuse it."""
 
-    def __init__(self, dump: str | os.PathLike[str], *, progress: bool, max_statement: int, touches: Touches) -> None:
-        self.scan = DumpScan(dump, progress=progress, keep_text=True, max_statement=max_statement)
+    def __init__(self, dump: str | os.PathLike[str], *, progress: bool, max_statement: int, touches: Touches,
+                 allowed: frozenset[str] = frozenset()) -> None:
+        self.scan = DumpScan(dump, progress=progress, keep_text=True, max_statement=max_statement, allowed=allowed)
         self.touches = touches
         self.own_refusals: list[str] = []  # extra_refusal's, for the verdict
         self.stopped: str | None = None  # why statements stopped flowing
