@@ -81,3 +81,55 @@ def test_a_commit_in_the_dump_does_not_commit_what_a_later_refusal_rolls_back(
 
     assert result.verdict == "fail" and result.failed_checks[0].name == "restore safety"
     assert seen == [False], "what the dump ran before its own COMMIT was committed before the refusal"
+
+
+def test_a_large_objects_begin_and_commit_are_not_sent_the_restore_stays_one_transaction(
+        make_postgres: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scratch: str) -> None:
+    """pg_dump writes BEGIN; … COMMIT; around a large object's data: skipped (counted), so the only COMMIT sent is
+    the restore's own after the whole dump passed, and the large object is restored all the same."""
+    db: ScratchDB = make_postgres()  # type: ignore[operator]
+    db.run_sql("CREATE TABLE public.t (a integer)", "INSERT INTO public.t VALUES (1)", "SELECT lo_from_bytea(0, 'hello')")
+    dump = pg_dump(db.url.rsplit("/", 1)[1], tmp_path / "lo.sql")
+    assert b"\nBEGIN;" in dump.read_bytes() and b"\nCOMMIT;" in dump.read_bytes()
+    sent: list[bytes] = []
+    execute = pgrestore._execute
+
+    def spy(conn: psycopg.Connection[object], sql: bytes, label: str) -> None:
+        sent.append(sql.strip().rstrip(b";").upper())
+        execute(conn, sql, label)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pgrestore, "_execute", spy)
+
+    result = pg_restore_check(dump, db.url, scratch=scratch)
+
+    assert result.verdict == "pass", [c.message for c in result.failed_checks]
+    assert [s for s in sent if s in (b"BEGIN", b"COMMIT")] == [b"BEGIN", b"COMMIT"]
+    assert any(s.startswith("transaction control") for s in result.skipped_statements)
+
+
+@pytest.mark.parametrize("ender", ["ROLLBACK;", "ABORT;", "PREPARE TRANSACTION 'dbaudit_t_x';",
+                                   "COMMIT PREPARED 'dbaudit_t_x';", "rollback and chain;"])
+def test_a_rollback_or_two_phase_commit_in_the_dump_is_refused_and_never_sent(
+        make_postgres: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scratch: str, ender: str) -> None:
+    """pg_dump never writes them, and each would undo or hand over the restore's one transaction: restore safety
+    fails, the statement is not sent, nothing is kept."""
+    db: ScratchDB = make_postgres()  # type: ignore[operator]
+    dump = tmp_path / "rollback.sql"
+    dump.write_text(_with(_small_dump(db, tmp_path), f"{ender}\nCREATE TABLE public.after_it (a integer);\n"),
+                    encoding="utf-8")
+    sent: list[bytes] = []
+    execute = pgrestore._execute
+
+    def spy(conn: psycopg.Connection[object], sql: bytes, label: str) -> None:
+        sent.append(sql)
+        execute(conn, sql, label)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pgrestore, "_execute", spy)
+
+    result = pg_restore_check(dump, db.url, scratch=scratch)
+
+    assert result.verdict == "fail" and result.failed_checks[0].name == "restore safety"
+    word = ender.split(maxsplit=1)[0].rstrip(";").upper()
+    assert word in result.failed_checks[0].message.upper()
+    assert not [s for s in sent[:-1] if word.encode() in s.upper() or b"after_it" in s]
+    assert sent[-1] == b"ROLLBACK"  # the runner's own, at the refusal
