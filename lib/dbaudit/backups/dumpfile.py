@@ -175,13 +175,14 @@ class DumpScan:
     statement, and a statement longer than `max_statement` bytes is refused and yielded without text."""
 
     def __init__(self, path: str | os.PathLike[str], *, progress: bool = False, keep_text: bool = False,
-                 max_statement: int = MAX_STATEMENT, chunk: int = CHUNK, md5: bool = False) -> None:
+                 max_statement: int = MAX_STATEMENT, chunk: int = CHUNK, md5: bool = False,
+                 allowed: frozenset[str] | None = None) -> None:
         self.path = Path(path)
         self.chunk = chunk  # bytes read at a time (tests read in tiny chunks: the result must not change)
         if not self.path.is_file():
             raise DbauditError(f"dump file not found: {self.path}")
         self.progress, self.keep_text, self.md5 = progress, keep_text, md5
-        self._collector = Collector(max_statement)
+        self._collector = Collector(max_statement, allowed)
         self._scanner = SqlScanner(self._statement, self._collector.comment, self._client_command,
                                    keep_text=keep_text, max_statement=max_statement)
         self._pending: list[ScannedStatement] = []

@@ -21,7 +21,9 @@ transaction is rolled back and nothing more is sent. The whole dump is judged ag
 before COMMIT. A refused or cut dump is "not restored": rolled back, its database and role dropped (docs/security.md
 makes the case that this is as safe as refusing before anything is created). `ALTER … OWNER TO`, GRANT/REVOKE and the
 dump's timeout SETs are not sent (like `pg_restore --no-owner --no-privileges`): the objects belong to the
-temporary role, no other role gets rights on the restored data, and the restore's own limits stay.
+temporary role, no other role gets rights on the restored data, and the restore's own limits stay. Nor are the
+dump's BEGIN/START TRANSACTION/COMMIT/END (pg_dump's around large objects): they would end the restore's one
+transaction; ROLLBACK, ABORT, PREPARE TRANSACTION and COMMIT PREPARED (never in a pg_dump) are refused.
 
 The restore runs in one transaction, under `statement_timeout` and a watchdog that terminates the role's
 sessions at the deadline (`timeout`). The role and the database are dropped after the check, a failure, an
@@ -87,6 +89,11 @@ _MARK = "dbaudit restore-check {}"  # the role's and the database's comment: the
 _SKIPPED_SETTINGS = re.compile(r"^SET\s+(?:SESSION\s+)?(statement_timeout|lock_timeout|idle_in_transaction_session_timeout"
                                r"|idle_session_timeout|transaction_timeout)\b", re.IGNORECASE)
 _PRIVILEGES = re.compile(r"^(?:GRANT|REVOKE|ALTER\s+DEFAULT\s+PRIVILEGES)\b", re.IGNORECASE)
+# The restore is one transaction, committed only when the whole dump passes: the dump's own transaction control must
+# not end it. pg_dump writes BEGIN/COMMIT around large objects (skipped: they are inside the restore's transaction
+# anyway); what it never writes, and what would undo or hand over the restore's work, is refused.
+_TRANSACTION_REFUSED = re.compile(r"^(?:ROLLBACK|ABORT|PREPARE\s+TRANSACTION|COMMIT\s+PREPARED)\b", re.IGNORECASE)
+_TRANSACTION_SKIPPED = re.compile(r"^(?:BEGIN|START\s+TRANSACTION|COMMIT|END)\b", re.IGNORECASE)
 _CLEAN = re.compile(r"^[A-Za-z0-9+/=$:._ -]*$")  # what may be written into a literal of the operator's statements
 
 
@@ -497,6 +504,12 @@ class _ScriptRunner:
             return self._skip("privileges", st.end)
         if _SKIPPED_SETTINGS.match(st.code):
             return self._skip("timeouts", st.end)
+        if _TRANSACTION_REFUSED.match(st.code):
+            self.refused = f"transaction control {' '.join(st.code.split()[:2])[:40]} ({where})"
+            self.abort()
+            return None
+        if _TRANSACTION_SKIPPED.match(st.code):
+            return self._skip("transaction control", st.end)
         sql = self._bytes(st.start, st.end)
         self.done = st.end
         label = f"{where} ({' '.join(st.code.split()[:6])[:60]} …)"

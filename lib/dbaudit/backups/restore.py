@@ -244,7 +244,7 @@ def restore_check(
 def _scan_while_loading(engine: sa.Engine, url: URL, dump: str | os.PathLike[str], scratch: str,
                         snapshot: Snapshot | None, version: str, packet: int, *, keep: bool, title: str | None,
                         progress: bool, timeout: float, fingerprint: FingerprintMode,
-                        journal: Journal | None) -> RestoreCheck:
+                        journal: Journal | None = None) -> RestoreCheck:
     """The dump read once, on a thread, while the load sends what it has judged (backups.restore_load.ScanAhead).
 
     Every statement is judged before it is sent and the first one that must not run stops the load; the whole
@@ -253,7 +253,9 @@ def _scan_while_loading(engine: sa.Engine, url: URL, dump: str | os.PathLike[str
     _check_scratch_name(scratch, {url.database.lower()} if url.database else set())
     leftovers = _refuse_unsafe_name(engine, url._replace(database=None), scratch)
     product = product_of(version)
-    ahead = ScanAhead(dump, progress=progress, max_statement=packet, touches=Touches("mariadb" in version.lower()))
+    # Before the dump names its own database, only the source's may be named (the header's is the dump's own).
+    ahead = ScanAhead(dump, progress=progress, max_statement=packet, touches=Touches("mariadb" in version.lower()),
+                      allowed=frozenset({url.database.lower()} if url.database else ()))
     with terminate_as_interrupt(), scratch_restore(engine, scratch, keep=keep, journal=journal) as handle:
         account = handle.account
         with early_proof(account.url(url._replace(database=None), scratch), scratch, ahead.touches, fingerprint,

@@ -31,13 +31,15 @@ REHEARSE_ACCOUNT_PREFIX = "dbaudit_rehearse_"  # rehearse's migrate/rollback acc
 BACKEND = "mysql"  # the journal's backend for MySQL and MariaDB
 MARKER_PREFIX = "dbaudit restore-check "
 # What restoring a dump needs on its database: tables, indexes, views, triggers, routines, events, locks.
-# Not ALL PRIVILEGES: no DELETE HISTORY (MariaDB), and nothing a later server version adds to ALL.
+# Not ALL PRIVILEGES: no DELETE HISTORY (MariaDB), and nothing a later server version adds to ALL; no CREATE
+# TEMPORARY TABLES: no dump holds one (view placeholders are plain CREATE TABLE / CREATE VIEW), restore-check refuses
+# them, and a temporary table shadows a real one unseen by information_schema.
 RESTORE_PRIVILEGES = ("SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, INDEX, REFERENCES, LOCK TABLES, "
-                      "CREATE TEMPORARY TABLES, CREATE VIEW, SHOW VIEW, TRIGGER, CREATE ROUTINE, ALTER ROUTINE, "
+                      "CREATE VIEW, SHOW VIEW, TRIGGER, CREATE ROUTINE, ALTER ROUTINE, "
                       "EXECUTE, EVENT")
 # What the reads after the restore need (snapshot, metrics, fingerprints): no writes, no DDL.
 WRITE_PRIVILEGES = ("INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, INDEX, REFERENCES, LOCK TABLES, "
-                    "CREATE TEMPORARY TABLES, CREATE VIEW, CREATE ROUTINE, ALTER ROUTINE, EVENT")
+                    "CREATE VIEW, CREATE ROUTINE, ALTER ROUTINE, EVENT")
 _NATIVE_HASH = re.compile(r"'(\*[0-9A-F]{40})'")
 
 

@@ -56,6 +56,10 @@ _DIRECTORY = re.compile(rb"\b(?:DATA|INDEX)\s+DIRECTORY\b", re.IGNORECASE)
 # Storage engines whose tables are other servers or files (FEDERATED, CONNECT, SPIDER, S3): a restored table of
 # one would make the server connect out or read files on the dump author's behalf.
 _REMOTE_ENGINE = re.compile(rb"\bENGINE\s*=?\s*[`'\"]?(?:FEDERATED|FEDERATEDX|CONNECT|SPIDER|S3)\b", re.IGNORECASE)
+# A temporary table: no dump tool writes one (mysqldump, mariadb-dump and mydumper write plain CREATE TABLE, views'
+# placeholders included), information_schema does not list it, and it shadows a real table of the same name on the
+# load's session (a temporary MERGE table would write into its members unseen by the early readings).
+_TEMPORARY = re.compile(r"^CREATE\s+(?:OR\s+REPLACE\s+)?TEMPORARY\s", re.IGNORECASE)
 _NEAR = re.compile(r" near '.*", re.DOTALL)
 _DUPLICATE = re.compile(r"Duplicate entry '.*?' for key", re.DOTALL)
 
@@ -67,10 +71,12 @@ def strip_definer(statement: bytes) -> bytes:
 
 
 def extra_refusal(st: ScannedStatement) -> str | None:
-    """restore-check's own refusals (XA, DATA/INDEX DIRECTORY, remote engines) for a statement the scanner let
-    through."""
+    """restore-check's own refusals (XA, temporary tables, DATA/INDEX DIRECTORY, remote engines) for a statement
+    the scanner let through."""
     if _XA.match(st.head):
         return f"XA transaction statement at byte {st.start:,}"
+    if _TEMPORARY.match(st.head):
+        return f"CREATE TEMPORARY TABLE at byte {st.start:,} (no dump holds a temporary table)"
     if st.kind == "insert":
         return None
     text = st.text if st.text is not None else st.head.encode()
@@ -180,10 +186,13 @@ class ScanAhead:
 
     The first statement that must not run (the scanner's refusal, restore-check's own, a statement too long, or a
     client command seen so far) stops the flow: it and everything after it are never handed over. The scan then
-    reads on to the end without handing anything over, so `contents()` says what the whole dump holds."""
+    reads on to the end without handing anything over, so `contents()` says what the whole dump holds.
+    `allowed`: the databases (lower case) a statement may name before the dump names its own (the source's); any
+    other stops the flow there, as the whole-dump verdict would refuse it."""
 
-    def __init__(self, dump: str | os.PathLike[str], *, progress: bool, max_statement: int, touches: Touches) -> None:
-        self.scan = DumpScan(dump, progress=progress, keep_text=True, max_statement=max_statement)
+    def __init__(self, dump: str | os.PathLike[str], *, progress: bool, max_statement: int, touches: Touches,
+                 allowed: frozenset[str] = frozenset()) -> None:
+        self.scan = DumpScan(dump, progress=progress, keep_text=True, max_statement=max_statement, allowed=allowed)
         self.touches = touches
         self.own_refusals: list[str] = []  # extra_refusal's, for the verdict
         self.stopped: str | None = None  # why statements stopped flowing

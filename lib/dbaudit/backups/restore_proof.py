@@ -112,7 +112,9 @@ class EarlyProof:
         sql = "SELECT TABLE_NAME, ENGINE, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s"
         args: tuple[str, ...] = (self.scratch,)
         if key is not None:
-            sql, args = sql + " AND TABLE_NAME = %s", (self.scratch, key)
+            # Every object sharing the key, whatever its case: TABLE_NAME compares case-sensitively where
+            # lower_case_table_names=0, and `A` (a view, a MERGE table) is the key `a` too.
+            sql, args = sql + " AND LOWER(TABLE_NAME) = %s", (self.scratch, key)
             self.plain.discard(key)
         else:
             self.plain.clear()
@@ -122,6 +124,8 @@ class EarlyProof:
             for name, engine, kind in cur.fetchall():
                 # Names that differ in case share a key: the key is plain only when every such object is.
                 lower = str(name).lower()
+                if key is not None and lower != key:
+                    continue  # LOWER() folded a non-ASCII name to the key: not the key's table
                 local[lower] = local.get(lower, True) and kind == "BASE TABLE" and \
                     str(engine or "").lower() in _LOCAL_ENGINES
         self.plain |= {k for k, ok in local.items() if ok}

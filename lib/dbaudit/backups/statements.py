@@ -183,8 +183,10 @@ def _may_qualify(text: str) -> bool:
 class Collector:
     """Turns the scanner's statements into tables, objects and row counts."""
 
-    def __init__(self, max_statement: int = MAX_STATEMENT) -> None:
+    def __init__(self, max_statement: int = MAX_STATEMENT, allowed: frozenset[str] | None = None) -> None:
         self.max_statement = max_statement
+        # Databases (lower case) a statement may name while the dump's own is not known yet; None: judged at the end.
+        self.allowed = allowed
         # Why the dump cannot be trusted besides refused kinds: what the scanner cannot be sure the server reads as it
         # does, one line each, naming where (ambiguities, oversized statements).
         self.problems: list[str] = []
@@ -260,7 +262,7 @@ class Collector:
         if st.too_long:
             self.problems.append(f"a statement longer than {self.max_statement:,} bytes (at byte {st.start:,}): "
                                  "no server takes it")
-        classified = Classified(kind, self._refusal(refused, named, problems), definer)
+        classified = Classified(kind, self._refusal(refused, named, problems, kind), definer)
         if st.run is not None and kind == "insert" and classified.refusal is None and not definer and (
                 (len(self.named), len(self.refused), len(self.problems), len(self.definers), len(self.unsafe))
                 == (named, refused, problems, definers, unsafe)):
@@ -315,13 +317,15 @@ class Collector:
         self.in_header = False
         return "other"
 
-    def _refusal(self, refused: int, named: int, problems: int) -> str | None:
+    def _refusal(self, refused: int, named: int, problems: int, kind: str) -> str | None:
         """Why the statement just recorded must not run: a refused kind, or another database it names (as far as the
-        dump's own database is known by now: its header's, or the database it created or used)."""
+        dump's own database is known by now: its header's, or the database it created or used; before that, any
+        database outside `allowed` when the caller gave it, in a statement that is sent: not USE, CREATE DATABASE …)."""
         reasons = [f"{kind} statement" for kind in self.refused[refused:]] + self.problems[problems:]
         own = self.header.database or (self.databases[0] if self.databases else None)
+        allowed = {own.lower()} if own is not None else None if kind in NOT_RESTORED else self.allowed
         reasons += [f"names database {db}" for db, _ in self.named[named:]
-                    if own is not None and db.lower() != own.lower()]
+                    if allowed is not None and db.lower() not in allowed]
         return "; ".join(dict.fromkeys(reasons)) or None
 
     def _scan_qualifiers(self, head: str) -> None:
