@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import MARIADB_URL, ROOT, SQL_DIR, dump_database, load_sql, scratch_mariadb_database
-from dbaudit.backups import rehearse_scratch, restore
+from dbaudit.backups import rehearse_scratch, restore, restore_account
 from dbaudit.backups.rehearse import STAGES, Rehearsal, load_rehearsal, rehearse
 from dbaudit.cli import main
 from dbaudit.core import serde
@@ -54,6 +54,8 @@ def account_prefix(monkeypatch: pytest.MonkeyPatch) -> str:
     confused by another test's."""
     prefix = f"dbaudit_t_rh{uuid.uuid4().hex[:6]}_"
     monkeypatch.setattr(restore, "ACCOUNT_PREFIX", prefix)
+    # restore_account makes restore-check's account, whose name the migrate/rollback account then takes.
+    monkeypatch.setattr(restore_account, "ACCOUNT_PREFIX", prefix)
     monkeypatch.setattr(rehearse_scratch, "ACCOUNT_PREFIX", prefix)
     return prefix
 

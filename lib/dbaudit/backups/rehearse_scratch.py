@@ -148,7 +148,7 @@ def _mysql_scratch(dump: str, server: URL, name: str, keep: bool, progress: bool
                           [], result.checks, result.restore_seconds, restored=result.kept, source=result.database,
                           admin=engine)
         if scratch.restored and result.passed and account:
-            scratch.account = create_account(engine, name)
+            scratch.account = create_account(engine, name, user=_definer(result.account))
             scratch.step_url, scratch.env = _account_url(server, name, scratch.account)
             scratch.secrets = [scratch.account.password, *([str(server.password)] if server.password else [])]
         yield scratch
@@ -182,14 +182,28 @@ def _drop_mysql(engine: sa.Engine, scratch: Scratch, keep: bool) -> None:
         drop_account(engine, scratch.account)
 
 
-def create_account(engine: sa.Engine, scratch: str) -> Account:
+_ACCOUNT = re.compile(r"^'([A-Za-z0-9_]+)'@'[^']*'$")
+
+
+def _definer(restored_as: str) -> str | None:
+    """The user restore-check restored as (`'user'@'host'`): the definer of every restored view, trigger, routine
+    and event, since it strips the dump's DEFINER clauses."""
+    found = _ACCOUNT.match(restored_as)
+    return found[1] if found else None
+
+
+def create_account(engine: sa.Engine, scratch: str, user: str | None = None) -> Account:
     """A fresh account with ALL PRIVILEGES on `scratch`.* only: whatever the migration does, it cannot touch
     another database, an account or the server. Refused (never the connecting account instead) when the
-    connecting account may not create it."""
+    connecting account may not create it. `user`: its name, else ACCOUNT_PREFIX and a random part. A rehearsal
+    names it as restore-check's account was named (gone by now): the definer of the restored objects, so that a
+    trigger fires, a DEFINER view reads and a routine's body shows during the rehearsal as in production (not
+    error 1449, "the user specified as a definer does not exist"), and what a rollback recreates has the
+    definer it had before."""
     preparer = engine.dialect.identifier_preparer
     pattern = preparer.quote_identifier(scratch.replace("_", "\\_"))  # in a GRANT, _ would match any character
     password = new_password()
-    account = Account(f"{ACCOUNT_PREFIX}{secrets.token_hex(6)}", "%", password)
+    account = Account(user or f"{ACCOUNT_PREFIX}{secrets.token_hex(6)}", "%", password)
     try:
         with engine.connect() as conn:
             me = str(conn.exec_driver_sql("SELECT USER()").scalar_one())
