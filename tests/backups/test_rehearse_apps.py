@@ -361,7 +361,8 @@ def test_sakila_a_wrong_rollback_fails_the_proof_naming_what_it_left_wrong(
 
     named = [part for m in mistake.split(",") for part in MISTAKES[m]]
     assert all(any(part in message for message in failed) for part in named), failed
-    assert len(failed) == len(mistake.split(","))  # one failed check each, nothing else
+    # one failed check each (the ledger's: its table, and the migration still applied), nothing else
+    assert len(failed) == sum(2 if m == "leaves-ledger" else 1 for m in mistake.split(",")), failed
 
 
 @pytest.mark.slow
@@ -659,3 +660,30 @@ def test_the_cli_writes_valid_json_junit_and_a_report_and_never_the_temporary_pa
                               if p.is_file() and p != seen)]
     assert not [t[:80] for t in everything if password in t]
     assert serde.dumps(document)  # the document round-trips
+
+
+def test_a_command_on_a_server_reached_through_its_socket_is_handed_the_socket_too(
+        world: str, mariadb_server: sa.Engine, scratch: str, tmp_path: Path) -> None:
+    """Over the socket the temporary account is 'user'@'localhost': a TCP connection to DB_HOST:DB_PORT is refused
+    (1045), so the command needs DB_SOCKET (Laravel's unix_socket) to reach it."""
+    with mariadb_server.connect() as conn:
+        socket = str(conn.exec_driver_sql("SELECT @@socket").scalar_one())
+    if not Path(socket).exists():
+        unavailable(f"the server's socket {socket} is not on this machine")
+    url = sa.engine.make_url(MARIADB_URL).set(host="localhost", port=None, query={"unix_socket": socket})
+    dump = _dump(world, tmp_path / "world.sql")
+    (tmp_path / "up.sql").write_text(WORLD_UP, encoding="utf-8")
+    (tmp_path / "down.sql").write_text(WORLD_DOWN, encoding="utf-8")
+    artisan = tmp_path / "artisan.py"
+    artisan.write_text("import os, sys, pymysql\n"
+                       "conn = pymysql.connect(unix_socket=os.environ['DB_SOCKET'], user=os.environ['DB_USERNAME'],\n"
+                       "    password=os.environ['DB_PASSWORD'], database=os.environ['DB_DATABASE'], autocommit=True)\n"
+                       "for sql in open(sys.argv[1]).read().split(';\\n'):\n"
+                       "    if sql.strip():\n"
+                       "        conn.cursor().execute(sql)\n", encoding="utf-8")
+
+    result = rehearse(dump, url.render_as_string(hide_password=False), expect=tmp_path / "up.sql",
+                      migrate_cmd=f"{sys.executable} {artisan} {tmp_path / 'up.sql'}",
+                      rollback_cmd=f"{sys.executable} {artisan} {tmp_path / 'down.sql'}", scratch=scratch)
+
+    _passes(result)

@@ -167,6 +167,12 @@ def _account_url(server: URL, name: str, account: Account) -> tuple[URL, dict[st
     env = {"DB_CONNECTION": "mysql", "DB_HOST": url.host or "127.0.0.1", "DB_PORT": str(url.port), "DB_DATABASE": name,
            "DB_USERNAME": account.user, "DB_PASSWORD": account.password,
            "DBAUDIT_SCRATCH_URL": url.set(query={}).render_as_string(hide_password=False)}
+    socket = query.get("unix_socket")
+    if isinstance(socket, str) and socket:
+        # Over the socket the account is 'user'@'localhost', which a TCP connection to DB_HOST:DB_PORT is not:
+        # Laravel reads DB_SOCKET (its unix_socket), and the URL says it too.
+        env["DB_SOCKET"] = socket
+        env["DBAUDIT_SCRATCH_URL"] = url.set(query={"unix_socket": socket}).render_as_string(hide_password=False)
     return url, env
 
 
