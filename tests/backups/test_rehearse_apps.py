@@ -595,6 +595,7 @@ def taken(mariadb_server: sa.Engine) -> Iterator[str]:
     (["{dump}", "--server", MARIADB_URL, "--expect", "{missing}"], "expectations file not found: "),
     (["{dump}", "--server", MARIADB_URL, "--expect", "{bad_yml}"], "is not valid YAML"),
     (["{dump}", "--server", "not a url"], "not a database URL"),
+    (["{dump}", "--server", "mysql+pymsql://root@127.0.0.1"], "no SQLAlchemy driver 'mysql+pymsql'"),
     (["{dump}", "--server", "mysql+pymysql://root@127.0.0.1:1"], "cannot connect to mysql+pymysql://root@127.0.0.1:1"),
     (["{dump}", "--server", "mssql+pymssql://sa@127.0.0.1/app"], "rehearse restores MySQL/MariaDB dumps"),
     (["{dump}", "--server", "sqlite://"], "is not an SQLite database file"),
@@ -603,7 +604,7 @@ def taken(mariadb_server: sa.Engine) -> Iterator[str]:
     (["{dump}", "--server", MARIADB_URL, "--stage-timeout", "0"], "must be a positive number"),
     (["{dump}", "--server", MARIADB_URL, "--migrate", "{binary}"], "is not UTF-8 text"),
     (["{folder}", "--server", MARIADB_URL], "is a directory, but neither"),
-], ids=["missing-dump", "missing-migration", "missing-expect", "bad-yaml", "bad-url", "unreachable", "wrong-server-type",
+], ids=["missing-dump", "missing-migration", "missing-expect", "bad-yaml", "bad-url", "driver-typo", "unreachable", "wrong-server-type",
         "sqlite-for-a-mysql-dump", "scratch-exists", "bad-scratch-name", "bad-timeout", "binary-migration",
         "folder-as-dump"])
 def test_bad_input_is_one_clear_line_and_exit_2(
