@@ -105,6 +105,10 @@ def down(mistake):
             del steps[forgets[each]]
         elif each == "forgets-column":
             steps["column"] = "ALTER TABLE customer DROP INDEX idx_customer_loyalty"
+        elif each == "changes-routine":  # restored from an older copy of its source
+            steps["routine"] = steps["routine"].replace("min_monthly_purchases = 0", "min_monthly_purchases < 1")
+        elif each == "forgets-fk":
+            del steps["fk_drop"], steps["fk"]
         elif each == "changes-view":
             steps["staff_view"] = steps["staff_view"].replace("a.phone AS phone,", "")
         elif each == "loses-rows":
@@ -336,13 +340,15 @@ MISTAKES = {
     "forgets-view": ["view sales_by_store removed"],
     "forgets-routine": ["routine rewards_report removed"],
     "changes-view": ["view staff_list changed (sha256: "],
+    "changes-routine": ["routine rewards_report changed (sha256: "],
+    "forgets-fk": ["foreign key payment.fk_payment_rental changed (on_delete: 'SET NULL' → 'CASCADE')"],
     "loses-rows": ["rows of payment: 16,049 → 16,011 (-38)", "payment_id=108 removed"],
     "changes-values": ["content of staff changed", "staff_id=1 changed, staff_id=2 changed"],
     "leaves-ledger": ["rows of migrations: 2 → 3 (+1)", "id=3 added", f"migration {LEDGER} applied (batch 2)"],
 }
 # Each of these alone runs in the slow set; together (they touch different objects) in one quick rehearsal.
 SCHEMA_MISTAKES = ["forgets-index", "forgets-column", "forgets-trigger", "forgets-view", "forgets-routine",
-                   "changes-view"]
+                   "changes-view", "changes-routine", "forgets-fk"]
 
 
 def _rehearse_mistake(dump: Path, app: App, scratch: str, mistake: str) -> list[str]:
@@ -353,7 +359,10 @@ def _rehearse_mistake(dump: Path, app: App, scratch: str, mistake: str) -> list[
     return _failed(result, "proof")
 
 
-@pytest.mark.parametrize("mistake", ["loses-rows", "changes-values", "leaves-ledger", ",".join(SCHEMA_MISTAKES)],
+TOGETHER = [m for m in SCHEMA_MISTAKES if m != "changes-routine"]  # forgets-routine forgets it altogether
+
+
+@pytest.mark.parametrize("mistake", ["loses-rows", "changes-values", "leaves-ledger", ",".join(TOGETHER)],
                          ids=["loses-rows", "changes-values", "leaves-ledger", "schema-mistakes"])
 def test_sakila_a_wrong_rollback_fails_the_proof_naming_what_it_left_wrong(
         mistake: str, sakila_gz: Path, app_env: App, scratch: str) -> None:
