@@ -25,8 +25,16 @@ import jsonschema
 import pytest
 import sqlalchemy as sa
 
-from conftest import MARIADB_URL, ROOT, SHARED_DATA, client_args, dump_database, load_sql, scratch_mariadb_database, \
-    unavailable
+from conftest import (
+    MARIADB_URL,
+    ROOT,
+    SHARED_DATA,
+    client_args,
+    dump_database,
+    load_sql,
+    scratch_mariadb_database,
+    unavailable,
+)
 from dbaudit.backups import rehearse_scratch, restore_account
 from dbaudit.backups.checks import check_dump
 from dbaudit.backups.rehearse import Rehearsal, rehearse
@@ -613,8 +621,8 @@ def taken(mariadb_server: sa.Engine) -> Iterator[str]:
     (["{dump}", "--server", MARIADB_URL, "--stage-timeout", "0"], "must be a positive number"),
     (["{dump}", "--server", MARIADB_URL, "--migrate", "{binary}"], "is not UTF-8 text"),
     (["{folder}", "--server", MARIADB_URL], "is a directory, but neither"),
-], ids=["missing-dump", "missing-migration", "missing-expect", "bad-yaml", "bad-url", "driver-typo", "unreachable", "wrong-server-type",
-        "sqlite-for-a-mysql-dump", "scratch-exists", "bad-scratch-name", "bad-timeout", "binary-migration",
+], ids=["missing-dump", "missing-migration", "missing-expect", "bad-yaml", "bad-url", "driver-typo", "unreachable",
+        "wrong-server-type", "sqlite-for-a-mysql-dump", "scratch-exists", "bad-scratch-name", "bad-timeout", "binary-migration",
         "folder-as-dump"])
 def test_bad_input_is_one_clear_line_and_exit_2(
         args: list[str], says: str, request: pytest.FixtureRequest, tmp_path: Path,
