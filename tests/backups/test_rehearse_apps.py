@@ -163,6 +163,12 @@ metrics:
   customers:
     sql: SELECT COUNT(*) FROM customer
     expect: equal
+  listed_customers:        # a restored SQL SECURITY DEFINER view: it reads as its definer
+    sql: SELECT COUNT(*) FROM customer_list
+    expect: equal
+  balance_of_customer_1:   # a restored function
+    sql: SELECT get_customer_balance(1, '2006-01-01')
+    expect: equal
 required:
   - table_added: loyalty_event
   - column_added: customer.loyalty_tier
@@ -334,6 +340,11 @@ def test_sakila_migrated_by_an_artisan_style_command_with_a_correct_rollback_pas
                       migrate_cmd=app_env.cmd("migrate"), rollback_cmd=app_env.cmd("rollback"), scratch=scratch)
 
     _passes(result)
+    if expect == "yml":  # every metric answered before the migration, as the temporary account
+        assert [c.status for c in result.stage("snapshot").checks] == ["pass"]
+        assert result.audit is not None
+        metrics = {c.name: c.status for c in result.audit.checks if c.category == "metric"}
+        assert metrics.get("listed_customers") == metrics.get("balance_of_customer_1") == "pass", metrics
     assert result.audit is not None and {c.kind for c in result.audit.changes} >= {
         "table_added", "column_added", "index_added", "fk_changed", "view_added", "view_removed", "view_changed",
         "trigger_changed", "routine_added", "routine_removed", "migration_applied"}
