@@ -716,3 +716,18 @@ def test_a_command_on_a_server_reached_through_its_socket_is_handed_the_socket_t
                       rollback_cmd=f"{sys.executable} {artisan} {tmp_path / 'down.sql'}", scratch=scratch)
 
     _passes(result)
+
+
+def test_a_file_that_is_no_dump_fails_the_dump_check_and_nothing_is_restored(
+        scratch: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    dump = tmp_path / "backup.sql"
+    dump.write_bytes(b"<html><body>502 Bad Gateway</body></html>\n")  # what a failed download leaves
+    (tmp_path / "up.sql").write_text("ALTER TABLE t ADD COLUMN c int;\n", encoding="utf-8")
+
+    code = main(["rehearse", str(dump), "--server", MARIADB_URL, "--migrate", str(tmp_path / "up.sql"),
+                 "--rollback", str(tmp_path / "up.sql"), "--scratch", scratch])
+
+    out, err = capsys.readouterr()
+    assert code == 1 and "Traceback" not in err
+    assert out.splitlines()[0] == f"rehearsal of {dump} on {MARIADB_URL}, scratch database {scratch}"
+    assert re.search(r"^FAIL +dump-check .*0 tables", out, re.M) and re.search(r"^SKIPPED +restore", out, re.M)
