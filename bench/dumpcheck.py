@@ -1,12 +1,13 @@
 """Benchmark (issue #15): dump-check's CPU against `sha256sum` (plain dump) and `gzip -dc | sha256sum` (.gz), in one run.
 
-    .venv/bin/python bench/dumpcheck.py [--mb 100] [--rounds 3] [--keep DIR] [--json OUT]
+    .venv/bin/python bench/dumpcheck.py [--mb 100] [--skip-mb 20] [--rounds 3] [--keep DIR] [--json OUT]
 
 Writes a synthetic mysqldump of about --mb MB (extended INSERTs of 1 MB, as mysqldump writes them: integers,
 decimals, dates, NULLs and strings with escaped quotes, backslashes and newlines) and its gzip, then times, per
 round and back to back so both see the same machine load: `sha256sum` of the file, `dbaudit dump-check` reading
 it in-process (check_dump: hashing, scanning, classifying, counting rows), and the same for the .gz against
-`gzip -dc | sha256sum`. CPU is user+system time (of the child processes for the baselines, of this process for
+`gzip -dc | sha256sum`; and a dump of --skip-mb MB with one row per INSERT (`mysqldump --skip-extended-insert`)
+against `sha256sum` of it. CPU is user+system time (of the child processes for the baselines, of this process for
 dump-check); the ratio is the median of the rounds'. It also records dump-check's peak memory (in a process of its
 own) and the CLI's wall time on a small dump (start-up cost).
 """
@@ -69,8 +70,8 @@ NOTES = ["it\\'s (a) test;", "C:\\\\path\\\\to", "two\\nlines", "plain note", ""
 RARE = ["-- not a comment", "/* nor this */", "x,y),(z", "DROP TABLE other.t; --"]
 
 
-def write_dump(path: Path, megabytes: int, seed: int = 7) -> int:
-    """A dump of about `megabytes` MB; returns its row count."""
+def write_dump(path: Path, megabytes: int, seed: int = 7, extended: bool = True) -> int:
+    """A dump of about `megabytes` MB (extended INSERTs of 1 MB, or one row per INSERT); returns its row count."""
     rng = random.Random(seed)
     rows, target = 0, megabytes * 1_000_000
     with path.open("w", encoding="utf-8") as out:
@@ -79,7 +80,7 @@ def write_dump(path: Path, megabytes: int, seed: int = 7) -> int:
         while written < target:
             tuples = []
             size = 0
-            while size < 1_000_000:
+            while size < (1_000_000 if extended else 100_000):
                 rows += 1
                 text = rng.choice(RARE if rng.random() < 0.001 else NOTES)
                 note = "NULL" if rng.random() < 0.2 else f"'{text} {rng.randrange(10**6)}'"
@@ -88,7 +89,10 @@ def write_dump(path: Path, megabytes: int, seed: int = 7) -> int:
                      f"{'NULL' if rng.random() < 0.1 else repr('2026-01-01 10:00:00')})")
                 tuples.append(t)
                 size += len(t) + 1
-            line = "INSERT INTO `people` VALUES " + ",".join(tuples) + ";\n"
+            if extended:
+                line = "INSERT INTO `people` VALUES " + ",".join(tuples) + ";\n"
+            else:
+                line = "".join(f"INSERT INTO `people` VALUES {t};\n" for t in tuples)
             out.write(line)
             written += len(line)
         out.write(FOOTER)
@@ -138,6 +142,7 @@ def _cli_wall(small: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=100)
+    parser.add_argument("--skip-mb", type=int, default=20, help="size of the one-row-per-INSERT dump (0: none)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--keep", type=Path, help="write the dumps here and keep them")
     parser.add_argument("--json", type=Path)
@@ -148,12 +153,19 @@ def main() -> None:
     rows = write_dump(plain, args.mb)
     packed.write_bytes(gzip.compress(plain.read_bytes(), compresslevel=6))
     write_dump(small, 1)
-    rounds: dict[str, list[float]] = {"sha256sum": [], "dump-check": [], "gzip|sha256sum": [], "dump-check .gz": []}
+    single = folder / "bench-skip-extended.sql"
+    single_rows = write_dump(single, args.skip_mb, extended=False) if args.skip_mb else 0
+    rounds: dict[str, list[float]] = {"sha256sum": [], "dump-check": [], "gzip|sha256sum": [], "dump-check .gz": [],
+                                      "sha256sum skip-extended": [], "dump-check skip-extended": []}
+    load_before = os.getloadavg()
     for _ in range(args.rounds):
         rounds["sha256sum"].append(_child_cpu(f"sha256sum {plain}"))
         rounds["dump-check"].append(_own_cpu(plain, rows))
         rounds["gzip|sha256sum"].append(_child_cpu(f"gzip -dc {packed} | sha256sum"))
         rounds["dump-check .gz"].append(_own_cpu(packed, rows))
+        if single_rows:
+            rounds["sha256sum skip-extended"].append(_child_cpu(f"sha256sum {single}"))
+            rounds["dump-check skip-extended"].append(_own_cpu(single, single_rows))
     peak_mb = max(_peak_rss_mb(plain), _peak_rss_mb(packed))
     plain_ratio = statistics.median(d / s for d, s in zip(rounds["dump-check"], rounds["sha256sum"]))
     gz_ratio = statistics.median(d / s for d, s in zip(rounds["dump-check .gz"], rounds["gzip|sha256sum"]))
@@ -164,13 +176,21 @@ def main() -> None:
         "ratio_plain_vs_sha256sum": round(plain_ratio, 2), "ratio_gz_vs_gzip_sha256sum": round(gz_ratio, 2),
         "dump_check_mb_per_cpu_second": round(size_mb / statistics.median(rounds["dump-check"]), 1),
         "peak_rss_mb": round(peak_mb, 1), "cli_wall_seconds_small_dump": round(_cli_wall(small), 3),
+        "load_average_1min_before_after": [round(load_before[0], 1), round(os.getloadavg()[0], 1)],
     }
+    if single_rows:
+        single_ratio = statistics.median(d / s for d, s in zip(rounds["dump-check skip-extended"],
+                                                              rounds["sha256sum skip-extended"]))
+        result |= {"skip_extended_mb": round(single.stat().st_size / 1e6, 1), "skip_extended_rows": single_rows,
+                   "ratio_skip_extended_vs_sha256sum": round(single_ratio, 1),
+                   "skip_extended_mb_per_cpu_second": round(
+                       single.stat().st_size / 1e6 / statistics.median(rounds["dump-check skip-extended"]), 1)}
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     if not args.keep:
-        for path in (plain, packed, small):
-            os.unlink(path)
+        for path in (plain, packed, small, single):
+            path.unlink(missing_ok=True)
         folder.rmdir()
 
 

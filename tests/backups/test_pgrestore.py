@@ -392,8 +392,10 @@ def test_a_later_run_drops_what_a_killed_run_left_and_only_that(make_postgres: o
     impostor = f"{PREFIX}{uuid.uuid4().hex[:16]}"
     with postgres_server.connect() as conn:
         conn.exec_driver_sql(f'CREATE ROLE "{impostor}"')
-    forged = {**entry, "token": "0" * 16, "role": impostor, "database": impostor}
+    forged = {**entry, "run": "0" * 16, "account_user": impostor, "account_marker": "dbaudit restore-check " + "0" * 16,
+              "scratch": impostor}
     (journal / f"{'0' * 16}.json").write_text(json.dumps(forged), encoding="utf-8")
+    (journal / f"{'0' * 16}.lock").touch()  # its lock free: a dead run's entry
     try:
         good = tmp_path / "good.dump"
         pg_dump(db.url.rsplit("/", 1)[1], good, "-Fc")

@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import MARIADB_URL, ROOT, SQL_DIR, dump_database, load_sql, scratch_mariadb_database
-from dbaudit.backups import rehearse_scratch, restore, restore_account
+from dbaudit.backups import rehearse_scratch, restore, restore_account, scratch_journal
 from dbaudit.backups.rehearse import STAGES, Rehearsal, load_rehearsal, rehearse
 from dbaudit.cli import main
 from dbaudit.core import serde
@@ -31,6 +31,7 @@ EXPECTATIONS = ROOT / "expectations" / "blazz-webjs.yml"
 MIGRATION = SQL_DIR / "webjs_migration.mysql.sql"
 ROLLBACK = SQL_DIR / "webjs_rollback.mysql.sql"
 SCHEMAS = ROOT / "lib" / "dbaudit" / "schemas"
+CLI_RESTORE_PREFIX = restore_account.ACCOUNT_PREFIX  # read before any test patches it
 
 
 @pytest.fixture(scope="module")
@@ -352,6 +353,82 @@ def test_a_signal_during_the_migration_drops_the_scratch_database_and_its_accoun
         proc.kill()
         with mariadb_server.connect() as conn:
             conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+def _account_exists(server: sa.Engine, user: str) -> bool:
+    with server.connect() as conn:
+        return bool(conn.exec_driver_sql("SELECT COUNT(*) FROM mysql.user WHERE User = %s", (user,)).scalar_one())
+
+
+def _databases(server: sa.Engine) -> set[str]:
+    with server.connect() as conn:
+        return {r[0] for r in conn.exec_driver_sql("SHOW DATABASES")}
+
+
+@pytest.mark.parametrize("then", ["rehearse", "restore-check"])
+def test_after_kill_9_mid_migration_the_next_run_drops_the_scratch_database_and_account_and_nothing_unproven(
+        then: str, blazz_dump: Path, mariadb_server: sa.Engine, tmp_path: Path, scratch: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    journal = tmp_path / "journal"
+    monkeypatch.setenv(scratch_journal.JOURNAL_ENV, str(journal))  # this test's runs only
+    name, decoy_db = f"dbaudit_t_rh_{uuid.uuid4().hex[:8]}", f"dbaudit_t_rh_{uuid.uuid4().hex[:8]}"
+    prefix = restore_account.REHEARSE_ACCOUNT_PREFIX  # the CLI's own (this test's in-process runs use another)
+    decoy_user = f"{prefix}{uuid.uuid4().hex[:12]}"  # looks like one of rehearse's
+    pidfile = tmp_path / "pid"
+    proc = subprocess.Popen([sys.executable, "-m", "dbaudit", "rehearse", str(blazz_dump), "--server", MARIADB_URL,
+                             "--expect", str(EXPECTATIONS), "--migrate-cmd", f"echo $$ > {pidfile}; exec sleep 120",
+                             "--rollback", str(ROLLBACK), "--scratch", name],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT / "lib"), scratch_journal.JOURNAL_ENV: str(journal)})
+    user = ""
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not pidfile.exists():  # until the migration command runs
+            time.sleep(0.2)
+        assert pidfile.exists(), "the rehearsal never reached the migrate stage"
+        [entry] = [json.loads(p.read_text()) for p in journal.glob("*.json")]
+        user = str(entry["account_user"])
+        # named as restore-check's account was, the CLI's own prefix (not this test's in-process one)
+        assert entry["scratch"] == name and user.startswith(CLI_RESTORE_PREFIX)
+        assert entry["purpose"] == "rehearse" and "password" not in json.dumps(entry).lower()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        os.kill(int(pidfile.read_text()), signal.SIGKILL)  # the orphaned migration command
+        assert name in _databases(mariadb_server) and _account_exists(mariadb_server, user)  # nothing cleaned up
+        # Someone else's database and account, with names like a dead run's and a forged entry naming them, but no
+        # proof on the server (no such comment, another password hash): never dropped.
+        with mariadb_server.connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE `{decoy_db}` COMMENT 'dbaudit restore-check precious'")
+            conn.exec_driver_sql("CREATE USER %s@%s IDENTIFIED BY %s", (decoy_user, entry["account_host"], "Decoy-1a"))
+        forged = {**entry, "run": "0" * 16, "account_user": decoy_user, "scratch": decoy_db,
+                  "scratch_marker": "dbaudit restore-check " + "0" * 32}
+        (journal / f"{'0' * 16}.json").write_text(json.dumps(forged), encoding="utf-8")
+        (journal / f"{'0' * 16}.lock").touch()
+
+        if then == "rehearse":
+            result = _run(blazz_dump, scratch)
+            assert result.verdict == "pass", [c.message for c in result.failed_checks]
+            [earlier] = [c.message for c in result.stage("restore").checks if c.name == "earlier runs"]
+            lines = earlier.split(": ", 1)[1].split("; ")
+        else:
+            lines = restore.restore_check(blazz_dump, MARIADB_URL, scratch=scratch).leftovers
+
+        assert name not in _databases(mariadb_server) and not _account_exists(mariadb_server, user)
+        assert any(name in line and line.startswith("dropped") for line in lines), lines
+        assert any(user in line and "dropped" in line for line in lines), lines
+        assert decoy_db in _databases(mariadb_server) and _account_exists(mariadb_server, decoy_user)
+        assert any(line.startswith(f"left database {decoy_db}") for line in lines), lines
+        assert any(line.startswith(f"left account '{decoy_user}'") for line in lines), lines
+        assert [p.name for p in journal.glob("*.json")] == [f"{'0' * 16}.json"]  # only the unproven entry stays
+    finally:
+        proc.kill()
+        with mariadb_server.connect() as conn:
+            for db in (name, decoy_db):
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{db}`")
+            for account in (user, decoy_user):
+                if account:
+                    conn.exec_driver_sql("DROP USER IF EXISTS %s@%s", (account, "localhost"))
+                    conn.exec_driver_sql("DROP USER IF EXISTS %s@%s", (account, "127.0.0.1"))
 
 
 def test_the_cli_writes_json_and_junit_with_a_testcase_per_stage_and_check(

@@ -56,7 +56,7 @@ from sqlalchemy.exc import DBAPIError
 
 from dbaudit.audit.chunks import FingerprintMode
 from dbaudit.audit.diff import diff_snapshots
-from dbaudit.backups import pgdump, scratch_journal
+from dbaudit.backups import pgdump
 from dbaudit.backups.checks import count_checks, load_manifest, manifest_path, names_check, safety_check
 from dbaudit.backups.dumpfile import DumpContents
 from dbaudit.backups.formats import DECOMPRESS_ERRORS, compression_of, decompressed, format_of, read_backup
@@ -64,7 +64,7 @@ from dbaudit.backups.pgdump import PgCollector
 from dbaudit.backups.psqlscan import COPY_FROM_STDIN, CopyData, MetaCommand, PgStatement, PsqlScanner
 from dbaudit.backups.restore import FORMAT_VERSION, KIND, RESTORED, RestoreCheck
 from dbaudit.backups.restore_account import ACCOUNT_PREFIX
-from dbaudit.backups.scratch_journal import JournalEntry
+from dbaudit.backups.scratch_journal import Journal, JournalEntry, abandoned, forget
 from dbaudit.backups.statements import DumpTable
 from dbaudit.core.checks import Check
 from dbaudit.core.errors import DbauditError, first_line
@@ -197,9 +197,10 @@ def _prepare(engine: sa.Engine, url: URL) -> tuple[str, list[Check]]:
 def _drop_dead_runs(engine: sa.Engine, server: str) -> list[Check]:
     """Drop what runs killed before their cleanup left, when the server proves it is theirs."""
     dropped = []
-    for entry in scratch_journal.dead_entries(BACKEND, server):
-        dropped += _drop_proven(engine, entry)
-        scratch_journal.remove_entry(entry)
+    with abandoned(BACKEND, server) as entries:
+        for entry, lock_path in entries:
+            dropped += _drop_proven(engine, entry)
+            forget(lock_path)  # what it names is gone, or was never provably its run's
     if not dropped:
         return []
     return [Check("restore", "earlier runs", "pass", f"dropped what dead restore-check runs left: {', '.join(dropped)}")]
@@ -208,23 +209,25 @@ def _drop_dead_runs(engine: sa.Engine, server: str) -> list[Check]:
 def _drop_proven(engine: sa.Engine, entry: JournalEntry) -> list[str]:
     """The role is the dead run's when its comment holds the run's token (only a role with CREATEROLE can set it);
     the database is, when that role owns it (the role itself has no CREATEDB)."""
+    if not (entry.account_user and entry.account_marker):
+        return []  # the run died before it named a role: it created nothing
     with engine.connect() as conn:
         role = conn.execute(sa.text(
             "SELECT rolname FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) :role "
             "AND pg_catalog.shobj_description(oid, 'pg_authid') OPERATOR(pg_catalog.=) :mark"),
-            {"role": entry.role, "mark": _MARK.format(entry.token)}).scalar()
+            {"role": entry.account_user, "mark": entry.account_marker}).scalar()
         database = role and conn.execute(sa.text(
             "SELECT d.datname FROM pg_catalog.pg_database d JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) "
             "d.datdba WHERE d.datname OPERATOR(pg_catalog.=) :db AND r.rolname OPERATOR(pg_catalog.=) :role"),
-            {"db": entry.database, "role": entry.role}).scalar()
+            {"db": entry.scratch or "", "role": entry.account_user}).scalar()
     if role is None:
         return []
     dropped = []
-    if database is not None:
-        _drop_database(engine, entry.database)
-        dropped.append(f"database {entry.database}")
-    _drop_role(engine, entry.role)
-    return [*dropped, f"role {entry.role}"]
+    if database is not None and entry.scratch:
+        _drop_database(engine, entry.scratch)
+        dropped.append(f"database {entry.scratch}")
+    _drop_role(engine, entry.account_user)
+    return [*dropped, f"role {entry.account_user}"]
 
 
 def _quote(engine: sa.Engine, name: str) -> str:
@@ -314,10 +317,11 @@ def _terminate(engine: sa.Engine, role: str) -> None:
 
 def _restore_and_compare(engine: sa.Engine, admin_url: URL, run: _Run, result: _Result, snapshot: Snapshot | None,
                          mode: FingerprintMode, keep: bool, progress: bool, limit: float) -> RestoreCheck:
-    entry = scratch_journal.new_entry(run.token, BACKEND, _server_key(admin_url), run.role, run.scratch)
     kept = False
     with terminate_as_interrupt():
-        scratch_journal.write_entry(entry)
+        journal = Journal(BACKEND, _server_key(admin_url), "restore-check")
+        mark = _MARK.format(run.token)
+        journal.record(account_user=run.role, account_marker=mark, scratch=run.scratch, scratch_marker=mark)
         try:
             _create(engine, run, limit)
             role_url = admin_url.set(username=run.role, password=run.password, database=run.scratch)
@@ -358,7 +362,7 @@ def _restore_and_compare(engine: sa.Engine, admin_url: URL, run: _Run, result: _
                     _drop_database(engine, run.scratch)
                 if "role" in run.created:
                     _drop_role(engine, run.role)
-            scratch_journal.remove_entry(entry)
+            journal.close()
 
 
 def _snapshots(url: URL, run: _Run, contents: DumpContents, metrics: dict[str, str] | None, mode: FingerprintMode,

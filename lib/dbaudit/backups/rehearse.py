@@ -129,6 +129,7 @@ class _Plan:
     title: str | None
     locate_keys: bool = True
     derived: Derived | None = None
+    leftovers: list[str] = field(default_factory=list)  # what killed earlier runs left (refuse_existing)
 
 
 def rehearse(
@@ -206,10 +207,10 @@ def _plan(dump: str | os.PathLike[str], server: str, expect: str | os.PathLike[s
         load_rules(expect_path)  # its rollback: section, before anything runs
     name = scratch or default_scratch_name(dump)
     check_scratch_name(name)
-    if dialect == "mysql":
-        refuse_existing(url, name)
+    leftovers = refuse_existing(url, name) if dialect == "mysql" else []
     return _Plan(dump, url, dialect, name, expect_path if expect is not None else "", is_migration, rules,
-                 files["migrate"], migrate_cmd, files["rollback"], rollback_cmd, timeout, keep, title)
+                 files["migrate"], migrate_cmd, files["rollback"], rollback_cmd, timeout, keep, title,
+                 leftovers=leftovers)
 
 
 def _derive_dialect(dialect: str) -> str:
@@ -238,7 +239,8 @@ class _Run:
         if not self._dump_check():
             return
         self.restore_started = time.monotonic()
-        with open_scratch(self.plan.dump, self.plan.url, self.plan.scratch, self.plan.keep, self.progress) as scratch:
+        with open_scratch(self.plan.dump, self.plan.url, self.plan.scratch, self.plan.keep, self.progress,
+                          leftovers=self.plan.leftovers) as scratch:
             try:
                 self._on(scratch)
             finally:

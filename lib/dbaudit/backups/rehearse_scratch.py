@@ -1,26 +1,29 @@
 """The scratch database a rehearsal runs on: a restore of the backup, and who may touch it.
 
 MySQL/MariaDB: restore-check (backups/restore.py) restores the dump into a new scratch database and
-judges the restore; it is kept (`restore_check(keep=True)`), and a temporary account with rights on it
-alone is made here for the migrate and rollback steps. `restore_check` and its result are the only
-pieces of restore.py used: this module is the one seam, so restore.py can change how it loads a dump
-and how it makes its own account. SQLite: the backup is a database file, and the "restore" a copy.
+judges the restore; it is kept (`restore_check(keep=True)`), and a temporary account with ALL PRIVILEGES
+on it alone (made by restore_account.create_account like restore-check's own, and named as restore-check's
+was: see `_create_account`) is made here for the migrate and rollback steps. SQLite: the backup is a
+database file, and the "restore" a copy.
 
 Whatever happens (a failure, an error, Ctrl-C, SIGTERM), `open_scratch`'s block ends with the
 scratch database dropped (unless kept) and the account dropped, its sessions killed first so a
-statement still running cannot hold the drop.
+statement still running cannot hold the drop. A SIGKILL cannot be cleaned up after: the scratch database
+and the account are written into the scratch journal (backups/scratch_journal.py) before they exist, in one
+entry from restore-check's first step to the drop, so the next rehearse or restore-check on that server drops
+them once the server proves they are this run's (the database's comment, the account's password hash or
+comment), and nothing else.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-import secrets
 import shutil
 import sqlite3
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,27 +32,18 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
-from dbaudit.backups import restore
-from dbaudit.backups.restore_account import new_password
+from dbaudit.backups import restore, restore_account
+from dbaudit.backups.restore_account import RestoreAccount, clean_abandoned, drop_account, drop_scratch, kill_sessions
+from dbaudit.backups.scratch_journal import Journal
 from dbaudit.core.checks import Check
 from dbaudit.core.errors import DbauditError, first_line
 from dbaudit.live.connect import describe_db_error, mask_url
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
-ACCOUNT_PREFIX = "dbaudit_rehearse_"  # the migrate/rollback accounts: easy to find if a SIGKILL leaves one
-
-
-@dataclass
-class Account:
-    """The temporary account migrate and rollback run as: ALL PRIVILEGES on the scratch database, nothing else."""
-
-    user: str
-    host: str
-    password: str = field(repr=False)
-
-    def __str__(self) -> str:
-        return f"'{self.user}'@'{self.host}'"
+ACCOUNT_PREFIX = restore_account.REHEARSE_ACCOUNT_PREFIX  # the migrate/rollback accounts (read when one is made)
+# Whatever the migration does, it cannot touch another database, an account or the server.
+STEP_PRIVILEGES = "ALL PRIVILEGES"
 
 
 @dataclass
@@ -69,7 +63,8 @@ class Scratch:
     restored: bool  # False: the restore failed, and nothing is left to migrate
     source: str = ""  # the database the dump was taken of
     admin: sa.Engine | None = None  # MySQL: the server's own account, without a database
-    account: Account | None = None
+    account: RestoreAccount | None = None
+    leftovers: list[str] = field(default_factory=list)  # what killed earlier runs left, dropped (or left) first
     kept: bool = False
     dropped: bool = field(default=False)
 
@@ -101,9 +96,10 @@ def check_scratch_name(name: str) -> None:
 
 @contextmanager
 def open_scratch(dump: str, server: URL, name: str, keep: bool, progress: bool = False,
-                 account: bool = True) -> Iterator[Scratch]:
+                 account: bool = True, leftovers: Sequence[str] = ()) -> Iterator[Scratch]:
     """Restore `dump` into the new scratch database `name` for the block; see the module's docstring.
-    Without `account`, no temporary account is made (a reference restore that is only read)."""
+    Without `account`, no temporary account is made (a reference restore that is only read). `leftovers`: what
+    an earlier `refuse_existing` dropped or left, reported with the restore's checks."""
     check_scratch_name(name)
     if server.get_backend_name() == "sqlite":
         with _sqlite_scratch(dump, server, name, keep) as scratch:
@@ -111,56 +107,105 @@ def open_scratch(dump: str, server: URL, name: str, keep: bool, progress: bool =
         return
     if server.get_backend_name() not in ("mysql", "mariadb"):
         raise DbauditError(f"rehearse restores MySQL/MariaDB dumps and SQLite files; {mask_url(server)} is neither")
-    with _mysql_scratch(dump, server, name, keep, progress, account) as scratch:
+    with _mysql_scratch(dump, server, name, keep, progress, account, leftovers) as scratch:
         yield scratch
 
 
 # --- MySQL / MariaDB ---------------------------------------------------------------------------------
 
 
-def refuse_existing(server: URL, name: str) -> None:
-    """Before anything is read or created: a scratch database that exists is somebody's, never ours to drop."""
-    engine = sa.create_engine(server.set(database=None), poolclass=sa.pool.NullPool)
+def refuse_existing(server: URL, name: str) -> list[str]:
+    """Before anything is read or created: a scratch database that exists is somebody's, never ours to drop. What
+    killed runs left on this server goes first (their scratch database may have this name), dropped only with
+    proof: what was dropped or left, one line each (see restore_account.clean_abandoned)."""
+    engine = sa.create_engine(server.set(database=None), poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        return _refuse_existing(engine, server, name)[1]
+    finally:
+        engine.dispose()
+
+
+def _refuse_existing(engine: sa.Engine, server: URL, name: str) -> tuple[str, list[str]]:
+    """refuse_existing on `engine`: the server's identity (for the journal), and the leftover lines."""
     try:
         with engine.connect() as conn:
+            identity = restore_account.server_identity(conn)
+            leftovers = clean_abandoned(conn, identity)
             exists = conn.execute(sa.text("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = :n"),
                                   {"n": name}).scalar_one()
     except DBAPIError as exc:
         raise DbauditError(f"cannot connect to {mask_url(server)}: {describe_db_error(exc)}") from None
-    finally:
-        engine.dispose()
     if exists:
         raise DbauditError(f"refusing scratch database {name!r}: it already exists on {mask_url(server)} "
                            "(drop it or pick another with --scratch)")
+    return identity, leftovers
 
 
 @contextmanager
-def _mysql_scratch(dump: str, server: URL, name: str, keep: bool, progress: bool, account: bool) -> Iterator[Scratch]:
-    refuse_existing(server, name)
+def _mysql_scratch(dump: str, server: URL, name: str, keep: bool, progress: bool, account: bool,
+                   earlier: Sequence[str]) -> Iterator[Scratch]:
     url = server.set(database=None)
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT")
     scratch: Scratch | None = None
+    journal: Journal | None = None
     try:
-        # restore-check drops the scratch database itself when it fails, errs or is interrupted; kept, it is ours.
+        identity, found = _refuse_existing(engine, server, name)
+        leftovers = list(dict.fromkeys([*earlier, *found]))  # an unproven leftover is named by both looks
+        journal = Journal(restore_account.BACKEND, identity, "rehearse")
+        # restore-check drops the scratch database itself when it fails, errs or is interrupted; kept, it is ours,
+        # and stays in this run's journal entry until it is dropped.
         result = restore.restore_check(dump, server.render_as_string(hide_password=False), scratch=name, keep=True,
-                                       title=f"restore of {Path(dump).name} for a rehearsal", progress=progress)
+                                       title=f"restore of {Path(dump).name} for a rehearsal", progress=progress,
+                                       journal=journal)
         scratch = Scratch(name, "mysql", result.product, result.version, url.set(database=name), url, {},
-                          [], result.checks, result.restore_seconds, restored=result.kept, source=result.database,
-                          admin=engine)
+                          [], [*result.checks, *_leftover_checks(leftovers)], result.restore_seconds,
+                          restored=result.kept, source=result.database, admin=engine, leftovers=leftovers)
         if scratch.restored and result.passed and account:
-            scratch.account = create_account(engine, name, user=_definer(result.account))
+            scratch.account = _create_account(engine, name, journal, _definer(result.account))
             scratch.step_url, scratch.env = _account_url(server, name, scratch.account)
             scratch.secrets = [scratch.account.password, *([str(server.password)] if server.password else [])]
         yield scratch
     finally:
         try:
-            if scratch is not None:
-                _drop_mysql(engine, scratch, keep)
+            if journal is not None:
+                _drop_mysql(engine, scratch, name, keep, journal)
+                journal.close()
         finally:
             engine.dispose()
 
 
-def _account_url(server: URL, name: str, account: Account) -> tuple[URL, dict[str, str]]:
+def _leftover_checks(leftovers: list[str]) -> list[Check]:
+    if not leftovers:
+        return []
+    # A pass either way: what is left (unproven, so never dropped) is somebody's, and no fault of this rehearsal.
+    return [Check("restore", "earlier runs", "pass", f"what killed earlier runs left on this server: "
+                                                    f"{'; '.join(leftovers)}")]
+
+
+_ACCOUNT = re.compile(r"^'([A-Za-z0-9_]+)'@'[^']*'$")
+
+
+def _definer(restored_as: str) -> str | None:
+    """The user restore-check restored as (`'user'@'host'`): the definer of every restored view, trigger, routine
+    and event, since it strips the dump's DEFINER clauses."""
+    found = _ACCOUNT.match(restored_as)
+    return found[1] if found else None
+
+
+def _create_account(engine: sa.Engine, scratch: str, journal: Journal, user: str | None = None) -> RestoreAccount:
+    """The migrate/rollback account, named `user`: restore-check's account (gone by now), the definer of the
+    restored objects, so that a trigger fires, a DEFINER view reads and a routine's body shows during the
+    rehearsal as in production (not error 1449, "the user specified as a definer does not exist"), and what a
+    rollback recreates has the definer it had before. Without `user`, ACCOUNT_PREFIX and a random part."""
+    try:
+        with engine.connect() as conn:
+            return restore_account.create_account(conn, scratch, journal, privileges=STEP_PRIVILEGES,
+                                                  prefix=ACCOUNT_PREFIX, purpose="rehearse migrates", name=user)
+    except DBAPIError as exc:
+        raise DbauditError(f"rehearse's temporary account: {describe_db_error(exc)}") from None
+
+
+def _account_url(server: URL, name: str, account: RestoreAccount) -> tuple[URL, dict[str, str]]:
     query = {k: v for k, v in server.query.items() if k != "read_default_file"}  # its TLS settings, not its user
     url = URL.create(server.drivername, account.user, account.password, server.host or "127.0.0.1",
                      server.port or 3306, name, query)
@@ -176,82 +221,27 @@ def _account_url(server: URL, name: str, account: Account) -> tuple[URL, dict[st
     return url, env
 
 
-def _drop_mysql(engine: sa.Engine, scratch: Scratch, keep: bool) -> None:
-    try:
-        if scratch.account is not None:
-            _kill_sessions(engine, scratch.account.user)
-        if scratch.restored and not keep:
-            _drop_database(engine, scratch.name)
-            scratch.dropped = True
-        scratch.kept = scratch.restored and keep
-    finally:
-        drop_account(engine, scratch.account)
-
-
-_ACCOUNT = re.compile(r"^'([A-Za-z0-9_]+)'@'[^']*'$")
-
-
-def _definer(restored_as: str) -> str | None:
-    """The user restore-check restored as (`'user'@'host'`): the definer of every restored view, trigger, routine
-    and event, since it strips the dump's DEFINER clauses."""
-    found = _ACCOUNT.match(restored_as)
-    return found[1] if found else None
-
-
-def create_account(engine: sa.Engine, scratch: str, user: str | None = None) -> Account:
-    """A fresh account with ALL PRIVILEGES on `scratch`.* only: whatever the migration does, it cannot touch
-    another database, an account or the server. Refused (never the connecting account instead) when the
-    connecting account may not create it. `user`: its name, else ACCOUNT_PREFIX and a random part. A rehearsal
-    names it as restore-check's account was named (gone by now): the definer of the restored objects, so that a
-    trigger fires, a DEFINER view reads and a routine's body shows during the rehearsal as in production (not
-    error 1449, "the user specified as a definer does not exist"), and what a rollback recreates has the
-    definer it had before."""
-    preparer = engine.dialect.identifier_preparer
-    pattern = preparer.quote_identifier(scratch.replace("_", "\\_"))  # in a GRANT, _ would match any character
-    password = new_password()
-    account = Account(user or f"{ACCOUNT_PREFIX}{secrets.token_hex(6)}", "%", password)
+def _drop_mysql(engine: sa.Engine, scratch: Scratch | None, name: str, keep: bool, journal: Journal) -> None:
+    """The account's sessions ended, the scratch database dropped unless kept, the account dropped; each struck
+    from the journal once gone (a kept database is the operator's from then on)."""
     try:
         with engine.connect() as conn:
-            me = str(conn.exec_driver_sql("SELECT USER()").scalar_one())
-            account.host = me.rpartition("@")[2] or "%"  # as the server sees this host: '%' could lose to ''@'localhost'
-            conn.exec_driver_sql("CREATE USER %s@%s IDENTIFIED BY %s", (account.user, account.host, account.password))
+            if scratch is not None and scratch.account is not None:
+                kill_sessions(conn, scratch.account.user)
             try:
-                conn.exec_driver_sql(f"GRANT ALL PRIVILEGES ON {pattern}.* TO %s@%s", (account.user, account.host))
-            except DBAPIError:
-                conn.exec_driver_sql("DROP USER IF EXISTS %s@%s", (account.user, account.host))
-                raise
+                if journal.entry.scratch is not None and not (keep and scratch is not None and scratch.restored):
+                    drop_scratch(conn, name)
+                    if scratch is not None:
+                        scratch.dropped = True
+                if scratch is not None:
+                    scratch.kept = scratch.restored and keep
+                journal.record(scratch=None, scratch_marker=None)
+            finally:
+                if scratch is not None and scratch.account is not None:
+                    drop_account(conn, scratch.account, journal)
     except DBAPIError as exc:
-        raise DbauditError(f"rehearse migrates as a temporary account limited to the scratch database, and it "
-                           f"cannot be made: {describe_db_error(exc)} (the connecting account needs CREATE USER and "
-                           f"GRANT ALL ON `{scratch}`.* … WITH GRANT OPTION)") from None
-    return account
-
-
-def drop_account(engine: sa.Engine, account: Account | None) -> None:
-    if account is None:
-        return
-    try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql("DROP USER IF EXISTS %s@%s", (account.user, account.host))
-    except DBAPIError as exc:
-        raise DbauditError(f"drop user {account}: {describe_db_error(exc)} (drop it by hand)") from None
-
-
-def _drop_database(engine: sa.Engine, name: str) -> None:
-    try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {engine.dialect.identifier_preparer.quote_identifier(name)}")
-    except DBAPIError as exc:
-        raise DbauditError(f"drop database {name}: {describe_db_error(exc)} (drop it by hand)") from None
-
-
-def _kill_sessions(engine: sa.Engine, user: str) -> None:
-    """A command killed at its limit may leave its statement running on the server, holding the database."""
-    with suppress(DBAPIError), engine.connect() as conn:
-        ids = conn.execute(sa.text("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = :u"), {"u": user}).all()
-        for (session,) in ids:
-            with suppress(DBAPIError):
-                conn.exec_driver_sql(f"KILL CONNECTION {int(session)}")
+        raise DbauditError(f"rehearse's cleanup: {describe_db_error(exc)} (drop {name} and its account by hand)") \
+            from None
 
 
 # --- SQLite: the backup is a file, its restore a copy --------------------------------------------------

@@ -10,7 +10,7 @@ holding restore privileges on the scratch database only (`backups.restore_accoun
 events disabled, under a deadline (`timeout`). The reads after it (snapshot, metrics, fingerprints) run as
 that account too, with its write privileges revoked. The scratch database must not exist yet; it is dropped
 after a failure, an error, Ctrl-C or SIGTERM, and after the check unless `keep` is set; a journal lets the
-next run drop what a run killed outright left (`backups.restore_journal`).
+next run drop what a run killed outright left (`backups.scratch_journal`).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from dbaudit.backups.restore_account import (
     server_identity,
 )
 from dbaudit.backups.restore_load import Loaded, StatementPlan, extra_refusal, load_dump, strip_definer
+from dbaudit.backups.scratch_journal import Journal
 from dbaudit.backups.sqlscan import MAX_STATEMENT
 from dbaudit.core import serde
 from dbaudit.core.checks import Check, Judged
@@ -185,10 +186,12 @@ def restore_check(
     progress: bool = False,
     timeout: float | None = None,
     fingerprint: FingerprintMode | None = None,
+    journal: Journal | None = None,
 ) -> RestoreCheck:
     """Restore `dump` into a new scratch database on `server` and compare it with the dump, its manifest
     and (optionally) a snapshot of the source database. `fingerprint` records content fingerprints of the
-    restored tables; with an `against` snapshot holding fingerprints they are taken the same way and compared."""
+    restored tables; with an `against` snapshot holding fingerprints they are taken the same way and compared.
+    `journal`: a caller's scratch-journal entry to record the account and database in (see `scratch_restore`)."""
     snapshot = load_snapshot(against) if isinstance(against, (str, os.PathLike)) else against
     url = parse_url(server)
     if url.get_backend_name() not in ("mysql", "mariadb"):
@@ -214,7 +217,7 @@ def restore_check(
         if not contents.complete:
             checks = [Check("dump", "complete", "fail", f"not restored: the dump is truncated ({contents.truncation})")]
             return _result(plan, product, version, checks, None, 0.0, kept=False, title=title)
-        return _restore_and_compare(engine, plan, product, version, keep, title, progress)
+        return _restore_and_compare(engine, plan, product, version, keep, title, progress, journal)
     finally:
         if engine_plan is not None:
             engine_plan.close()
@@ -269,8 +272,8 @@ def _refuse_unsafe(engine: sa.Engine, plan: _Plan) -> None:
 
 
 def _restore_and_compare(engine: sa.Engine, plan: _Plan, product: str, version: str, keep: bool,
-                         title: str | None, progress: bool) -> RestoreCheck:
-    with terminate_as_interrupt(), scratch_restore(engine, plan.scratch, keep=keep) as handle:
+                         title: str | None, progress: bool, journal: Journal | None) -> RestoreCheck:
+    with terminate_as_interrupt(), scratch_restore(engine, plan.scratch, keep=keep, journal=journal) as handle:
         plan.account = account = handle.account
         assert plan.statements is not None
         loaded = load_dump(plan.contents, plan.statements, plan.url, account, plan.scratch, server_version=version,

@@ -21,12 +21,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
-from dbaudit.backups.restore_journal import Journal, abandoned, forget
+from dbaudit.backups.scratch_journal import Journal, abandoned, forget
 from dbaudit.core.errors import DbauditError
 from dbaudit.core.secrets import remember_secret
 from dbaudit.live.connect import describe_db_error
 
 ACCOUNT_PREFIX = "dbaudit_restore_"  # temporary restore accounts: easy to find if a SIGKILL leaves one
+REHEARSE_ACCOUNT_PREFIX = "dbaudit_rehearse_"  # rehearse's migrate/rollback accounts (see rehearse_scratch)
+BACKEND = "mysql"  # the journal's backend for MySQL and MariaDB
 MARKER_PREFIX = "dbaudit restore-check "
 # What restoring a dump needs on its database: tables, indexes, views, triggers, routines, events, locks.
 # Not ALL PRIVILEGES: no DELETE HISTORY (MariaDB), and nothing a later server version adds to ALL.
@@ -46,7 +48,7 @@ class RestoreAccount:
     user: str
     host: str
     password: str = field(repr=False)
-    marker: str = ""  # what proves the account on the server is this one (see restore_journal)
+    marker: str = ""  # what proves the account on the server is this one (see scratch_journal)
 
     def __str__(self) -> str:
         return f"'{self.user}'@'{self.host}'"
@@ -93,13 +95,18 @@ def new_password() -> str:
     return password
 
 
-def create_account(conn: sa.Connection, scratch: str, journal: Journal) -> RestoreAccount:
-    """A fresh account with RESTORE_PRIVILEGES on `scratch`.* only, journaled before it exists. Refused (never the
-    connecting account instead) when the connecting account may not create it."""
+def create_account(conn: sa.Connection, scratch: str, journal: Journal, *,
+                   privileges: str = RESTORE_PRIVILEGES, prefix: str | None = None,
+                   purpose: str = "restore-check restores", name: str | None = None) -> RestoreAccount:
+    """A fresh account `<prefix><random>` with `privileges` on `scratch`.* only, journaled (with its proof) before
+    it exists. Refused (never the connecting account instead) when the connecting account may not create it.
+    `purpose` opens the refusal ("rehearse migrates"). `prefix` is read when called: ACCOUNT_PREFIX by default.
+    `name`: the account's whole name instead (rehearse takes the name of restore-check's dropped account)."""
     password = new_password()
     me = str(conn.exec_driver_sql("SELECT USER()").scalar_one())
     # The host the server sees this machine as: '%' could lose to an anonymous ''@'localhost'.
-    account = RestoreAccount(f"{ACCOUNT_PREFIX}{secrets.token_hex(6)}", me.rpartition("@")[2] or "%", password)
+    name = name or f"{ACCOUNT_PREFIX if prefix is None else prefix}{secrets.token_hex(6)}"
+    account = RestoreAccount(name, me.rpartition("@")[2] or "%", password)
     mariadb = _is_mariadb(conn)
     token = secrets.token_hex(16)
     account.marker = _marker_of_hash(native_hash(password)) if mariadb else MARKER_PREFIX + token
@@ -109,17 +116,17 @@ def create_account(conn: sa.Connection, scratch: str, journal: Journal) -> Resto
     except DBAPIError as exc:
         journal.record(account_user=None, account_host=None, account_marker=None)
         raise DbauditError(
-            f"restore-check restores as a temporary account limited to the scratch database, and {me} may "
+            f"{purpose} as a temporary account limited to the scratch database, and {me} may "
             f"not create it ({describe_db_error(exc)}): it needs the CREATE USER privilege and GRANT OPTION "
             f"(GRANT CREATE USER ON *.* TO …; GRANT ALL ON `{scratch}`.* TO … WITH GRANT OPTION)") from None
     try:
-        conn.exec_driver_sql(f"GRANT {RESTORE_PRIVILEGES} ON {_grant_pattern(conn, scratch)}.* TO %s@%s",
+        conn.exec_driver_sql(f"GRANT {privileges} ON {_grant_pattern(conn, scratch)}.* TO %s@%s",
                              (account.user, account.host))
     except DBAPIError as exc:
-        drop_account(conn, account)
+        drop_account(conn, account, journal)
         raise DbauditError(
-            f"restore-check restores as a temporary account limited to the scratch database, and {me} may "
-            f"not grant it the restore privileges on {scratch} ({describe_db_error(exc)}): it needs GRANT OPTION "
+            f"{purpose} as a temporary account limited to the scratch database, and {me} may "
+            f"not grant it {privileges} on {scratch} ({describe_db_error(exc)}): it needs GRANT OPTION "
             f"(GRANT ALL ON `{scratch}`.* TO … WITH GRANT OPTION)") from None
     return account
 
@@ -158,12 +165,15 @@ def kill_sessions(conn: sa.Connection, user: str) -> None:
             conn.exec_driver_sql(f"KILL CONNECTION {int(thread)}")
 
 
-def drop_account(conn: sa.Connection, account: RestoreAccount) -> None:
+def drop_account(conn: sa.Connection, account: RestoreAccount, journal: Journal | None = None) -> None:
+    """End the account's sessions and drop it; then, given its `journal`, strike it from the entry."""
     kill_sessions(conn, account.user)
     try:
         conn.exec_driver_sql("DROP USER IF EXISTS %s@%s", (account.user, account.host))
     except DBAPIError as exc:
         raise DbauditError(f"drop user {account}: {describe_db_error(exc)} (drop it by hand)") from None
+    if journal is not None:
+        journal.record(account_user=None, account_host=None, account_marker=None)
 
 
 def create_scratch(conn: sa.Connection, scratch: str, journal: Journal) -> None:
@@ -196,7 +206,7 @@ def _scratch_is_ours(conn: sa.Connection, scratch: str, marker: str) -> bool:
 
 
 def _account_is_ours(conn: sa.Connection, user: str, host: str, marker: str) -> bool:
-    if not user.startswith(ACCOUNT_PREFIX):
+    if not user.startswith((ACCOUNT_PREFIX, REHEARSE_ACCOUNT_PREFIX)):  # a journal never points elsewhere
         return False
     try:
         if marker.startswith(MARKER_PREFIX):
@@ -214,7 +224,7 @@ def clean_abandoned(conn: sa.Connection, server: str) -> list[str]:
     """Drop what dead runs against this server left and can be proven theirs; what was dropped, one line each.
     What cannot be proven (its marker differs or cannot be read) is left alone and named as left."""
     done: list[str] = []
-    with abandoned(server) as entries:
+    with abandoned(BACKEND, server) as entries:
         for entry, lock_path in entries:
             clean = True
             account = None
@@ -225,18 +235,18 @@ def clean_abandoned(conn: sa.Connection, server: str) -> list[str]:
                 elif _account_exists(conn, entry.account_user, entry.account_host):
                     clean = False
                     done.append(f"left account '{entry.account_user}'@'{entry.account_host}' (named by dead run "
-                                f"{entry.run}): it cannot be proven restore-check's; drop it by hand")
+                                f"{entry.run}): it cannot be proven {entry.purpose}'s; drop it by hand")
             if entry.scratch and entry.scratch_marker:
                 if _scratch_is_ours(conn, entry.scratch, entry.scratch_marker):
                     drop_scratch(conn, entry.scratch)
-                    done.append(f"dropped scratch database {entry.scratch} left by run {entry.run}")
+                    done.append(f"dropped scratch database {entry.scratch} left by {entry.purpose} run {entry.run}")
                 elif _exists(conn, entry.scratch):
                     clean = False
                     done.append(f"left database {entry.scratch} (named by dead run {entry.run}): its marker does not "
-                                "prove restore-check created it; drop it by hand if it is")
+                                f"prove {entry.purpose} created it; drop it by hand if it is")
             if account is not None:
                 drop_account(conn, account)
-                done.append(f"dropped account {account} left by run {entry.run}")
+                done.append(f"dropped account {account} left by {entry.purpose} run {entry.run}")
             if clean:
                 forget(lock_path)
     return done
@@ -269,19 +279,24 @@ class ScratchRestore:
 
 
 @contextmanager
-def scratch_restore(engine: sa.Engine, scratch: str, *, keep: bool = False) -> Iterator[ScratchRestore]:
+def scratch_restore(engine: sa.Engine, scratch: str, *, keep: bool = False,
+                    journal: Journal | None = None) -> Iterator[ScratchRestore]:
     """Drop what killed earlier runs left (clean_abandoned), create the temporary account and the scratch database
     (journaled first; a scratch database that exists already is refused), yield both; afterwards end the
     account's sessions and drop it always, and the scratch database unless `keep` is still set and the block
-    ended without an exception. The journal entry goes only once both are gone: else the next run drops them."""
-    journal: Journal | None = None
+    ended without an exception. The journal entry goes only once both are gone: else the next run drops them.
+
+    With a caller's `journal` (rehearse: it goes on with the kept database), that entry is used and left open, and
+    a kept scratch database stays in it: the caller drops it, or strikes it from the entry when it is handed over."""
+    own = journal is None
     handle: ScratchRestore | None = None
     created = completed = False
     try:
         with _autocommit(engine) as conn:
             identity = server_identity(conn)
             leftovers = clean_abandoned(conn, identity)
-            journal = Journal(identity)
+            if journal is None:
+                journal = Journal(BACKEND, identity, "restore-check")
             handle = ScratchRestore(scratch, create_account(conn, scratch, journal), keep, leftovers)
             create_scratch(conn, scratch, journal)
             created = True
@@ -289,15 +304,18 @@ def scratch_restore(engine: sa.Engine, scratch: str, *, keep: bool = False) -> I
         completed = True
     finally:
         if journal is not None:
+            kept = created and handle is not None and handle.keep and completed
             with _autocommit(engine) as conn:
                 if handle is not None:
                     kill_sessions(conn, handle.account.user)  # a load still running would hold its locks
-                if created and not (handle is not None and handle.keep and completed):
+                if created and not kept:
                     drop_scratch(conn, scratch)
-                journal.record(scratch=None, scratch_marker=None)
+                if own or not kept:
+                    journal.record(scratch=None, scratch_marker=None)
                 if handle is not None:
-                    drop_account(conn, handle.account)
-            journal.close()
+                    drop_account(conn, handle.account, journal)
+            if own:
+                journal.close()
 
 
 @contextmanager

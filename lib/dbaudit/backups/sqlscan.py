@@ -57,11 +57,11 @@ _FIRST_WORD = re.compile(rb"[A-Za-z_]+|\?")
 _VARIABLE = re.compile(rb"[\w$.]*")
 _CLIENT_SPACE = frozenset(b" \t\n\v\f\r")  # my_isspace: what may follow "--" for the client to see a comment
 _NEVER = 999999  # a version no server reaches: mariadb-dump's /*M!999999\- enable the sandbox mode */
-# The fast path over an INSERT's tuple list (see SqlScanner._tuples_fast): what may not stand outside strings there,
-# and the bytes kept to see its parentheses.
+# The fast path over an INSERT's tuple list (see SqlScanner._tuples_fast): what may not stand outside strings there.
 _ESCAPE = re.compile(rb"\\[\\']")  # \\ and \' inside strings: neither ends one
 _FAST_SPECIALS = b'\0\\"`#@;'  # never outside strings in a fast stretch, nor "--" or "/*"
-_NOT_MARK = bytes(c for c in range(256) if c not in _FAST_SPECIALS + b"'(),")
+# The bytes kept to see its parentheses and strings, and the comment openers' bytes (see _comment_outside).
+_NOT_MARK = bytes(c for c in range(256) if c not in _FAST_SPECIALS + b"'(),-/*")
 
 
 @dataclass
@@ -125,7 +125,11 @@ class SqlScanner:
         self._exec = False  # inside /*! … */
         self._exec_kind = ""  # always (every server runs it), maybe (some skip it), never (none runs it)
         self._line_start = True  # nothing but whitespace since the last newline: where DELIMITER is a command
+        # Offsets before which the fast path is not tried again (it failed on the bytes up to there): after a tuple,
+        # and at a statement's first tuple.
+        self._fast_from = self._first_from = 0
         self.session = Session()
+        self._mode_read: object = None  # the session's mode value _ansi and _nbe were read from
         self._set_mode()
         self._set_delimiter(b";")
         self._comment = bytearray()
@@ -151,7 +155,6 @@ class SqlScanner:
         self._too_long = False
         self._problems: list[str] = []
         self._variables: set[str] = set()
-        self._fast_from = 0  # offset before which the fast path is not tried again (it failed there)
         self._semicolons = False
 
     def _set_delimiter(self, delimiter: bytes) -> None:
@@ -160,9 +163,13 @@ class SqlScanner:
         self._events = re.compile(b"[" + b"".join(re.escape(bytes([c])) for c in sorted(events)) + b"]")
 
     def _set_mode(self) -> None:
-        """The session's modes, as the scanner lexes strings from the next statement on."""
-        self._ansi = self.session.ansi_quotes
-        self._nbe = self.session.no_backslash_escapes
+        """The session's modes, as the scanner lexes strings from the next statement on (read again only when the
+        session's mode changed: a statement that sets none keeps the same value, and this runs for every one)."""
+        mode = self.session.state.mode
+        if mode is not self._mode_read:
+            self._ansi = self.session.ansi_quotes
+            self._nbe = self.session.no_backslash_escapes
+            self._mode_read = mode
 
     def _problem(self, text: str) -> None:
         if text not in self._problems:
@@ -198,19 +205,23 @@ class SqlScanner:
 
     def _add_head(self, piece: bytes) -> None:
         skipped = self._exec and self._exec_kind != "always"
-        if self._exec_kind != "never" or not self._exec:
-            room = self._limit - len(self._head)
-            self._head += piece[:room]
-        if self._alt is not None and not skipped:
-            self._alt += piece[: self._limit - len(self._alt)]
+        grows = self._exec_kind != "never" or not self._exec
+        if self._limit == HEAD_BYTES and not self._values and grows and len(self._head) + len(piece) >= HEAD_BYTES:
+            # Not an INSERT's VALUES list: keep reading what it is (before cutting the piece, so that the head does
+            # not lose the rest of the piece that reaches HEAD_BYTES, whose length depends on the chunk size).
+            self._limit = LONG_HEAD_BYTES
+        if grows:
+            piece = piece[: self._limit - len(self._head)]
+            self._head += piece
+            # The alternative head (never longer: it skips more) stops where the head does, at the same byte of the
+            # script, whatever the chunk size.
+            if self._alt is not None and not skipped:
+                self._alt += piece
         if len(self._head) >= self._limit:
-            if self._limit == HEAD_BYTES and not self._values:
-                self._limit = LONG_HEAD_BYTES  # not an INSERT's VALUES list: keep reading what it is
-            else:
-                self._full = True
-                if not self._values:
-                    self._problem(f"a statement whose first {LONG_HEAD_BYTES:,} bytes are not a VALUES list: "
-                                  "dbaudit cannot classify it whole")
+            self._full = True
+            if not self._values:
+                self._problem(f"a statement whose first {LONG_HEAD_BYTES:,} bytes are not a VALUES list: "
+                              "dbaudit cannot classify it whole")
 
     def _mark(self, offset: int, text: bytes) -> None:
         """An executable-comment marker: it starts the statement but reads as whitespace."""
@@ -319,13 +330,11 @@ class SqlScanner:
                        self._delimiter.decode(errors="replace"), list(self._problems))
 
     def _scan_normal(self, buf: bytes, i: int, n: int, eof: bool) -> int | None:
-        if ((self._full or not (self._nbe or self._ansi)) and self._values and not self._depth and not self._exec
-                and self._tail.endswith(b")")
-                and self._delimiter == b";" and self._base + i >= self._fast_from and buf[i : i + 1] != b";"):
+        if (self._values and not self._depth and self._tail.endswith(b")") and self._base + i >= self._fast_from
+                and buf[i : i + 1] != b";" and self._fast_allowed()):
             skipped = self._tuples_fast(buf, i, n)
             if skipped > i:
                 return skipped
-            self._fast_from = self._base + n
         if self._empty:
             m = _NONSPACE.search(buf, i)
             if buf.find(b"\n", i, m.start() if m else n) >= 0:
@@ -346,87 +355,63 @@ class SqlScanner:
         after = self._event(buf, j, n, eof)
         return j if after is None and j > i else after
 
-    def _tuples_fast(self, buf: bytes, i: int, n: int) -> int:
+    def _fast_allowed(self) -> bool:
+        """Whether the session and the statement let the fast path read its tuples (see _tuples_fast)."""
+        return (self._full or not (self._nbe or self._ansi)) and not self._exec and self._delimiter == b";"
+
+    def _tuples_fast(self, buf: bytes, i: int, n: int, first: bool = False) -> int:
         """Skip over `,(…),(…)` tuples with C-level bytes methods instead of event by event; return where the
         byte-by-byte scanner takes over again (i when it must do this stretch itself).
 
         It reads exactly as the scanner would, and takes only stretches where that is plain to see: escapes turned
         into NULs (under NO_BACKSLASH_ESCAPES there are none), quotes then alternate open/close, and outside strings
         there must be nothing but code without comments, backslashes, other quotes, variables or delimiters, with
-        every parenthesis a top-level tuple opened right after a comma."""
-        stop = buf.find(b";\n", i, n)  # the statement's likely end: no need to look past it
+        every parenthesis a top-level tuple opened right after a comma. Each byte of the stretch is read by a few
+        whole-buffer passes (find a newline, escapes, translate, split at quotes), none of them per byte in Python.
+
+        `first`: i is at the `(` of the statement's first tuple, already counted by _open_paren (the stretch then
+        starts with a tuple, not a comma). When a stretch fails, the fast path is not tried again (after a tuple, or
+        at a first tuple) before the bytes it read, in this statement or the next ones: else statements sharing one
+        line would each re-read the rest of it."""
+        stop = _statement_end(buf, i, n)  # the statement's likely end: no need to look past it
         data = buf[i : n if stop < 0 else stop + 2]
-        if not self._nbe and b"\\" in data:
-            data = _ESCAPE.sub(b"\0\0", data)
-        end = self._fast_end(data)
-        if end <= 0:
+        found = self._stretch(data, stop >= 0, first)
+        if found is None:
+            if first:
+                self._first_from = self._base + i + len(data)
+            else:
+                self._fast_from = self._base + i + len(data)
             return i
-        region = data[:end]
-        # Only quotes, parentheses, commas and specials matter: the rest goes, then so do strings left empty (two
-        # adjacent quotes open and close an empty string or part two strings with nothing between: either way
-        # what is outside strings stays as it was), and what remains is split at the quotes.
-        marks = region.translate(None, _NOT_MARK).replace(b"''", b"")
-        outside = b"".join(marks.split(b"'")[0::2]) if b"'" in marks else marks
-        parens = outside.translate(None, b",")
-        tuples = len(parens) // 2
-        if parens != b"()" * tuples or outside.count(b",(") != tuples or not outside.endswith(b")"):
-            return i
-        self._tuples += tuples
+        end, tuples = found
+        self._tuples += tuples - first
         self._tail = b")"
         if not self._full:  # no comment, marker or mode spelling in the stretch: the head takes its bytes as they are
             self._add_head(buf[i : i + min(end, self._limit - len(self._head))])
         return i + end
 
-    @staticmethod
-    def _fast_end(data: bytes) -> int:
-        """Where a fast stretch may end, outside strings: at the statement's `;` (followed by a newline, as
-        mysqldump writes it) or after the last tuple that closes in the buffer; 0 when none is found, or when a
-        comment (`--`, `/*`) stands outside strings before it. Quotes are counted once, left to right."""
-        openers: list[int] = []
-        for token in (b"--", b"/*"):
-            at = data.find(token)
-            while at >= 0:
-                if len(openers) > 256:
-                    return 0
-                openers.append(at)
-                at = data.find(token, at + 1)
-        openers.sort()
-        quotes, searched, k = 0, 0, 0
-
-        def outside(pos: int) -> bool | None:
-            """Whether pos is outside strings; None when a comment opener outside strings comes first."""
-            nonlocal quotes, searched, k
-            while k < len(openers) and openers[k] < pos:
-                quotes += data.count(b"'", searched, openers[k])
-                searched = openers[k]
-                k += 1
-                if quotes % 2 == 0:
-                    return None
-            quotes += data.count(b"'", searched, pos)
-            searched = pos
-            return quotes % 2 == 0
-
-        at = data.find(b";\n")
-        while at >= 0:
-            found = outside(at)
-            if found is None:
-                return 0
-            if found:
-                return at
-            at = data.find(b";\n", at + 1)
-        cuts: list[int] = []
-        at = data.rfind(b"),(")
-        while at >= 0 and len(cuts) < 3:
-            cuts.append(at)
-            at = data.rfind(b"),(", 0, at)
-        for at in cuts:  # the last tuple boundary first
-            quotes, searched, k = 0, 0, 0
-            found = outside(at)
-            if found is None:
-                return 0
-            if found:
-                return at + 1
-        return 0
+    def _stretch(self, data: bytes, terminated: bool, first: bool) -> tuple[int, int] | None:
+        """How far the fast path may read data (from a `,` after a tuple, or from the first tuple's `(`), and how
+        many tuples it holds; None when it must not read any of it."""
+        if not self._nbe and b"\\" in data:
+            data = _ESCAPE.sub(b"\0\0", data)
+        # Only quotes, parentheses, commas, specials and the bytes of comment openers matter: the rest goes.
+        found = _fast_end(data, data.translate(None, _NOT_MARK), terminated)
+        if found is None:
+            return None
+        end, marks = found
+        # Strings left empty go (two adjacent quotes open and close an empty string or part two strings with nothing
+        # between: either way what is outside strings stays as it was), then what remains is split at the quotes.
+        marks = marks.replace(b"''", b"")
+        outside = b"".join(marks.split(b"'")[0::2]) if b"'" in marks else marks
+        if (b"--" in outside or b"/*" in outside) and _comment_outside(data, end):
+            return None  # (bytes dropped between two dashes, a string between them, can make "--" here that is none)
+        if first:
+            outside = b"," + outside
+        parens = outside.translate(None, b",-/*")
+        tuples = len(parens) // 2
+        if parens != b"()" * tuples or outside.count(b",(") != tuples or not outside.endswith(b")"):
+            return None
+        return end, tuples
 
     def _line(self, buf: bytes, i: int, n: int, eof: bool) -> tuple[int, int] | None:
         """Where the line from i ends (its newline, or the buffer's end) and where the next one starts."""
@@ -518,7 +503,13 @@ class SqlScanner:
             return j + 1
         if c == 0x28:  # (
             if self._depth == 0:
+                first = not self._values
                 self._open_paren()
+                # An INSERT's first tuple: the fast path may take it too (with one row per INSERT, it is all there is).
+                if first and self._values and self._base + j >= self._first_from and self._fast_allowed():
+                    skipped = self._tuples_fast(buf, j, n, first=True)
+                    if skipped > j:
+                        return skipped
             elif self._full and self._values:
                 self._unread()  # a function call or subquery inside a tuple, past what is classified
             self._content(buf, j, j + 1)
@@ -719,3 +710,43 @@ def _string_pattern(quote: int, backslash: bool, star: bool) -> re.Pattern[bytes
 
 
 _STRING_ENDS = {(q, b, s): _string_pattern(q, b, s) for q in b"'\"`" for b in (False, True) for s in (False, True)}
+
+
+def _statement_end(buf: bytes, i: int, n: int) -> int:
+    """buf.find(b";\\n", i, n), faster: a one-byte find is a memchr, and a tuple list has few newlines (mysqldump
+    writes them as \\n inside strings), so each newline found is checked for a `;` before it."""
+    at = buf.find(b"\n", i, n)
+    for _ in range(64):
+        if at < 0:
+            return -1
+        if at > i and buf[at - 1] == 0x3B:
+            return at - 1
+        at = buf.find(b"\n", at + 1, n)
+    return -1 if at < 0 else buf.find(b";\n", max(at - 1, i), n)  # many newlines: search for the pair itself
+
+
+def _fast_end(data: bytes, marks: bytes, terminated: bool) -> tuple[int, bytes] | None:
+    """Where a fast stretch may end, outside strings, and the marks (data's bytes kept by _NOT_MARK) up to there:
+    at the statement's `;` (data then ends with `;\\n`, as mysqldump writes it) or after one of the last tuples
+    that close in data; None when none is. Quotes are counted once, in the marks; a cut's tail only is re-read."""
+    quotes = marks.count(b"'")
+    if terminated and quotes % 2 == 0:
+        return len(data) - 2, marks[:-1]  # the `;` is the last mark (a newline is none)
+    at = data.rfind(b"),(")
+    for _ in range(3):  # the last tuple boundary first
+        if at < 0:
+            break
+        tail = data[at + 1 :]
+        if (quotes - tail.count(b"'")) % 2 == 0:
+            return at + 1, marks[: len(marks) - len(tail.translate(None, _NOT_MARK))]
+        at = data.rfind(b"),(", 0, at)
+    return None
+
+
+def _comment_outside(data: bytes, end: int) -> bool:
+    """Whether a comment opener (`--`, `/*`) stands outside strings in data[:end]: the exact check, for when the
+    marks show one that may be none (`-1.5e-3` is `--` once its digits are dropped). Here nothing is dropped, and
+    the runs of bytes between strings are kept apart, so two bytes are next to each other only if they are in data."""
+    pieces = data[:end].replace(b"''", b"").split(b"'")
+    outside = b"\1".join(pieces[0::2])
+    return b"--" in outside or b"/*" in outside
