@@ -371,6 +371,8 @@ def test_after_kill_9_mid_migration_the_next_run_drops_the_scratch_database_and_
         monkeypatch: pytest.MonkeyPatch) -> None:
     journal = tmp_path / "journal"
     monkeypatch.setenv(scratch_journal.JOURNAL_ENV, str(journal))  # this test's runs only
+    # The CLI's accounts are named as restore-check's are: the next run must know that prefix as its own.
+    monkeypatch.setattr(restore_account, "ACCOUNT_PREFIX", CLI_RESTORE_PREFIX)
     name, decoy_db = f"dbaudit_t_rh_{uuid.uuid4().hex[:8]}", f"dbaudit_t_rh_{uuid.uuid4().hex[:8]}"
     prefix = restore_account.REHEARSE_ACCOUNT_PREFIX  # the CLI's own (this test's in-process runs use another)
     decoy_user = f"{prefix}{uuid.uuid4().hex[:12]}"  # looks like one of rehearse's
