@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/fingerprint.py
 	$(BIN)/python bench/restorecheck.py
 	$(BIN)/python bench/dumpcheck.py
+	$(BIN)/python bench/pgrestore.py --rounds 5
 
 clean-venv:
 	rm -rf $(VENV)

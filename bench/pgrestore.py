@@ -6,7 +6,8 @@ Builds `dbaudit_bench_pg_<random>.big` (N rows: integer key, text, numeric, time
 plain and custom (`pg_dump`, `-Fc`), then per round and format times the client restore (`psql -X -1 -v
 ON_ERROR_STOP=1 -f` into a fresh database; `pg_restore -1 -d` for the archive) and, right after it, the whole
 `pg_restore_check` (dump-check's read of the file, the restore as a temporary role, the snapshot with exact row
-counts, the drops). The ratio is the median of the rounds' ratios (target <= 1.3).
+counts, the drops), then again `--against` a fingerprinted snapshot of the source (the content proof: the restored
+table is fingerprinted too). The ratios are the medians of the rounds' ratios (target <= 1.3).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from dbaudit.backups.pgrestore import pg_restore_check
+from dbaudit.core.snapshot import Snapshot
+from dbaudit.live.inspect import take_snapshot
 
 SERVER = os.environ.get("DBAUDIT_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432")
 
@@ -59,27 +62,43 @@ def main() -> int:
                 subprocess.run(["pg_dump", *_client_args(url, source), "-f", str(path),
                                 *(["-Fc"] if form == "custom" else [])], check=True)
             results["sizes"] = {form: path.stat().st_size for form, path in dumps.items()}
+            snapshot = take_snapshot(url.set(database=source), fingerprint="table")
+            results["load_average"] = [os.getloadavg()]
             for _ in range(args.rounds):
-                results["rounds"].append({form: _round(server, url, source, form, path) for form, path in dumps.items()})
+                results["rounds"].append({form: _round(server, url, source, form, path, snapshot)
+                                          for form, path in dumps.items()})
+                results["load_average"].append(os.getloadavg())
     finally:
         with server.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{source}" WITH (FORCE)')
+    rounds = results["rounds"]
     for form in ("plain", "custom"):
-        ratios = [r[form]["ratio"] for r in results["rounds"]]
-        results[f"{form}_ratio"] = round(statistics.median(ratios), 2)
-        client = statistics.median(r[form]["client_s"] for r in results["rounds"])
-        check = statistics.median(r[form]["restore_check_s"] for r in results["rounds"])
-        print(f"{form}: client restore {client:.2f} s, restore-check {check:.2f} s, "
-              f"ratio {results[f'{form}_ratio']} (target <= 1.3)")
+        client = statistics.median(r[form]["client_s"] for r in rounds)
+        for kind, label in (("", "restore-check"), ("_fp", "restore-check --against fingerprints")):
+            ratios = [r[form][f"ratio{kind}"] for r in rounds]
+            results[f"{form}_ratio{kind}"] = round(statistics.median(ratios), 2)
+            check = statistics.median(r[form][f"restore_check{kind}_s"] for r in rounds)
+            print(f"{form}: client restore {client:.2f} s, {label} {check:.2f} s, ratio "
+                  f"{results[f'{form}_ratio{kind}']} (rounds {min(ratios):.2f}-{max(ratios):.2f}; target <= 1.3)")
+    for form in ("plain", "custom"):
+        with_db = [r[form]["restore_check_s"] / (r[form]["client_s"] + r[form]["client_create_drop_s"]) for r in rounds]
+        results[f"{form}_ratio_with_createdb"] = round(statistics.median(with_db), 2)
+        print(f"{form}: restore-check / (client restore + its CREATE and DROP DATABASE): "
+              f"{results[f'{form}_ratio_with_createdb']} (informational)")
+    loads = [one for triple in results["load_average"] for one in triple[:1]]
+    print(f"load average (1 min) during the run: {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} cores")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
     return 0
 
 
-def _round(server: sa.Engine, url: sa.URL, source: str, form: str, path: Path) -> dict[str, float]:
+def _round(server: sa.Engine, url: sa.URL, source: str, form: str, path: Path, snapshot: Snapshot
+           ) -> dict[str, float]:
     target = f"dbaudit_bench_pg_{uuid.uuid4().hex[:8]}"
+    created = time.monotonic()
     with server.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{target}"')
+        conn.exec_driver_sql(f'CREATE DATABASE "{target}" TEMPLATE template0')
+    create = time.monotonic() - created
     try:
         started = time.monotonic()
         if form == "plain":
@@ -89,16 +108,30 @@ def _round(server: sa.Engine, url: sa.URL, source: str, form: str, path: Path) -
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
         client = time.monotonic() - started
     finally:
+        dropped = time.monotonic()
         with server.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)')
+        drop = time.monotonic() - dropped
+    check, load = _check(url, source, path, None)
+    check_fp, _ = _check(url, source, path, snapshot)
+    # Informational: restore-check creates and drops its database inside its time; the client's are outside it.
+    return {"client_s": round(client, 3), "client_create_drop_s": round(create + drop, 3),
+            "restore_check_s": round(check, 3), "load_s": load,
+            "ratio": round(check / client, 3), "restore_check_fp_s": round(check_fp, 3),
+            "ratio_fp": round(check_fp / client, 3)}
+
+
+def _check(url: sa.URL, source: str, path: Path, against: Snapshot | None) -> tuple[float, float]:
     started = time.monotonic()
-    result = pg_restore_check(path, url.set(database=source).render_as_string(hide_password=False))
-    check = time.monotonic() - started
+    result = pg_restore_check(path, url.set(database=source).render_as_string(hide_password=False), against=against)
+    seconds = time.monotonic() - started
     if result.verdict != "pass":
         print([c.message for c in result.failed_checks], file=sys.stderr)
         raise SystemExit(1)
-    return {"client_s": round(client, 3), "restore_check_s": round(check, 3), "load_s": result.restore_seconds,
-            "ratio": round(check / client, 3)}
+    if against is not None and not any("content of" in c.message for c in result.checks):
+        print("the restored content was not proven by fingerprints", file=sys.stderr)
+        raise SystemExit(1)
+    return seconds, result.restore_seconds
 
 
 if __name__ == "__main__":

@@ -277,6 +277,7 @@ def _statements(data: bytes, chunk: int, fast: bool, monkeypatch: pytest.MonkeyP
     with monkeypatch.context() as patch:
         if not fast:
             patch.setattr(SqlScanner, "_tuples_fast", lambda self, buf, i, n, first=False: i)
+            patch.setattr(SqlScanner, "_row_run", lambda self, buf, i, n: None)
         found: list[Statement] = []
         scanner = SqlScanner(found.append, keep_text=True)
         for i in range(0, len(data), chunk):

@@ -4,6 +4,7 @@ gain rights as the superuser that psql restores as; cut dumps; hangs; and runs k
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -11,7 +12,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from formats_samples import KNOWN_ROWS, Sample, mariadb_samples, pg_args, pg_dump, samples  # noqa: F401
 
 from conftest import POSTGRES_URL, ROOT, ScratchDB
-from dbaudit.backups import scratch_journal
+from dbaudit.backups import pgrestore, scratch_journal
 from dbaudit.backups.pgrestore import PREFIX, pg_restore_check
 from dbaudit.backups.restore import load_restore_check
 from dbaudit.core.errors import DbauditError
@@ -49,13 +49,27 @@ def journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def nothing_left(postgres_server: sa.Engine) -> Iterator[None]:
-    """Every test: no dbaudit_restore_* role or database it made survives it (those of others are not touched)."""
+def nothing_left(postgres_server: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test: no dbaudit_restore_* role or database it made survives it. Only what this test's runs made counts
+    (their names as they are created in this process, or in a journal entry a child process left): other sessions'
+    restore-checks run on the same server at the same time, and their objects are never touched."""
+    made: set[str] = set()
+    create = pgrestore._create
+
+    def spy(engine: sa.Engine, run: pgrestore._Run, limit: float) -> None:
+        made.update({f"role {run.role}", f"database {run.scratch}"})
+        create(engine, run, limit)
+
+    monkeypatch.setattr(pgrestore, "_create", spy)
     before = _leftovers(postgres_server)
     yield
-    left = _leftovers(postgres_server) - before
+    for entry in tmp_path.glob("**/*.json"):
+        with contextlib.suppress(ValueError, OSError):
+            named = json.loads(entry.read_text(encoding="utf-8"))
+            made.update({f"role {named.get('account_user')}", f"database {named.get('scratch')}"})
+    left = (_leftovers(postgres_server) - before) & made
     with postgres_server.connect() as conn:  # cleaned up even when the assertion below fails
-        for item in sorted(left, reverse=True):  # databases before roles
+        for item in sorted(left, key=lambda item: not item.startswith("database")):  # databases before roles
             kind, name = item.split(" ", 1)
             conn.exec_driver_sql(f'DROP {kind.upper()} IF EXISTS "{name}"{" WITH (FORCE)" if kind == "database" else ""}')
     assert not left, f"restore-check left {sorted(left)}"
@@ -153,8 +167,8 @@ def canary() -> Iterator[Path]:
     "ALTER SYSTEM SET archive_command = 'touch {canary}';\n",
     "CREATE ROLE dbaudit_t_canary SUPERUSER;\n",
 ])
-def test_a_dump_that_runs_commands_is_refused_before_anything_is_created(
-        make_postgres: object, tmp_path: Path, canary: Path, journal: Path, hostile: str) -> None:
+def test_a_dump_that_runs_commands_is_refused_and_nothing_of_it_is_sent(
+        make_postgres: object, tmp_path: Path, canary: Path, sent: list[bytes], hostile: str) -> None:
     db: ScratchDB = make_postgres()  # type: ignore[operator]
     dump = tmp_path / "hostile.sql"
     dump.write_text(_with(_small_dump(db, tmp_path), hostile.format(canary=canary)), encoding="utf-8")
@@ -165,7 +179,46 @@ def test_a_dump_that_runs_commands_is_refused_before_anything_is_created(
     [safety] = result.failed_checks
     assert safety.name == "restore safety" and safety.message.startswith("not restored")
     assert not canary.exists()
-    assert not journal.exists()  # written before a role or database is created: none was
+    assert sent[-1] == b"ROLLBACK" and not any(str(canary).encode() in sql for sql in sent)
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Every statement restore-check sends as the temporary role (COPY data aside), in order."""
+    statements: list[bytes] = []
+    execute = pgrestore._execute
+
+    def spy(conn: object, sql: bytes, label: str) -> None:
+        statements.append(sql)
+        execute(conn, sql, label)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pgrestore, "_execute", spy)
+    return statements
+
+
+def test_a_refused_statement_late_in_a_dump_is_never_sent_and_what_ran_before_it_is_dropped(
+        make_postgres: object, postgres_server: sa.Engine, tmp_path: Path, sent: list[bytes]) -> None:
+    """The dump is restored as it is read: 200,000 rows load before the scanner reaches the statement it refuses.
+    That statement and everything after it are never sent; what ran before is rolled back, the database dropped."""
+    db: ScratchDB = make_postgres()  # type: ignore[operator]
+    db.run_sql("CREATE TABLE public.big (id integer PRIMARY KEY, name text)",
+               "INSERT INTO public.big SELECT g, md5(g::text) FROM generate_series(1, 200000) g")
+    role = f"dbaudit_t_{uuid.uuid4().hex[:8]}"
+    script = pg_dump(db.url.rsplit("/", 1)[1], tmp_path / "big.sql").read_text(encoding="utf-8")
+    hostile = f"CREATE ROLE {role} SUPERUSER LOGIN;\nCREATE TABLE public.after_it (a integer);\n"
+    dump = tmp_path / "late.sql"
+    dump.write_text(_with(script, hostile), encoding="utf-8")
+
+    result = pg_restore_check(dump, db.url)
+
+    assert result.verdict == "fail" and result.restored is None
+    [safety] = result.failed_checks
+    assert safety.name == "restore safety" and safety.message.startswith("not restored") and "ROLE" in safety.message
+    ran = b"\n".join(sent)
+    assert b"CREATE TABLE public.big" in ran and b"ADD CONSTRAINT big_pkey" in ran  # the restore was under way
+    assert b"CREATE ROLE" not in ran and b"after_it" not in ran and sent[-1] == b"ROLLBACK"
+    with postgres_server.connect() as conn:
+        assert conn.exec_driver_sql(f"SELECT count(*) FROM pg_roles WHERE rolname = '{role}'").scalar() == 0
 
 
 # Code pg_dump-shaped dumps may carry: function bodies are strings, so dump-check cannot read them, and a trigger
@@ -346,14 +399,16 @@ def _start_restore(dump: Path, url: str, journal: Path) -> subprocess.Popen[byte
                             stderr=subprocess.PIPE)
 
 
-def _wait_for_run(server: sa.Engine, before: set[str], proc: subprocess.Popen[bytes]) -> set[str]:
-    """The role and database the run made, once its dump is loading (its COPY spins)."""
+def _wait_for_run(server: sa.Engine, journal: Path, proc: subprocess.Popen[bytes]) -> set[str]:
+    """The role and database the run made (named by its journal entry: other sessions' restore-checks may be
+    creating theirs on the same server), once its dump is loading (its COPY spins)."""
     for _ in range(300):
         with server.connect() as conn:
             spinning = conn.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE starts_with(usename, :p) "
                                             "AND starts_with(query, 'COPY public.hang')"), {"p": PREFIX}).scalar()
         if spinning:
-            return _leftovers(server) - before
+            [entry] = [json.loads(p.read_text()) for p in journal.glob("*.json")]
+            return {f"role {entry['account_user']}", f"database {entry['scratch']}"}
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.1)
     raise AssertionError("the restore never started loading")
@@ -363,9 +418,8 @@ def _wait_for_run(server: sa.Engine, before: set[str], proc: subprocess.Popen[by
 def test_sigterm_or_ctrl_c_drops_the_role_and_database_at_once(make_postgres: object, postgres_server: sa.Engine,
                                                                tmp_path: Path, journal: Path, signum: int) -> None:
     db: ScratchDB = make_postgres()  # type: ignore[operator]
-    before = _leftovers(postgres_server)
     proc = _start_restore(_spinning_dump(db, tmp_path), db.url, journal)
-    made = _wait_for_run(postgres_server, before, proc)
+    made = _wait_for_run(postgres_server, journal, proc)
     assert {m.split()[0] for m in made} == {"role", "database"}
 
     started = time.monotonic()
@@ -374,19 +428,18 @@ def test_sigterm_or_ctrl_c_drops_the_role_and_database_at_once(make_postgres: ob
 
     assert time.monotonic() - started < 10  # not at the 120 s restore timeout
 
-    assert _leftovers(postgres_server) - before == set()
+    assert made & _leftovers(postgres_server) == set()
     assert list(journal.glob("*.json")) == []
 
 
 def test_a_later_run_drops_what_a_killed_run_left_and_only_that(make_postgres: object, postgres_server: sa.Engine,
                                                                tmp_path: Path, journal: Path) -> None:
     db: ScratchDB = make_postgres()  # type: ignore[operator]
-    before = _leftovers(postgres_server)
     proc = _start_restore(_spinning_dump(db, tmp_path), db.url, journal)
-    made = _wait_for_run(postgres_server, before, proc)
+    made = _wait_for_run(postgres_server, journal, proc)
     proc.kill()
     proc.wait(timeout=30)
-    assert _leftovers(postgres_server) - before == made  # SIGKILL: nothing could clean up
+    assert made <= _leftovers(postgres_server)  # SIGKILL: nothing could clean up
     [entry] = [json.loads(p.read_text()) for p in journal.glob("*.json")]
     # A role that only looks like a dead run's (the name in a forged entry, no proof on the server) stays.
     impostor = f"{PREFIX}{uuid.uuid4().hex[:16]}"
@@ -405,7 +458,8 @@ def test_a_later_run_drops_what_a_killed_run_left_and_only_that(make_postgres: o
         assert result.verdict == "pass", [c.message for c in result.failed_checks]
         [earlier] = [c for c in result.checks if c.name == "earlier runs"]
         assert all(m.split()[1] in earlier.message for m in made)
-        assert _leftovers(postgres_server) - before == {f"role {impostor}"}
+        left = _leftovers(postgres_server)
+        assert f"role {impostor}" in left and not left & made
         assert list(journal.glob("*.json")) == []
     finally:
         with postgres_server.connect() as conn:
@@ -491,34 +545,23 @@ def test_a_socket_url_restores_too(make_postgres: object, tmp_path: Path) -> Non
     assert result.verdict == "pass", [c.message for c in result.failed_checks]
 
 
-def test_a_dump_replaced_between_its_check_and_its_restore_is_stopped_at_the_changed_statement(
-        make_postgres: object, tmp_path: Path, canary: Path, journal: Path) -> None:
+def test_a_copy_the_server_rejects_stops_the_restore_and_the_result_names_what_dump_check_finds(
+        make_postgres: object, tmp_path: Path, sent: list[bytes]) -> None:
+    """A COPY row with a column too many: the server fails the COPY, nothing after it is sent, and the rest of the
+    file is still scanned, so the result says what dump-check says of it (broken COPY rows), not restored."""
     db: ScratchDB = make_postgres()  # type: ignore[operator]
     script = _small_dump(db, tmp_path)
-    dump, hostile = tmp_path / "backup.sql", tmp_path / "hostile.sql"
-    dump.write_text(script, encoding="utf-8")
-    hostile.write_text(_with(script, f"COPY public.t TO PROGRAM 'touch {canary}';\n"), encoding="utf-8")
-    swapped = threading.Event()
+    broken = script.replace("COPY public.t (a) FROM stdin;\n1\n", "COPY public.t (a) FROM stdin;\n1\t9\n")
+    assert broken != script
+    dump = tmp_path / "broken.sql"
+    dump.write_text(_with(broken, "CREATE TABLE public.after_it (a integer);\n"), encoding="utf-8")
 
-    def swap() -> None:  # the moment the run's journal entry appears, its check is done and nothing is restored yet
-        for _ in range(20_000):
-            if list(journal.glob("*.json")):
-                os.replace(hostile, dump)
-                swapped.set()
-                return
-            time.sleep(0.001)
+    result = pg_restore_check(dump, db.url)
 
-    swapper = threading.Thread(target=swap)
-    swapper.start()
-    try:
-        result = pg_restore_check(dump, db.url)
-    finally:
-        swapper.join()
-
-    assert swapped.is_set()
-    assert result.verdict == "fail" and not canary.exists()
-    [load] = result.failed_checks
-    assert load.name == "load" and load.message.startswith("stopped and rolled back: the script holds COPY … PROGRAM")
+    assert result.verdict == "fail" and result.restored is None
+    [rows] = result.failed_checks
+    assert rows.name == "copy rows" and rows.message.startswith("not restored: COPY data with broken rows")
+    assert not any(b"after_it" in sql for sql in sent) and sent[-1] == b"ROLLBACK"
 
 
 def test_a_dump_with_other_schemas_trusted_extensions_and_large_objects_restores(make_postgres: object,

@@ -115,14 +115,18 @@ def test_bad_input_is_one_error_before_anything_is_created(options: dict[str, ob
         _run(backup, folder, **options)
 
 
-def test_a_postgresql_server_is_refused_before_anything_is_read(backup: Path, tmp_path: Path,
-                                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_postgresql_server_refuses_a_dump_that_is_not_a_pg_dump_before_anything_is_read(
+        backup: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     dump = tmp_path / "dump.sql"
     dump.write_text("CREATE TABLE t (id int);\n")
     code = main(["rehearse", str(dump), "--server", "postgresql+psycopg://postgres:secret@127.0.0.1/x",
                  "--migrate", str(MIGRATION), "--rollback", str(ROLLBACK)])
     err = capsys.readouterr().err
-    assert code == 2 and "MySQL/MariaDB dumps and SQLite files" in err and "secret" not in err
+    assert code == 2 and "is not a pg_dump" in err and "secret" not in err
+    code = main(["rehearse", str(dump), "--server", "mssql+pyodbc://sa:secret@127.0.0.1/x",
+                 "--migrate", str(MIGRATION), "--rollback", str(ROLLBACK)])
+    err = capsys.readouterr().err
+    assert code == 2 and "MySQL/MariaDB dumps, pg_dumps and SQLite files" in err and "secret" not in err
 
 
 def test_a_scratch_file_that_exists_is_refused_and_left_untouched(backup: Path, tmp_path: Path,

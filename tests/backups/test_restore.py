@@ -212,7 +212,7 @@ def _evil_dump(tmp_path: Path, victim: str, user: str) -> tuple[Path, Path, Path
     return dump, x, y
 
 
-def test_a_dump_with_client_commands_or_create_user_is_refused_before_anything_is_created(
+def test_a_dump_with_client_commands_or_create_user_is_refused_and_runs_none_of_them(
     tmp_path: Path, mariadb_server: sa.Engine
 ) -> None:
     victim, scratch, user = _new_name("victim"), _new_name("rst"), _new_name("evil")

@@ -164,11 +164,15 @@ class PsqlScanner:
             head = " ".join(bytes(self._head).decode("utf-8", "replace").split())
             code = " ".join(bytes(self._code).decode("utf-8", "replace").split())
             statement = PgStatement(head, code, not self._code_full, self._start, self._base + end, self._tuples)
-            self._on_statement(statement)
+            # Reported before the statement itself: restore-check refuses a script as soon as the scanner is unsure,
+            # so a statement it cannot follow is never sent.
             if not COPY_FROM_STDIN.match(code) and (_COPY_STDIN_LOOSE.match(code) or (
                     self._code_full and code[:4].upper() == "COPY")):
                 self._unsure(f"a COPY naming STDIN in a form dbaudit does not follow: {code[:80]}", end)
+                self._on_statement(statement)
                 code = "COPY t FROM STDIN"
+            else:
+                self._on_statement(statement)
             if COPY_FROM_STDIN.match(code):
                 self._copy = CopyData(statement, 0, 0, 0, 0, False)
                 self._state = _AFTER_COPY

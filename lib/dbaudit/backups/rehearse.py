@@ -3,7 +3,8 @@
 Seven stages, each timed and judged, stopping at the first that cannot continue:
 
 1. dump-check: the backup is whole and safe to restore (backups/checks.py; an SQLite file: integrity_check);
-2. restore: into a new scratch database, as restore-check does (backups/rehearse_scratch.py);
+2. restore: into a new scratch database, as restore-check does (backups/rehearse_scratch.py; a pg_dump:
+   backups/rehearse_pg.py, whose temporary role then runs the steps);
 3. snapshot: the restored database *before*, content fingerprinted by key-range chunks, with the
    expectations' metrics (a migration file given as expectations is derived against it here);
 4. migrate: SQL files statement by statement as the temporary account, or a command with the scratch
@@ -37,6 +38,8 @@ from dbaudit.audit.diff import Change, diff_snapshots
 from dbaudit.audit.expectations import Expectations, load_expectations
 from dbaudit.audit.result import AuditResult, ChangeRecord, audit
 from dbaudit.backups.checks import check_dump
+from dbaudit.backups.pgrestore import is_pg_dump
+from dbaudit.backups.rehearse_pg import check_pg_scratch_name, refuse_existing_pg
 from dbaudit.backups.rehearse_scratch import (
     Scratch,
     check_scratch_name,
@@ -102,6 +105,7 @@ class Rehearsal(Judged):
     triggers: RollbackResult | None  # the rollback triggers on the migrated scratch database (stage 5)
     proof: list[ChangeRecord]  # every difference between rolled back and before: none when proven
     summary: dict[str, Any]
+    drop_hint: str = ""  # kept: the statements that drop what was kept (PostgreSQL: the database and its role)
 
     def stage(self, name: str) -> Stage:
         return next(s for s in self.stages if s.name == name)
@@ -115,7 +119,7 @@ def load_rehearsal(path: str | os.PathLike[str]) -> Rehearsal:
 class _Plan:
     dump: str
     url: URL
-    dialect: str  # mysql or sqlite
+    dialect: str  # mysql, postgresql or sqlite
     scratch: str
     expect: str
     expect_is_migration: bool
@@ -150,10 +154,11 @@ def rehearse(
     progress: bool = False,
     log: Callable[[str], None] = lambda _: None,
 ) -> Rehearsal:
-    """Rehearse the migration and its rollback on a scratch restore of `dump` on `server` (an SQLite file:
-    `server` is sqlite:///FOLDER or sqlite://). `expect` is an expectations YAML or a migration file to derive
-    them from (default: derived from the `migrate` files). `snapshots_dir` receives the three snapshots. With
-    `locate_keys`, rows that did not come back are named by key (a second restore, compared live)."""
+    """Rehearse the migration and its rollback on a scratch restore of `dump` on `server` (MySQL/MariaDB, or
+    PostgreSQL for a pg_dump; an SQLite file: `server` is sqlite:///FOLDER or sqlite://). `expect` is an
+    expectations YAML or a migration file to derive them from (default: derived from the `migrate` files).
+    `snapshots_dir` receives the three snapshots. With `locate_keys`, rows that did not come back are named by
+    key (a second restore, compared live)."""
     plan = _plan(dump, server, expect, migrate, migrate_cmd, rollback, rollback_cmd, scratch, keep, stage_timeout,
                  title)
     plan.locate_keys = locate_keys
@@ -172,14 +177,12 @@ def _plan(dump: str | os.PathLike[str], server: str, expect: str | os.PathLike[s
     if not Path(dump).exists():
         raise DbauditError(f"dump file not found: {dump}")
     url = parse_url(server)
-    if url.get_backend_name() not in ("mysql", "mariadb", "sqlite"):
-        raise DbauditError(f"rehearse restores MySQL/MariaDB dumps and SQLite files; {mask_url(url)} is neither "
-                           "(PostgreSQL waits for restore-check to restore pg_dump output)")
-    dialect = "sqlite" if url.get_backend_name() == "sqlite" else "mysql"
-    if dialect == "sqlite" and not is_sqlite_file(dump):
-        raise DbauditError(f"{dump} is not an SQLite database file: an SQLite rehearsal restores a copy of one")
-    if dialect == "mysql" and is_sqlite_file(dump):
-        raise DbauditError(f"{dump} is an SQLite database: rehearse it with --server sqlite:// (or sqlite:///FOLDER)")
+    backend = url.get_backend_name()
+    if backend not in ("mysql", "mariadb", "postgresql", "sqlite"):
+        raise DbauditError(f"rehearse restores MySQL/MariaDB dumps, pg_dumps and SQLite files; {mask_url(url)} is "
+                           "none of those servers")
+    dialect = {"mariadb": "mysql"}.get(backend, backend)
+    _refuse_mismatch(dump, dialect)
     if not (math.isfinite(timeout) and timeout > 0):
         raise DbauditError(f"the stage time limit must be a positive number of seconds, not {timeout}")
     files = {"migrate": [os.fspath(p) for p in migrate], "rollback": [os.fspath(p) for p in rollback]}
@@ -208,13 +211,29 @@ def _plan(dump: str | os.PathLike[str], server: str, expect: str | os.PathLike[s
     name = scratch or default_scratch_name(dump)
     check_scratch_name(name)
     leftovers = refuse_existing(url, name) if dialect == "mysql" else []
+    if dialect == "postgresql":
+        check_pg_scratch_name(name, url)
+        refuse_existing_pg(url, name)
     return _Plan(dump, url, dialect, name, expect_path if expect is not None else "", is_migration, rules,
                  files["migrate"], migrate_cmd, files["rollback"], rollback_cmd, timeout, keep, title,
                  leftovers=leftovers)
 
 
+def _refuse_mismatch(dump: str, dialect: str) -> None:
+    """The backup must be the server's kind: an SQLite file, a pg_dump, or else a MySQL/MariaDB dump."""
+    if dialect == "sqlite" and not is_sqlite_file(dump):
+        raise DbauditError(f"{dump} is not an SQLite database file: an SQLite rehearsal restores a copy of one")
+    if dialect != "sqlite" and is_sqlite_file(dump):
+        raise DbauditError(f"{dump} is an SQLite database: rehearse it with --server sqlite:// (or sqlite:///FOLDER)")
+    if dialect == "postgresql" and not is_pg_dump(dump):
+        raise DbauditError(f"{dump} is not a pg_dump (plain, custom, tar or directory): a PostgreSQL rehearsal "
+                           "restores one")
+    if dialect == "mysql" and is_pg_dump(dump):
+        raise DbauditError(f"{dump} is a pg_dump: rehearse it on a PostgreSQL server (--server postgresql://…)")
+
+
 def _derive_dialect(dialect: str) -> str:
-    return "sqlite" if dialect == "sqlite" else "mysql"
+    return dialect if dialect in ("sqlite", "postgresql") else "mysql"
 
 
 class _Run:
@@ -226,6 +245,7 @@ class _Run:
         self.product = self.version = ""
         self.database = Path(plan.dump).name.split(".")[0]
         self.kept = False
+        self.drop_hint = ""
         self.rules: Expectations | None = plan.rules
         self.audit: AuditResult | None = None
         self.triggers: RollbackResult | None = None
@@ -240,12 +260,17 @@ class _Run:
             return
         self.restore_started = time.monotonic()
         with open_scratch(self.plan.dump, self.plan.url, self.plan.scratch, self.plan.keep, self.progress,
-                          leftovers=self.plan.leftovers) as scratch:
+                          leftovers=self.plan.leftovers, valid_for=self._valid_for()) as scratch:
             try:
                 self._on(scratch)
             finally:
                 self.log("dropping the scratch database" if not self.plan.keep else "keeping the scratch database")
-        self.kept = scratch.kept
+        self.kept, self.drop_hint = scratch.kept, scratch.drop_hint
+
+    def _valid_for(self) -> float:
+        """How long the PostgreSQL role may log in after the restore: both steps at their limit, and an hour for the
+        snapshots, the audit and a second restore."""
+        return 2 * self.plan.timeout + 3600.0
 
     def _on(self, scratch: Scratch) -> None:
         self.product, self.version = scratch.product, scratch.version
@@ -368,7 +393,7 @@ class _Run:
         self.log(f"locating the keys that differ: a second restore into {name}, compared live")
         try:
             with open_scratch(self.plan.dump, self.plan.url, name, keep=False, progress=self.progress,
-                              account=False) as reference:
+                              account=False, valid_for=self._valid_for()) as reference:
                 if not reference.restored:
                     return dict.fromkeys(tables, "keys not located: the second restore failed")
                 found = compare(reference.snapshot_url.render_as_string(hide_password=False),
@@ -428,6 +453,7 @@ class _Run:
             migrate=[p.migrate_cmd] if p.migrate_cmd else p.migrate,
             rollback=[p.rollback_cmd] if p.rollback_cmd else p.rollback, stage_timeout=p.timeout,
             stages=self.stages, checks=checks, audit=self.audit, triggers=self.triggers, proof=self.proof,
+            drop_hint=self.drop_hint,
             summary={"stages": len(self.stages), "stages_failed": sum(1 for s in self.stages if s.status == "fail"),
                      "stages_skipped": sum(1 for s in self.stages if s.status == "skipped"), "checks": len(checks),
                      "checks_failed": sum(1 for c in checks if c.status == "fail"),

@@ -3,8 +3,9 @@
 MySQL/MariaDB: restore-check (backups/restore.py) restores the dump into a new scratch database and
 judges the restore; it is kept (`restore_check(keep=True)`), and a temporary account with ALL PRIVILEGES
 on it alone (made by restore_account.create_account like restore-check's own, and named as restore-check's
-was: see `_create_account`) is made here for the migrate and rollback steps. SQLite: the backup is a
-database file, and the "restore" a copy.
+was: see `_create_account`) is made here for the migrate and rollback steps. PostgreSQL: restore-check's
+temporary role, which owns the scratch database and everything the restore created, is kept with it and
+logs in for the steps (backups/rehearse_pg.py). SQLite: the backup is a database file, and the "restore" a copy.
 
 Whatever happens (a failure, an error, Ctrl-C, SIGTERM), `open_scratch`'s block ends with the
 scratch database dropped (unless kept) and the account dropped, its sessions killed first so a
@@ -33,6 +34,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
 from dbaudit.backups import restore, restore_account
+from dbaudit.backups.rehearse_pg import PgScratch, pg_scratch
 from dbaudit.backups.restore_account import RestoreAccount, clean_abandoned, drop_account, drop_scratch, kill_sessions
 from dbaudit.backups.scratch_journal import Journal
 from dbaudit.core.checks import Check
@@ -67,10 +69,14 @@ class Scratch:
     leftovers: list[str] = field(default_factory=list)  # what killed earlier runs left, dropped (or left) first
     kept: bool = False
     dropped: bool = field(default=False)
+    drop_hint: str = ""  # kept: how to drop what was kept
+    pg: PgScratch | None = None  # PostgreSQL: the restore and its role
 
     def kill(self, session: int) -> None:
-        """Stop a runaway statement of a migrate/rollback step (MySQL), from the admin connection."""
-        if self.admin is not None:
+        """Stop a runaway statement of a migrate/rollback step, from the admin connection."""
+        if self.pg is not None:
+            self.pg.terminate(session)
+        elif self.admin is not None:
             with suppress(DBAPIError), self.admin.connect() as conn:
                 conn.exec_driver_sql(f"KILL CONNECTION {int(session)}")
 
@@ -96,17 +102,24 @@ def check_scratch_name(name: str) -> None:
 
 @contextmanager
 def open_scratch(dump: str, server: URL, name: str, keep: bool, progress: bool = False,
-                 account: bool = True, leftovers: Sequence[str] = ()) -> Iterator[Scratch]:
+                 account: bool = True, leftovers: Sequence[str] = (), valid_for: float = 7200.0) -> Iterator[Scratch]:
     """Restore `dump` into the new scratch database `name` for the block; see the module's docstring.
-    Without `account`, no temporary account is made (a reference restore that is only read). `leftovers`: what
-    an earlier `refuse_existing` dropped or left, reported with the restore's checks."""
+    Without `account`, no temporary account is made (a reference restore that is only read; on PostgreSQL the
+    restore's role reads it). `leftovers`: what an earlier `refuse_existing` dropped or left, reported with the
+    restore's checks (PostgreSQL: restore-check reports its own). `valid_for`: seconds the PostgreSQL role may
+    log in after the restore."""
     check_scratch_name(name)
     if server.get_backend_name() == "sqlite":
         with _sqlite_scratch(dump, server, name, keep) as scratch:
             yield scratch
         return
+    if server.get_backend_name() == "postgresql":
+        with _pg_scratch(dump, server, name, keep, progress, valid_for) as scratch:
+            yield scratch
+        return
     if server.get_backend_name() not in ("mysql", "mariadb"):
-        raise DbauditError(f"rehearse restores MySQL/MariaDB dumps and SQLite files; {mask_url(server)} is neither")
+        raise DbauditError(f"rehearse restores MySQL/MariaDB dumps, pg_dumps and SQLite files; {mask_url(server)} "
+                           "is none of those servers")
     with _mysql_scratch(dump, server, name, keep, progress, account, leftovers) as scratch:
         yield scratch
 
@@ -235,6 +248,8 @@ def _drop_mysql(engine: sa.Engine, scratch: Scratch | None, name: str, keep: boo
                         scratch.dropped = True
                 if scratch is not None:
                     scratch.kept = scratch.restored and keep
+                    if scratch.kept:
+                        scratch.drop_hint = f"DROP DATABASE {restore_account.quote(conn, name)};"
                 journal.record(scratch=None, scratch_marker=None)
             finally:
                 if scratch is not None and scratch.account is not None:
@@ -242,6 +257,39 @@ def _drop_mysql(engine: sa.Engine, scratch: Scratch | None, name: str, keep: boo
     except DBAPIError as exc:
         raise DbauditError(f"rehearse's cleanup: {describe_db_error(exc)} (drop {name} and its account by hand)") \
             from None
+
+
+# --- PostgreSQL: restore-check's role stays, and is the one the steps log in as ------------------------------
+
+
+@contextmanager
+def _pg_scratch(dump: str, server: URL, name: str, keep: bool, progress: bool, valid_for: float) -> Iterator[Scratch]:
+    with pg_scratch(dump, server, name, keep=keep, valid_for=valid_for, progress=progress) as pg:
+        check = pg.check
+        url = pg.url
+        scratch = Scratch(name, "postgresql", "PostgreSQL", pg.version, url, url, _pg_env(url), [], [], 0.0,
+                          restored=pg.restored, source=pg.source, pg=pg)
+        if check is not None:
+            scratch.checks, scratch.seconds = check.checks, check.restore_seconds
+        if pg.restored:
+            scratch.account = RestoreAccount(pg.role, "", pg.password)
+            scratch.secrets = [pg.password, *([str(server.password)] if server.password else [])]
+        try:
+            yield scratch
+        finally:
+            scratch.pg = None  # the block's end drops the role: nothing left to kill sessions of
+    scratch.kept, scratch.dropped, scratch.drop_hint = pg.kept, not pg.kept and pg.restored, pg.drop_hint
+
+
+def _pg_env(url: URL) -> dict[str, str]:
+    """The scratch database as Laravel's pgsql connection reads it (and libpq's PG* variables, so a `psql` or
+    `pg_*` tool in the command reaches it as the role too, never the operator's defaults)."""
+    socket = url.query.get("host")
+    host = socket if isinstance(socket, str) else url.host or "localhost"
+    port, database, user, password = str(url.port or 5432), url.database or "", url.username or "", url.password or ""
+    return {"DB_CONNECTION": "pgsql", "DB_HOST": host, "DB_PORT": port, "DB_DATABASE": database, "DB_USERNAME": user,
+            "DB_PASSWORD": str(password), "DBAUDIT_SCRATCH_URL": url.render_as_string(hide_password=False),
+            "PGHOST": host, "PGPORT": port, "PGDATABASE": database, "PGUSER": user, "PGPASSWORD": str(password)}
 
 
 # --- SQLite: the backup is a file, its restore a copy --------------------------------------------------

@@ -1,9 +1,11 @@
 """Running a rehearsal's migrate and rollback steps on the scratch database: SQL files or a command.
 
 SQL files are cut into statements (audit/derive/split.py, which knows DELIMITER and executable
-comments) and sent one by one through the driver as the temporary account, never through the
-`mariadb` client: the client runs `\\!` shell escapes, `system` and `source`; the server answers those
-with a syntax error. A command (`php artisan migrate --force`) runs with the scratch database handed
+comments; on PostgreSQL backups/psqlscan.py, the splitter restore-check reads pg_dump output with) and
+sent one by one through the driver as the temporary account, never through the `mariadb` client or
+psql: the clients run `\\!` shell escapes, `system`, `source`, `\\copy … program`; the MySQL server answers
+those with a syntax error, and a PostgreSQL migration file holding a psql meta-command is refused whole
+before anything runs. A command (`php artisan migrate --force`) runs with the scratch database handed
 over in the environment the way Laravel reads it, its output captured with every credential masked.
 Both run under a time limit; a failure is a step that failed, with its output, never an exception.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import signal
 import sqlite3
 import subprocess
@@ -23,13 +26,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import psycopg
 import pymysql
 import sqlalchemy as sa
+from psycopg import pq
+from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
 from dbaudit.audit.derive.split import split_statements
 from dbaudit.backups.lexicon import DEFINER_CLAUSE
+from dbaudit.backups.psqlscan import COPY_FROM_STDIN, CopyData, MetaCommand, PgStatement, PsqlScanner
 from dbaudit.core.errors import DbauditError, first_line
 from dbaudit.live.connect import describe_db_error
 
@@ -57,12 +64,12 @@ class Step:
 class Target:
     """Where steps run: the scratch database as the temporary account, and how to stop a runaway."""
 
-    dialect: str  # mysql or sqlite
+    dialect: str  # mysql, postgresql or sqlite
     url: URL  # the temporary account on the scratch database (SQLite: the scratch file)
     env: dict[str, str]  # what a command is handed: DB_* and DBAUDIT_SCRATCH_URL
     secrets: list[str] = field(default_factory=list)  # masked in every output
     server: tuple[str, str] | None = None  # (product, version): which executable comments run
-    kill: Callable[[int], None] | None = None  # MySQL: KILL a connection id from the admin connection
+    kill: Callable[[int], None] | None = None  # end a session (MySQL connection id, PostgreSQL backend pid)
     source: str = ""  # the database the backup was taken of: the scratch database stands in for it
 
 
@@ -96,6 +103,8 @@ def read_sql_file(path: str | os.PathLike[str], dialect: str,
         raise DbauditError(f"{source} is not UTF-8 text: not a SQL file") from None
     except OSError as exc:
         raise DbauditError(f"cannot read {source}: {exc.strerror}") from None
+    if dialect == "postgresql":
+        return split_psql(text, str(source))
     statements, client_lines = split_statements(text, "sqlite" if dialect == "sqlite" else "mysql", server)
     if client_lines:
         first = client_lines[0]
@@ -107,7 +116,7 @@ def read_sql_file(path: str | os.PathLike[str], dialect: str,
 def run_sql_file(target: Target, path: str, deadline: float) -> Step:
     started = time.monotonic()
     statements = read_sql_file(path, target.dialect, target.server)
-    runner = _sqlite_runner if target.dialect == "sqlite" else _mysql_runner
+    runner = {"sqlite": _sqlite_runner, "postgresql": _pg_runner}.get(target.dialect, _mysql_runner)
     done, error, timed_out = runner(target, statements, deadline)
     seconds = round(time.monotonic() - started, 3)
     if error is None:
@@ -231,6 +240,138 @@ def _driver_error(exc: Exception) -> str:
     if len(args) == 2 and isinstance(args[0], int):
         return first_line(f"({args[0]}) {args[1]}")
     return first_line(exc) or type(exc).__name__
+
+
+# --- PostgreSQL: split as psql would, sent as the temporary role through psycopg --------------------------
+
+_STANDARD_STRINGS = re.compile(r"^SET\s+(?:SESSION\s+)?standard_conforming_strings\s*(?:=|\bTO\b)\s*'?(\w+)'?",
+                               re.IGNORECASE)
+
+
+class _PsqlSplit:
+    """Collects what psqlscan finds in a migration file: statements, and the first reason to refuse it."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.statements: list[tuple[int, int, int]] = []  # (line, start, end)
+        self.refusal: tuple[int, str] | None = None  # (byte offset, why)
+        self.scanner = PsqlScanner(self.statement, self.meta, self.copy, lambda _text, _at: None, self.unsure)
+
+    def refuse(self, at: int, why: str) -> None:
+        if self.refusal is None:
+            self.refusal = (at, why)
+
+    def statement(self, st: PgStatement) -> None:
+        self.statements.append((self.line(st.start), st.start, st.end))
+        found = _STANDARD_STRINGS.match(st.code)
+        if found:  # psql lexes the strings after it the way the server will read them
+            self.scanner.standard_strings = found[1].lower() in ("on", "true", "1", "yes")
+        if COPY_FROM_STDIN.match(st.code):
+            self.refuse(st.start, "COPY … FROM stdin with data lines is psql's to feed; write the rows as INSERT")
+
+    def meta(self, m: MetaCommand) -> None:
+        what = "a psql variable" if m.text.startswith(":") else "a psql meta-command"
+        self.refuse(m.start, f"{what} ({first_line(m.text)[:60]}) is not SQL; rehearse sends statements to the "
+                             "server, never to psql")
+
+    def copy(self, data: CopyData) -> None:
+        self.refuse(data.statement.start, "COPY … FROM stdin with data lines is psql's to feed; write the rows "
+                                          "as INSERT")
+
+    def unsure(self, why: str, at: int) -> None:
+        self.refuse(at, f"cannot be split into statements the way psql would ({why})")
+
+    def line(self, offset: int) -> int:
+        return self.data.count(b"\n", 0, offset) + 1
+
+    def tail_start(self) -> int:
+        """Where the text after the last statement starts (psql sends a last statement without `;` at the end)."""
+        return self.statements[-1][2] if self.statements else 0
+
+
+def split_psql(text: str, source: str) -> list[tuple[int, str]]:
+    """(line, statement) of a PostgreSQL migration file, split by backups/psqlscan.py as restore-check splits a
+    pg_dump; a psql meta-command or variable anywhere in it refuses the whole file (nothing of it runs)."""
+    data = text.removeprefix("\ufeff").encode("utf-8")  # an editor's byte-order mark is not SQL
+    split = _PsqlSplit(data)
+    split.scanner.feed(data)
+    end = split.scanner.finish()
+    if end.problem == "its last statement has no terminating ;":
+        start = split.tail_start()
+        first = start + len(data[start:]) - len(data[start:].lstrip())
+        split.statements.append((split.line(first), first, len(data)))
+    elif end.problem:
+        split.refuse(len(data), f"the file {end.problem}")
+    if split.refusal is not None:
+        at, why = split.refusal
+        raise DbauditError(f"{source}:{split.line(at)}: {why}")
+    return [(line, data[a:b].decode("utf-8")) for line, a, b in split.statements if data[a:b].strip()]
+
+
+def _pg_runner(target: Target, statements: list[tuple[int, str]], deadline: float) -> tuple[int, str | None, bool]:
+    """Each statement alone over the extended protocol (the server refuses a second one hidden in it), in
+    autocommit as psql runs a file: a file's own BEGIN … COMMIT holds."""
+    url = target.url
+    params: dict[str, Any] = {"host": url.host or "localhost", "port": url.port or 5432}
+    params.update({k: v for k, v in url.query.items() if isinstance(v, str)})  # host=/socket, sslmode … as given
+    try:
+        conn = psycopg.connect(make_conninfo(**params, user=url.username, password=url.password, dbname=url.database,
+                                             connect_timeout=30, application_name="dbaudit rehearse"),
+                               autocommit=True, prepare_threshold=None)
+    except psycopg.Error as exc:
+        return 0, f"cannot connect as the temporary role: {first_line(str(exc))}", False
+    try:
+        session = conn.pgconn.backend_pid
+        with _watchdog(deadline, lambda: target.kill(session) if target.kill else None) as fired:
+            done = 0
+            try:
+                for _, text in statements:
+                    if fired.is_set():
+                        return done, "time limit", True
+                    error = _pg_execute(conn, text.encode("utf-8"))
+                    if error is not None:
+                        return done, ("time limit" if fired.is_set() else error), fired.is_set()
+                    done += 1
+            except KeyboardInterrupt:
+                if target.kill:
+                    target.kill(session)  # the server would otherwise finish the statement on its own
+                raise
+            except psycopg.Error as exc:  # the connection itself went (the limit terminated it)
+                return done, ("time limit" if fired.is_set() else first_line(str(exc))), fired.is_set()
+            if conn.pgconn.transaction_status != pq.TransactionStatus.IDLE:
+                # psql would roll it back at the end of the file too: what the file did would silently not be there.
+                return done, "the file ends inside a transaction (BEGIN without COMMIT): its changes would be " \
+                             "rolled back", False
+            return done, None, False
+    finally:
+        with suppress(Exception):
+            conn.close()
+
+
+def _pg_execute(conn: psycopg.Connection[Any], sql: bytes) -> str | None:
+    """One statement; its error as the server words it, or None. Waited for in short selects, so Ctrl-C and
+    SIGTERM interrupt a statement that runs long (libpq's blocking wait would not)."""
+    pgconn = conn.pgconn
+    pgconn.send_query_params(sql, None)
+    error = None
+    while True:
+        while pgconn.is_busy():
+            select.select([pgconn.socket], [], [], 1.0)
+            pgconn.consume_input()
+        result = pgconn.get_result()
+        if result is None:
+            break
+        if result.status == pq.ExecStatus.COPY_OUT:  # COPY … TO STDOUT: read and dropped, like a SELECT's rows
+            while pgconn.get_copy_data(0)[0] > 0:
+                pass
+        elif result.status == pq.ExecStatus.COPY_IN:  # a COPY FROM STDIN the splitter did not see: no data
+            pgconn.put_copy_end(b"a migration file sends no COPY data")
+        elif result.status not in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK, pq.ExecStatus.EMPTY_QUERY):
+            message = (result.error_message or pgconn.error_message).decode("utf-8", "replace")
+            error = error or first_line(message.removeprefix("ERROR:").strip())
+    if pgconn.status != pq.ConnStatus.OK:
+        raise psycopg.OperationalError(pgconn.error_message.decode("utf-8", "replace") or "connection lost")
+    return error
 
 
 # --- commands ----------------------------------------------------------------------------------------

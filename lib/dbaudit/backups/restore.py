@@ -1,16 +1,20 @@
 """restore-check: restore a dump into a new scratch database, prove it matches, and drop it again.
 
-The dump is read first, whole, with `dumpfile.DumpScan` (checksums, truncation, every statement classified).
-A dump holding client commands (`\\! cmd`, `system`, `source` …), statements acting on the server (CREATE
-USER, GRANT, FLUSH, INSTALL PLUGIN, CHANGE MASTER …), XA transactions or DATA/INDEX DIRECTORY, or naming
-another database, is refused before anything is created: it fails, and nothing is restored. Then no client
-program runs: `backups.restore_load` sends the statements one by one through PyMySQL as a temporary account
-holding restore privileges on the scratch database only (`backups.restore_account`), leaving out `USE`,
+The dump is read once with `dumpfile.DumpScan` (checksums, truncation, every statement classified), on a thread
+running ahead of the load (`restore_load.ScanAhead`): each statement is judged before it may be sent. A dump
+holding client commands (`\\! cmd`, `system`, `source` …), statements acting on the server (CREATE USER, GRANT,
+FLUSH, INSTALL PLUGIN, CHANGE MASTER …), XA transactions or DATA/INDEX DIRECTORY, or naming another database,
+is refused whole: the first such statement stops the load (it and what follows are never sent), the scan reads
+on for the verdict, and the scratch database is dropped with whatever came before. When the scratch database's
+name is not known before the scan, the dump is read whole first and refused before anything is created. No
+client program runs: `backups.restore_load` sends the statements one by one through PyMySQL as a temporary
+account holding restore privileges on the scratch database only (`backups.restore_account`), leaving out `USE`,
 `CREATE/DROP DATABASE` (world.sql drops and recreates `world`!) and `SET GLOBAL`, with DEFINERs stripped and
-events disabled, under a deadline (`timeout`). The reads after it (snapshot, metrics, fingerprints) run as
-that account too, with its write privileges revoked. The scratch database must not exist yet; it is dropped
-after a failure, an error, Ctrl-C or SIGTERM, and after the check unless `keep` is set; a journal lets the
-next run drop what a run killed outright left (`backups.scratch_journal`).
+events disabled, under a deadline (`timeout`). Tables the load is done with are counted and fingerprinted on a
+second session while the next loads (`backups.restore_proof`); the reads after it (snapshot, metrics, what is
+left of the fingerprints) run as that account too, with its write privileges revoked. The scratch database
+must not exist yet; it is dropped after a failure, an error, Ctrl-C or SIGTERM, and after the check unless
+`keep` is set; a journal lets the next run drop what a run killed outright left (`backups.scratch_journal`).
 """
 
 from __future__ import annotations
@@ -42,7 +46,9 @@ from dbaudit.backups.restore_account import (
     scratch_restore,
     server_identity,
 )
-from dbaudit.backups.restore_load import Loaded, StatementPlan, extra_refusal, load_dump, strip_definer
+from dbaudit.backups.restore_load import Loaded, ScanAhead, StatementPlan, extra_refusal, load_dump, strip_definer
+from dbaudit.backups.restore_proof import EarlyProof, early_proof
+from dbaudit.backups.restore_touch import Touches
 from dbaudit.backups.scratch_journal import Journal
 from dbaudit.backups.sqlscan import MAX_STATEMENT
 from dbaudit.core import serde
@@ -53,6 +59,7 @@ from dbaudit.core.snapshot import Snapshot, load_snapshot
 from dbaudit.live.connect import describe_db_error, mask_url, parse_url
 from dbaudit.live.dialects.mysql import product_of
 from dbaudit.live.inspect import take_snapshot
+from dbaudit.live.tls import share_preferred_context
 
 __all__ = ["ACCOUNT_PREFIX", "DEFAULT_TIMEOUT", "RestoreAccount", "RestoreCheck", "Restored", "ScratchRestore",
            "compare_restored", "edit_spans", "load_restore_check", "restore_check", "restore_into", "scratch_restore",
@@ -125,13 +132,14 @@ class Restored:
         return self.loaded is not None and self.loaded.error is None
 
 
-def scan_dump(dump: str | os.PathLike[str], progress: bool = False,
-              max_statement: int = MAX_STATEMENT) -> tuple[DumpContents, list[str], StatementPlan]:
+def scan_dump(dump: str | os.PathLike[str], progress: bool = False, max_statement: int = MAX_STATEMENT,
+              server_version: str | None = None) -> tuple[DumpContents, list[str], StatementPlan]:
     """Read the whole dump once: its contents, every reason it must not be restored (a statement longer than
-    `max_statement`, the server's max_allowed_packet, is one: the server would not take it), and what to send.
+    `max_statement`, the server's max_allowed_packet, is one: the server would not take it), and what to send
+    (with the table each statement may change, read for `server_version`'s executable comments).
     The caller closes the plan."""
     scan = DumpScan(dump, progress=progress, keep_text=True, max_statement=max_statement)
-    plan = StatementPlan()
+    plan = StatementPlan(Touches(None if server_version is None else "mariadb" in server_version.lower()))
     own: list[str] = []
     try:
         for st in scan:
@@ -150,12 +158,13 @@ def restore_into(url: str | URL, dump: str | os.PathLike[str], scratch: str, acc
     """Restore `dump` into the existing (empty) database `scratch` on `url`'s server as `account` (made by
     `scratch_restore`): refused whole when the scan finds a reason, else loaded statement by statement."""
     server = parse_url(url) if isinstance(url, str) else url
+    share_preferred_context()
     engine = sa.create_engine(server._replace(database=None), poolclass=sa.pool.NullPool)
     try:
         version, packet = _server_facts(engine)
     finally:
         engine.dispose()
-    contents, refusals, plan = scan_dump(dump, progress, packet)
+    contents, refusals, plan = scan_dump(dump, progress, packet, version)
     try:
         if refusals or not contents.complete:
             return Restored(contents, refusals or [f"truncated: {contents.truncation}"], None)
@@ -194,6 +203,7 @@ def restore_check(
     `journal`: a caller's scratch-journal entry to record the account and database in (see `scratch_restore`)."""
     snapshot = load_snapshot(against) if isinstance(against, (str, os.PathLike)) else against
     url = parse_url(server)
+    share_preferred_context()
     if url.get_backend_name() not in ("mysql", "mariadb"):
         raise DbauditError(f"restore-check restores MySQL/MariaDB dumps; {mask_url(url)} is not such a server")
     timeout = DEFAULT_TIMEOUT if timeout is None else timeout
@@ -203,7 +213,14 @@ def restore_check(
     engine_plan: StatementPlan | None = None
     try:
         version, packet = _server_facts(engine)
-        contents, refusals, statements = scan_dump(dump, progress, packet)
+        name = scratch or (f"{url.database}_restore_test" if url.database else None)
+        if name and _SAFE_NAME.match(name) and not _scratch_exists(engine, url, name):
+            # The scratch database's name is known before the dump is read, and free (else the serial path
+            # below says why not, as it always did).
+            return _scan_while_loading(engine, url, dump, name, snapshot,
+                                       version, packet, keep=keep, title=title, progress=progress, timeout=timeout,
+                                       fingerprint=_fingerprint_mode(snapshot, fingerprint), journal=journal)
+        contents, refusals, statements = scan_dump(dump, progress, packet, version)
         engine_plan = statements
         plan = _plan(url, contents, scratch, snapshot, refusals)
         plan.statements = statements
@@ -222,6 +239,50 @@ def restore_check(
         if engine_plan is not None:
             engine_plan.close()
         engine.dispose()
+
+
+def _scan_while_loading(engine: sa.Engine, url: URL, dump: str | os.PathLike[str], scratch: str,
+                        snapshot: Snapshot | None, version: str, packet: int, *, keep: bool, title: str | None,
+                        progress: bool, timeout: float, fingerprint: FingerprintMode,
+                        journal: Journal | None) -> RestoreCheck:
+    """The dump read once, on a thread, while the load sends what it has judged (backups.restore_load.ScanAhead).
+
+    Every statement is judged before it is sent and the first one that must not run stops the load; the whole
+    dump's verdicts (refusals, truncation, other databases) come when the scan ends, and a dump that fails any
+    is reported as before (nothing restored) with its scratch database dropped."""
+    _check_scratch_name(scratch, {url.database.lower()} if url.database else set())
+    leftovers = _refuse_unsafe_name(engine, url._replace(database=None), scratch)
+    product = product_of(version)
+    ahead = ScanAhead(dump, progress=progress, max_statement=packet, touches=Touches("mariadb" in version.lower()))
+    with terminate_as_interrupt(), scratch_restore(engine, scratch, keep=keep, journal=journal) as handle:
+        account = handle.account
+        with early_proof(account.url(url._replace(database=None), scratch), scratch, ahead.touches, fingerprint,
+                         timeout) as proof:
+            ahead.start()
+            try:
+                loaded = load_dump(None, ahead, url._replace(database=None), account, scratch, server_version=version,
+                                   timeout=timeout, observer=proof)
+                contents = ahead.finish()
+            finally:
+                ahead.abort()
+            refusals = [*contents.refusals, *dict.fromkeys(ahead.own_refusals)]
+            plan = _plan(url, contents, scratch, snapshot, refusals or ([ahead.stopped] if ahead.stopped else []))
+            plan.timeout, plan.fingerprint, plan.leftovers = timeout, fingerprint, leftovers
+            if plan.refusals or not contents.complete:
+                handle.keep = False  # what was sent before the scan got there is dropped with the scratch database
+                why = (f"not restored: the dump holds {'; '.join(plan.refusals)}" if plan.refusals
+                       else f"not restored: the dump is truncated ({contents.truncation})")
+                checks = [Check("dump", "restore safety" if plan.refusals else "complete", "fail", why)]
+                return _result(plan, product, version, checks, None, 0.0, kept=False, title=title)
+            plan.account = account
+            if loaded.error:
+                handle.keep = False
+                checks = [Check("restore", "load", "fail", f"the restore stopped: {loaded.error}")]
+                return _result(plan, product, version, checks, None, loaded.seconds, kept=False, title=title)
+            restored = _read_restored(engine, plan, progress, loaded, proof)
+            checks = [Check("restore", "load", "pass", f"restored in {loaded.seconds:.1f} s, {loaded.statements:,} "
+                                                       f"statements as {account}"), *compare_restored(plan, restored)]
+            return _result(plan, product, version, checks, restored, loaded.seconds, kept=keep, title=title)
 
 
 def _fingerprint_mode(against: Snapshot | None, asked: FingerprintMode | None) -> FingerprintMode:
@@ -250,25 +311,44 @@ def _plan(url: URL, contents: DumpContents, scratch: str | None, snapshot: Snaps
                            f"{', '.join(dict.fromkeys(s.split(':', 1)[0] for s in acting))} ({acting[0]}); "
                            "restore-check would not restore it into the scratch database alone")
     name = scratch or f"{source}_restore_test"
+    _check_scratch_name(name, own)
+    return _Plan(url._replace(database=None), source, name, contents, snapshot, refusals)
+
+
+def _check_scratch_name(name: str, own: set[str]) -> None:
     if not _SAFE_NAME.match(name):
         raise DbauditError(f"scratch database name {name!r}: use letters, digits and _ only (at most 64)")
     if name.lower() in own or name.lower() in _SYSTEM:
         raise DbauditError(f"refusing scratch database {name!r}: it is the source database (or a system one)")
-    return _Plan(url._replace(database=None), source, name, contents, snapshot, refusals)
+
+
+def _scratch_exists(engine: sa.Engine, url: URL, scratch: str) -> bool:
+    try:
+        with engine.connect() as conn:
+            return bool(conn.execute(sa.text("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = :n"),
+                                     {"n": scratch}).scalar_one())
+    except DBAPIError as exc:
+        raise DbauditError(f"cannot connect to {mask_url(url)}: {describe_db_error(exc)}") from None
 
 
 def _refuse_unsafe(engine: sa.Engine, plan: _Plan) -> None:
+    plan.leftovers = _refuse_unsafe_name(engine, plan.url, plan.scratch)
+
+
+def _refuse_unsafe_name(engine: sa.Engine, url: URL, scratch: str) -> list[str]:
+    """What killed runs left (dropped first: their scratch database may have this name); refused when `scratch`
+    exists."""
     try:
         with engine.connect() as conn:
-            # What runs killed outright left on this server goes first: their scratch database may have this name.
-            plan.leftovers = clean_abandoned(conn, server_identity(conn))
+            leftovers = clean_abandoned(conn, server_identity(conn))
             exists = conn.execute(sa.text("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = :n"),
-                                  {"n": plan.scratch}).scalar_one()
+                                  {"n": scratch}).scalar_one()
     except DBAPIError as exc:
-        raise DbauditError(f"cannot connect to {mask_url(plan.url)}: {describe_db_error(exc)}") from None
+        raise DbauditError(f"cannot connect to {mask_url(url)}: {describe_db_error(exc)}") from None
     if exists:
-        raise DbauditError(f"refusing scratch database {plan.scratch!r}: it already exists on {mask_url(plan.url)} "
+        raise DbauditError(f"refusing scratch database {scratch!r}: it already exists on {mask_url(url)} "
                            "(drop it or pick another with --scratch)")
+    return leftovers
 
 
 def _restore_and_compare(engine: sa.Engine, plan: _Plan, product: str, version: str, keep: bool,
@@ -276,21 +356,24 @@ def _restore_and_compare(engine: sa.Engine, plan: _Plan, product: str, version: 
     with terminate_as_interrupt(), scratch_restore(engine, plan.scratch, keep=keep, journal=journal) as handle:
         plan.account = account = handle.account
         assert plan.statements is not None
-        loaded = load_dump(plan.contents, plan.statements, plan.url, account, plan.scratch, server_version=version,
-                           timeout=plan.timeout)
-        if loaded.error:
-            handle.keep = False
-            checks = [Check("restore", "load", "fail", f"the restore stopped: {loaded.error}")]
-            return _result(plan, product, version, checks, None, loaded.seconds, kept=False, title=title)
-        restored = _read_restored(engine, plan, progress, loaded)
+        with early_proof(account.url(plan.url, plan.scratch), plan.scratch, plan.statements.touches, plan.fingerprint,
+                         plan.timeout) as proof:
+            loaded = load_dump(plan.contents, plan.statements, plan.url, account, plan.scratch, server_version=version,
+                               timeout=plan.timeout, observer=proof)
+            if loaded.error:
+                handle.keep = False
+                checks = [Check("restore", "load", "fail", f"the restore stopped: {loaded.error}")]
+                return _result(plan, product, version, checks, None, loaded.seconds, kept=False, title=title)
+            restored = _read_restored(engine, plan, progress, loaded, proof)
         checks = [Check("restore", "load", "pass", f"restored in {loaded.seconds:.1f} s, {loaded.statements:,} "
                                                    f"statements as {account}"), *compare_restored(plan, restored)]
         return _result(plan, product, version, checks, restored, loaded.seconds, kept=keep, title=title)
 
 
-def _read_restored(engine: sa.Engine, plan: _Plan, progress: bool, loaded: Loaded) -> Snapshot:
+def _read_restored(engine: sa.Engine, plan: _Plan, progress: bool, loaded: Loaded, proof: EarlyProof) -> Snapshot:
     """The restored database's snapshot, taken as the temporary account with its write privileges revoked: the
-    source's metrics may reach SQL SECURITY INVOKER views and functions the dump defined."""
+    source's metrics may reach SQL SECURITY INVOKER views and functions the dump defined. Tables read while the
+    rest loaded (backups.restore_proof) are not read again when no later statement could have changed them."""
     assert plan.account is not None
     try:
         with engine.connect() as conn:
@@ -299,9 +382,10 @@ def _read_restored(engine: sa.Engine, plan: _Plan, progress: bool, loaded: Loade
         raise DbauditError(f"revoke the restore account's writes: {describe_db_error(exc)}") from None
     metrics = {m.name: m.sql for m in plan.against.metrics.values()} if plan.against else None
     remaining = max(1.0, plan.timeout - loaded.seconds)
+    known = proof.finish()
     return take_snapshot(plan.account.url(plan.url, plan.scratch), metrics, progress=progress,
                          statement_timeout=remaining, fingerprint=plan.fingerprint,
-                         baseline=plan.against if plan.fingerprint != "none" else None)
+                         baseline=plan.against if plan.fingerprint != "none" else None, known=known)
 
 
 

@@ -7,11 +7,13 @@ CLIENT_MULTI_STATEMENTS (a statement the scanner misread cannot smuggle a second
 with a syntax error) and without LOCAL INFILE. `USE`, `CREATE/DROP/ALTER DATABASE` and `SET GLOBAL` are not
 sent; DEFINER clauses are stripped and events created disabled (backups.restore_events).
 
-The dump is tokenized once. While restore-check's first read scans it (and refuses it before anything is
-created when it must), `StatementPlan` records each statement's byte range and a BLAKE2b digest of its
-text in a temporary file (constant memory, whatever the number of statements); the load then reads those
-ranges straight from the file and sends a statement only when its bytes still have that digest: what runs
-is exactly what was scanned and judged, even if the file changes in between. The session starts as the
+The dump is tokenized once. restore-check's `ScanAhead` runs that one read on a thread ahead of the load and
+hands over each statement, judged, with its exact bytes (the first refusal stops the flow). When the dump is
+read whole first (`restore_into`, or no scratch name before the scan), `StatementPlan` records each
+statement's byte range and a BLAKE2b digest of its text in a temporary file (constant memory, whatever the
+number of statements); the load then reads those ranges straight from the file and sends a statement only
+when its bytes still have that digest: what runs is exactly what was scanned and judged, even if the file
+changes in between. The session starts as the
 client's does (autocommit on; the dump's own SET statements decide the rest). A deadline ends it: a
 watchdog kills the running statement, then the connection (the server's max_statement_time, on MariaDB,
 is only a backstop after it).
@@ -20,25 +22,28 @@ is only a backstop after it).
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import struct
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import pymysql
-from pymysql.constants import CLIENT
+from pymysql.constants import CLIENT, SERVER_STATUS
 from sqlalchemy.dialects.mysql.pymysql import MySQLDialect_pymysql
 from sqlalchemy.engine import URL
 
-from dbaudit.backups.dumpfile import DumpContents, ScannedStatement, sql_chunks
+from dbaudit.backups.dumpfile import DumpContents, DumpScan, ScannedStatement, sql_chunks
 from dbaudit.backups.lexicon import DEFINER_CLAUSE
 from dbaudit.backups.restore_account import RestoreAccount
 from dbaudit.backups.restore_events import disabled_event, is_alter_event
+from dbaudit.backups.restore_touch import Touches
 from dbaudit.backups.statements import NOT_RESTORED
 from dbaudit.core.errors import DbauditError, first_line
 
@@ -121,7 +126,8 @@ class _Watchdog:
         self._thread.join(timeout=_KILL_GRACE + 5)
 
 
-_RECORD = struct.Struct("<QQB16s")  # start, length, flags, digest
+Touch = tuple[int, int]  # (NOTHING | EVERYTHING | table index, flags): backups.restore_touch
+_RECORD = struct.Struct("<QQBBi16s")  # start, length, flags, touch flags, touched table (restore_touch), digest
 _SKIP, _DEFINER, _EVENT, _INSERT = 1, 2, 4, 8
 
 
@@ -130,24 +136,26 @@ def _digest(text: bytes) -> bytes:
 
 
 class StatementPlan:
-    """What the load sends, recorded during the scan: one fixed-size record per statement in a temporary file."""
+    """What the load sends, recorded during the scan: one fixed-size record per statement in a temporary file,
+    with the table it may change (`touches`, in dump order: see backups.restore_touch)."""
 
-    def __init__(self) -> None:
+    def __init__(self, touches: Touches | None = None) -> None:
         self._file = tempfile.TemporaryFile(prefix="dbaudit-restore-")  # noqa: SIM115 - closed by close()
         self._buffer = bytearray()
         self.statements = 0
+        self.touches = touches or Touches()
 
     def add(self, st: ScannedStatement) -> None:
         text = st.text or b""
-        flags = (_SKIP if st.kind in NOT_RESTORED else 0) | (_DEFINER if st.definer else 0) \
-            | (_EVENT if st.kind == "event" or is_alter_event(st.head) else 0) | (_INSERT if st.kind == "insert" else 0)
-        self._buffer += _RECORD.pack(st.start, len(text), flags, _digest(text))
+        flags = _flags(st)
+        touch, touch_flags = self.touches.classify(st.kind, st.text)
+        self._buffer += _RECORD.pack(st.start, len(text), flags, touch_flags, touch, _digest(text))
         self.statements += 1
         if len(self._buffer) >= 1 << 20:
             self._file.write(self._buffer)
             self._buffer.clear()
 
-    def __iter__(self) -> Iterator[tuple[int, int, int, bytes]]:
+    def __iter__(self) -> Iterator[tuple[int, int, int, int, int, bytes]]:
         self._file.write(self._buffer)
         self._buffer.clear()
         self._file.seek(0)
@@ -158,13 +166,113 @@ class StatementPlan:
         self._file.close()
 
 
-def _texts(dump: DumpContents, plan: StatementPlan) -> Iterator[tuple[int, int, bytes]]:
-    """(start, flags, bytes) of each planned statement, read from the dump in one sequential pass; refused when
-    its bytes no longer have the digest the scan recorded."""
+def _flags(st: ScannedStatement) -> int:
+    return (_SKIP if st.kind in NOT_RESTORED else 0) | (_DEFINER if st.definer else 0) \
+        | (_EVENT if st.kind == "event" or is_alter_event(st.head) else 0) | (_INSERT if st.kind == "insert" else 0)
+
+
+_AHEAD_BYTES = 64 << 20  # statements the scan may hold ready for the load (at least one, whatever its size)
+
+
+class ScanAhead:
+    """The one read of the dump, on a thread, running ahead of the load: each statement is judged before the load
+    may take it, and the load sends the very bytes that were judged (no second read, nothing to change between).
+
+    The first statement that must not run (the scanner's refusal, restore-check's own, a statement too long, or a
+    client command seen so far) stops the flow: it and everything after it are never handed over. The scan then
+    reads on to the end without handing anything over, so `contents()` says what the whole dump holds."""
+
+    def __init__(self, dump: str | os.PathLike[str], *, progress: bool, max_statement: int, touches: Touches) -> None:
+        self.scan = DumpScan(dump, progress=progress, keep_text=True, max_statement=max_statement)
+        self.touches = touches
+        self.own_refusals: list[str] = []  # extra_refusal's, for the verdict
+        self.stopped: str | None = None  # why statements stopped flowing
+        self._items: deque[tuple[int, int, Touch, bytes] | None] = deque()
+        self._bytes = 0
+        self._ready = threading.Condition()
+        self._cancelled = False
+        self._aborted = False
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._read, daemon=True, name="dbaudit-scan")
+
+    def start(self) -> ScanAhead:
+        self._thread.start()
+        return self
+
+    def _read(self) -> None:
+        try:
+            for st in self.scan:
+                if self._aborted:
+                    break
+                own = extra_refusal(st)
+                if own:
+                    self.own_refusals.append(own)
+                if self.stopped is not None or self._cancelled:
+                    continue
+                why = st.refusal or own or (None if st.text is not None else "a statement too long")
+                why = why or (self.scan.refusals[0] if self.scan.refusals else None)
+                if why:
+                    self.stopped = why
+                    self._put(None)
+                    continue
+                self._put((st.start, _flags(st), self.touches.classify(st.kind, st.text), st.text or b""))
+        except BaseException as exc:  # noqa: BLE001 - handed to the load's thread
+            self._failure = exc
+        finally:
+            self._put(None)
+
+    def _put(self, item: tuple[int, int, Touch, bytes] | None) -> None:
+        with self._ready:
+            while item is not None and self._items and self._bytes >= _AHEAD_BYTES and not self._cancelled:
+                self._ready.wait()
+            if self._cancelled and item is not None:
+                return
+            self._items.append(item)
+            self._bytes += len(item[3]) if item else 0
+            self._ready.notify_all()
+
+    def statements(self) -> Iterator[tuple[int, int, Touch, bytes]]:
+        """What the load sends, as the scan judges it; ends at the dump's end or at the first refusal."""
+        while True:
+            with self._ready:
+                while not self._items:
+                    self._ready.wait()
+                item = self._items.popleft()
+                self._bytes -= len(item[3]) if item else 0
+                self._ready.notify_all()
+            if item is None or self.stopped is not None:
+                return
+            yield item
+
+    def abort(self) -> None:
+        """An error or an interrupt: the scan stops at its next statement."""
+        self._aborted = True
+        self._cancel()
+
+    def finish(self) -> DumpContents:
+        """Stop handing statements over, let the scan read to the end, and return what the dump holds."""
+        self._cancel()
+        if self._failure is not None:
+            raise self._failure
+        return self.scan.contents()
+
+    def _cancel(self) -> None:
+        with self._ready:
+            self._cancelled = True
+            self._items.clear()
+            self._bytes = 0
+            self._ready.notify_all()
+        if self._thread.is_alive():
+            self._thread.join()
+
+
+def _texts(dump: DumpContents, plan: StatementPlan) -> Iterator[tuple[int, int, Touch, bytes]]:
+    """(start, flags, (touched table, touch flags), bytes) of each planned statement, read from the dump in one
+    sequential pass; refused when its bytes no longer have the digest the scan recorded."""
     with open(dump.file.path, "rb") as handle:
         chunks = sql_chunks(handle, dump.file.compressed)
         buffer, offset = bytearray(), 0  # the SQL bytes from `offset` on
-        for start, length, flags, digest in plan:
+        for start, length, flags, touch_flags, touch, digest in plan:
             end = start + length
             drop = min(max(0, start - offset), len(buffer))
             del buffer[:drop]
@@ -182,7 +290,7 @@ def _texts(dump: DumpContents, plan: StatementPlan) -> Iterator[tuple[int, int, 
             text = bytes(buffer[start - offset : end - offset])
             if _digest(text) != digest:
                 raise DbauditError(f"the statement at byte {start:,} changed since the dump was read: not sent")
-            yield start, flags, text
+            yield start, flags, (touch, touch_flags), text
 
 
 @contextmanager
@@ -220,9 +328,20 @@ def _message(exc: BaseException) -> str:
     return first_line(text)
 
 
-def load_dump(dump: DumpContents, plan: StatementPlan, server: URL, account: RestoreAccount, scratch: str, *,
-              server_version: str, timeout: float) -> Loaded:
-    """Run the planned statements in `scratch` as `account`; stop at the first error or the deadline."""
+class LoadObserver(Protocol):
+    """Told of each statement the load ran, on the load's own connection (restore_proof reads tables early)."""
+
+    def executed(self, touch: Touch, conn: pymysql.connections.Connection) -> None: ...
+
+    def step_aside(self) -> bool:
+        """A statement met a lock conflict: stop reading early and wait until idle; whether anything was reading."""
+        ...
+
+
+def load_dump(dump: DumpContents | None, plan: StatementPlan | ScanAhead, server: URL, account: RestoreAccount, scratch: str, *,
+              server_version: str, timeout: float, observer: LoadObserver | None = None) -> Loaded:
+    """Run the planned statements in `scratch` as `account` (read back from `dump`'s file, or handed over by the scan
+    running ahead); stop at the first error or the deadline."""
     kwargs = connect_args(server, account, scratch)
     mariadb = "mariadb" in server_version.lower()
     started = time.monotonic()
@@ -247,8 +366,9 @@ def load_dump(dump: DumpContents, plan: StatementPlan, server: URL, account: Res
         ended = False
         try:
             try:
-                loaded.error = _run(conn, _texts(dump, plan), scratch, server_version, mariadb, loaded,
-                                    lambda: watchdog.fired)
+                source = plan.statements() if isinstance(plan, ScanAhead) else _texts(_given(dump), plan)
+                loaded.error = _run(conn, source, scratch, server_version, mariadb, loaded,
+                                    lambda: watchdog.fired, observer)
             except DbauditError as exc:  # the file changed under it
                 loaded.error = str(exc)
             ended = True
@@ -264,9 +384,16 @@ def load_dump(dump: DumpContents, plan: StatementPlan, server: URL, account: Res
     return loaded
 
 
-def _run(conn: pymysql.connections.Connection, statements: Iterator[tuple[int, int, bytes]], scratch: str,
-         server_version: str, mariadb: bool, loaded: Loaded, late: Callable[[], bool]) -> str | None:
-    for start, flags, scanned in statements:
+def _given(dump: DumpContents | None) -> DumpContents:
+    if dump is None:
+        raise DbauditError("a statement plan is read back from its dump: the dump's contents are needed")
+    return dump
+
+
+def _run(conn: pymysql.connections.Connection, statements: Iterator[tuple[int, int, Touch, bytes]], scratch: str,
+         server_version: str, mariadb: bool, loaded: Loaded, late: Callable[[], bool],
+         observer: LoadObserver | None = None) -> str | None:
+    for start, flags, touch, scanned in statements:
         if late():
             return "killed"
         if flags & _SKIP:
@@ -280,11 +407,18 @@ def _run(conn: pymysql.connections.Connection, statements: Iterator[tuple[int, i
                 return f"an event at byte {start:,} cannot be created disabled: not restored"
             text = disabled
         try:
-            cursor = conn.cursor(pymysql.cursors.SSCursor)  # a result (a dump may SELECT) is read and dropped
-            cursor.execute(text)
-            cursor.close()
+            _execute(conn, text)
         except pymysql.Error as exc:
-            return f"{_describe(text, start, flags)} failed: {_message(exc)}"
+            # A deadlock or lock wait can only be with the early readers (nothing else uses the scratch database):
+            # they step aside, and a statement outside a transaction, which the error left undone, runs again.
+            retry = observer is not None and _lock_conflict(exc) and \
+                not conn.server_status & SERVER_STATUS.SERVER_STATUS_IN_TRANS and observer.step_aside()
+            try:
+                if not retry:
+                    raise
+                _execute(conn, text)
+            except pymysql.Error as again:
+                return f"{_describe(text, start, flags)} failed: {_message(again)}"
         if late():
             return "killed"
         loaded.statements += 1
@@ -292,7 +426,23 @@ def _run(conn: pymysql.connections.Connection, statements: Iterator[tuple[int, i
             enabled = _enabled_events(conn, scratch)
             if enabled:
                 return f"event(s) {', '.join(enabled)} enabled despite the rewrite to DISABLE: not restored"
+        if observer is not None:
+            try:
+                observer.executed(touch, conn)
+            except pymysql.Error as exc:
+                return f"reading the server's objects after the statement at byte {start:,} failed: {_message(exc)}"
     return None
+
+
+def _execute(conn: pymysql.connections.Connection, text: bytes) -> None:
+    cursor = conn.cursor(pymysql.cursors.SSCursor)  # a result (a dump may SELECT) is read and dropped
+    cursor.execute(text)
+    cursor.close()
+
+
+def _lock_conflict(exc: pymysql.Error) -> bool:
+    args: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
+    return bool(args) and args[0] in (1205, 1213)  # lock wait timeout, deadlock
 
 
 def _enabled_events(conn: pymysql.connections.Connection, scratch: str) -> list[str]:

@@ -64,7 +64,7 @@ _FAST_SPECIALS = b'\0\\"`#@;'  # never outside strings in a fast stretch, nor "-
 _NOT_MARK = bytes(c for c in range(256) if c not in _FAST_SPECIALS + b"'(),-/*")
 
 
-@dataclass
+@dataclass(slots=True)  # slots: one is built for every statement, a dump with one row per INSERT has millions
 class Statement:
     """One statement of the script, as far as classifying it needs."""
 
@@ -92,6 +92,11 @@ class Statement:
     # statement whole, with multi-statements on, so the server runs one statement per `;` unless they are inside
     # a BEGIN … END body (backups.statements checks which).
     semicolons: bool = False
+    # A row of a run (see SqlScanner._row_run): the bytes its head starts with, up to its first tuple, the same object
+    # for consecutive INSERTs that start with them and hold nothing but tuples outside strings (None: no such row).
+    # The same bytes, read in the same session, classify the same (backups.statements.Collector caches that). A hint
+    # only, which may depend on where chunks were cut: statements read the same compare equal whatever it is.
+    run: bytes | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -130,6 +135,9 @@ class SqlScanner:
         self._fast_from = self._first_from = 0
         self.session = Session()
         self._mode_read: object = None  # the session's mode value _ansi and _nbe were read from
+        # The run of one-row INSERTs (see _row_run): the bytes each starts with, and the statement's session values.
+        self._run: bytes | None = None
+        self._run_mode: tuple[str | None, bool, bool] = (None, False, False)
         self._set_mode()
         self._set_delimiter(b";")
         self._comment = bytearray()
@@ -156,9 +164,11 @@ class SqlScanner:
         self._problems: list[str] = []
         self._variables: set[str] = set()
         self._semicolons = False
+        self._template: bytes | None = None  # an INSERT's bytes up to its first tuple, when its head holds them as they are
 
     def _set_delimiter(self, delimiter: bytes) -> None:
         self._delimiter = delimiter
+        self._run = None
         events = set(b"'\"`()/;#-*\\@") | {delimiter[0]}
         self._events = re.compile(b"[" + b"".join(re.escape(bytes([c])) for c in sorted(events)) + b"]")
 
@@ -255,8 +265,12 @@ class SqlScanner:
             problems = self._problems + [p for p in self.session.observe(
                 head, not self._full, self._variables, alternative=alt) if p not in self._problems]
             self._set_mode()
+            run = self._template
+            if run is None or problems or self._variables or self._semicolons or alt is not None or self._too_long:
+                run = None  # (an INSERT naming no variable leaves the session as it was: the rows after it read the same)
+            self._run, self._run_mode = run, mode
             self._on_statement(Statement(head, self._start, stop, self._tuples, text, self._too_long, alt, *mode,
-                                         problems=problems, semicolons=self._semicolons))
+                                         problems=problems, semicolons=self._semicolons, run=run))
         self._reset_statement()
 
     def _measure(self, upto: int) -> None:
@@ -285,6 +299,15 @@ class SqlScanner:
         elif _ENDS_WITH_VALUES.search(tail):
             self._values = True
             self._tuples += 1
+
+    def _template_at(self, buf: bytes, j: int) -> bytes | None:
+        """The INSERT's bytes up to its first tuple's `(` at j, when its head holds them as they are (no comment,
+        executable-comment marker or spelling in between, all in this buffer): the bytes a run of rows starts with."""
+        begin = self._start - self._base
+        if begin < 0 or self._alt is not None or self._exec or self._problems or self._variables or self._full:
+            return None
+        template = buf[begin:j]
+        return template if len(template) < HEAD_BYTES and template == self._head else None
 
     def _unread(self) -> None:
         self._problem(f"an INSERT with expressions (a function call, a subquery) past its first {HEAD_BYTES:,} bytes, "
@@ -345,6 +368,10 @@ class SqlScanner:
             command = self._named_command(buf, i, n, eof)
             if command is None or command != i:
                 return command
+            if self._run is not None and buf.startswith(self._run, i):
+                row = self._row_run(buf, i, n)
+                if row is not None:
+                    return row
         m = self._events.search(buf, i)
         if m is None:
             self._content(buf, i, n)
@@ -354,6 +381,55 @@ class SqlScanner:
             self._content(buf, i, j)
         after = self._event(buf, j, n, eof)
         return j if after is None and j > i else after
+
+    def _row_run(self, buf: bytes, i: int, n: int) -> int | None:
+        """Rows of a run of one-row INSERTs (`--skip-extended-insert`) from i, read whole; where the scanner goes on
+        (after the last row's `;`), or None when the byte-by-byte scanner must read the row at i (then it does exactly
+        what it would have done without this).
+
+        The statement before was an INSERT whose head held its bytes as they are up to its first tuple (`run`: no
+        comment, marker, variable or problem), and this one starts with the same bytes, in the same session: the
+        reference scanner reads them event by event into the same head, then (its first tuple) takes the tuples to
+        the statement's `;` on the fast path, which _stretch proves here the same way, then ends the statement; the
+        session it observes is left as it was (an INSERT naming no variable). So the statement is built here, as the
+        reference builds it, without the events: its head is its first HEAD_BYTES bytes. The next row is read on
+        here when a newline alone stands between them (the reference would find no command there: the row starts
+        with the same word as the one before)."""
+        run = self._run
+        assert run is not None
+        if not self._fast_allowed() or self._mode_read is not self.session.state.mode:
+            return None
+        if self._problems or self._alt is not None or self._variables or self._semicolons:
+            return None  # found between statements (a `--'` there is a problem of the next one): the reference reads it
+        skip, base, keep, mode, emit = len(run), self._base, self._keep_text, self._run_mode, self._on_statement
+        after = None
+        while True:
+            j = i + skip
+            if j >= n or buf[j] != 0x28 or base + j < self._first_from:
+                break
+            stop = buf.find(b"\n", j, n) - 1  # the row's `;` before its newline, as _statement_end finds it first
+            if stop < j or buf[stop] != 0x3B:
+                stop = _statement_end(buf, j, n)
+                if stop < 0:
+                    break  # the row goes on in the next chunk
+            data = buf[j : stop + 2]
+            found = self._stretch(data, True, True)
+            if found is None or found[0] != len(data) - 2:
+                if found is None:  # as _tuples_fast: not tried again before the bytes read (the reference fails the same)
+                    self._first_from = base + j + len(data)
+                break
+            if stop - i > self._max_statement:
+                break
+            head = " ".join(buf[i : min(stop, i + HEAD_BYTES)].decode("utf-8", "replace").split())
+            self._line_start = False
+            self._last_comment = None
+            emit(Statement(head, base + i, base + stop + 1, found[1], buf[i:stop] if keep else None, False, None, *mode,
+                           [], False, run))  # (positional: the fields' order, no problems, no semicolons)
+            after = stop + 1
+            i = after + 1
+            if buf[after : i] != b"\n" or not buf.startswith(run, i):
+                break
+        return after
 
     def _fast_allowed(self) -> bool:
         """Whether the session and the statement let the fast path read its tuples (see _tuples_fast)."""
@@ -474,6 +550,7 @@ class SqlScanner:
         return after
 
     def _report_text(self, text: str, offset: int) -> None:
+        self._run = None
         if self._on_client_command is not None:
             self._on_client_command(text.strip(), offset)
 
@@ -505,6 +582,8 @@ class SqlScanner:
             if self._depth == 0:
                 first = not self._values
                 self._open_paren()
+                if first and self._values:
+                    self._template = self._template_at(buf, j)
                 # An INSERT's first tuple: the fast path may take it too (with one row per INSERT, it is all there is).
                 if first and self._values and self._base + j >= self._first_from and self._fast_allowed():
                     skipped = self._tuples_fast(buf, j, n, first=True)

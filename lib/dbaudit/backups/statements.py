@@ -154,6 +154,32 @@ def _kind_of(head: str) -> str:
     return next((kind for kind, pattern in _STATEMENTS if pattern.match(head)), "other")
 
 
+def _same_run(st: Statement, prefix: str) -> bool:
+    """A row of the run classifies as its first did: nothing past the shared bytes names a database (the same
+    test _scan_qualifiers makes, on that part of the head alone: the shared bytes hold no quote, so literals start
+    at the same places), and the scanner found nothing in it to report."""
+    if st.problems or st.alt_head is not None or st.too_long or st.semicolons or not st.head.startswith(prefix):
+        return False
+    rest = st.head[len(prefix):]
+    # Replacing literals only takes matches away (their quotes stay where they were): the exact test runs only on
+    # rows where it may match at all.
+    return not _may_qualify(rest) or _QUALIFIED.search(LITERALS.sub("''", rest)) is None
+
+
+def _may_qualify(text: str) -> bool:
+    """Whether _QUALIFIED may match in text: some dot follows (after whitespace) a name's last character. A name is a
+    backquoted one or a whole word that starts with a letter, `_` or `$`: a dot after digits alone (a decimal, or
+    digits ending a word that starts with a digit) follows no name. Cheaper than any regex on the row, and never
+    False where _QUALIFIED matches (tests/backups/test_rowruns.py compares them)."""
+    dot = text.find(".")
+    while dot >= 0:
+        left = text[:dot].rstrip().rstrip("0123456789")
+        if left and (left[-1].isalnum() or left[-1] in "_$`"):
+            return True
+        dot = text.find(".", dot + 1)
+    return False
+
+
 class Collector:
     """Turns the scanner's statements into tables, objects and row counts."""
 
@@ -180,6 +206,9 @@ class Collector:
         self.statements = 0
         self.last_table: str | None = None
         self.in_header = True
+        # The classification of a run of INSERT rows (Statement.run), while no other statement comes between them.
+        self._run: tuple[bytes, str, Classified, DumpTable] | None = None
+        self._inserted: DumpTable | None = None  # the table the last INSERT went to
 
     def comment(self, text: str, offset: int) -> None:
         if offset > 16384 or not self.in_header:
@@ -203,8 +232,19 @@ class Collector:
 
     def statement(self, st: Statement) -> Classified:
         """Record one statement and say what it is, and why it must never run if it must not."""
+        run = self._run
+        if run is not None and st.run is run[0] and _same_run(st, run[1]):
+            self.statements += 1
+            table = run[3]
+            table.inserts += 1
+            table.rows += st.tuples
+            if st.tuples > 1:
+                self.features.add("extended-insert")
+            return run[2]
+        self._run = None
         self.statements += 1
         named, refused, problems = len(self.named), len(self.refused), len(self.problems)
+        definers, unsafe = len(self.definers), len(self.unsafe)
         self.problems += [f"{p} (statement at byte {st.start:,})" for p in st.problems]
         for head in dict.fromkeys([st.head, st.alt_head or st.head]):
             if _ACTS_ON_TABLES.match(head):
@@ -220,7 +260,26 @@ class Collector:
         if st.too_long:
             self.problems.append(f"a statement longer than {self.max_statement:,} bytes (at byte {st.start:,}): "
                                  "no server takes it")
-        return Classified(kind, self._refusal(refused, named, problems), definer)
+        classified = Classified(kind, self._refusal(refused, named, problems), definer)
+        if st.run is not None and kind == "insert" and classified.refusal is None and not definer and (
+                (len(self.named), len(self.refused), len(self.problems), len(self.definers), len(self.unsafe))
+                == (named, refused, problems, definers, unsafe)):
+            self._start_run(st, classified)
+        return classified
+
+    def _start_run(self, st: Statement, classified: Classified) -> None:
+        """Keep a clean INSERT's classification for the rows after it that start with the same bytes (st.run), when
+        those bytes alone decide it: they hold no quote (no literal runs on past them) and no qualified name, and the
+        INSERT's table name ends inside them. Then a row whose tuples add no qualified name (_same_run) is the same
+        insert into the same table: every other input of `statement` (the database in use, the session, the dump's
+        tables) changes only through a statement between rows, which ends the run."""
+        assert st.run is not None and self._inserted is not None
+        prefix = " ".join(st.run.decode("utf-8", "replace").split())
+        m = _STATEMENTS[1][1].match(st.head)
+        if ("'" in prefix or '"' in prefix or _QUALIFIED.search(prefix) or not st.head.startswith(prefix)
+                or m is None or m.end() >= len(prefix) or st.alt_head is not None or st.semicolons or st.too_long):
+            return
+        self._run = (st.run, prefix, classified, self._inserted)
 
     def _alternative(self, st: Statement) -> None:
         """A server that skips the statement's versioned comments reads `alt_head`: what it runs must be as safe,
@@ -301,7 +360,7 @@ class Collector:
         return self.tables[key]
 
     def _insert(self, m: re.Match[str], st: Statement) -> None:
-        table = self._touch_table(*self._qualified(m[1], m[2] or ""))
+        table = self._inserted = self._touch_table(*self._qualified(m[1], m[2] or ""))
         table.inserts += 1
         table.rows += st.tuples
         if st.tuples > 1:

@@ -14,23 +14,28 @@ from dbaudit.cli.common import add_output_options, add_report_options, exit_code
 def add_commands(sub: Any) -> None:
     cmd = sub.add_parser("rehearse", help="restore the backup into a scratch database, migrate, audit, roll back and "
                                           "prove the rollback restored it, then drop it")
-    cmd.add_argument("dump", help="the backup: a mysqldump/mariadb-dump file (plain or compressed), or an SQLite file")
+    cmd.add_argument("dump", help="the backup: a mysqldump/mariadb-dump file (plain or compressed), a pg_dump "
+                                  "(plain, custom, tar or directory), or an SQLite file")
     cmd.add_argument("--server", required=True,
-                     help="MySQL/MariaDB URL to restore on (password: DBAUDIT_PASSWORD); for an SQLite file "
-                          "sqlite:// (a temporary folder) or sqlite:///FOLDER")
+                     help="MySQL/MariaDB or PostgreSQL URL to restore on (password: DBAUDIT_PASSWORD); for an SQLite "
+                          "file sqlite:// (a temporary folder) or sqlite:///FOLDER")
     cmd.add_argument("--expect", help="expectations YAML, or a migration file to derive them from "
                                       "(default: derived from the --migrate files)")
     migrate = cmd.add_mutually_exclusive_group(required=True)
     migrate.add_argument("--migrate", nargs="+", action="extend", metavar="FILE.sql",
-                         help="SQL file(s) run statement by statement as the temporary account")
+                         help="SQL file(s) run statement by statement as the temporary account (PostgreSQL: the "
+                              "role that owns the scratch database; a psql meta-command refuses the file)")
     migrate.add_argument("--migrate-cmd", metavar="CMD", help="a command run with the scratch database in DB_* "
-                                                              "and DBAUDIT_SCRATCH_URL, e.g. 'php artisan migrate --force'")
+                                                              "(DB_CONNECTION mysql, pgsql or sqlite) and "
+                                                              "DBAUDIT_SCRATCH_URL, e.g. 'php artisan migrate --force'")
     rollback = cmd.add_mutually_exclusive_group(required=True)
     rollback.add_argument("--rollback", nargs="+", action="extend", metavar="FILE.sql", help="SQL file(s) of the rollback")
     rollback.add_argument("--rollback-cmd", metavar="CMD",
                           help="the rollback as a command, e.g. 'php artisan migrate:rollback --step=2 --force'")
     cmd.add_argument("--scratch", help="scratch database to create (default <dump name>_rehearsal); must not exist")
-    cmd.add_argument("--keep", action="store_true", help="keep the scratch database afterwards (the account is dropped)")
+    cmd.add_argument("--keep", action="store_true",
+                     help="keep the scratch database afterwards (MySQL: the account is dropped; PostgreSQL: its "
+                          "role stays, unable to log in, as the owner of what was restored); says how to drop them")
     cmd.add_argument("--stage-timeout", type=float, default=600.0, metavar="SECONDS",
                      help="time limit of the migrate and of the rollback stage (default 600)")
     add_output_options(cmd)
@@ -55,7 +60,8 @@ def rehearse_command(args: argparse.Namespace) -> int:
             failed = [c for c in stage.checks if c.status == "fail"]
             if failed:
                 print_checks(failed, width=13)
-        say(f"scratch database {result.scratch} {'kept' if result.kept else 'dropped'}")
+        say(f"scratch database {result.scratch} {'kept' if result.kept else 'dropped'}"
+            + (f"; drop it with: {result.drop_hint}" if result.kept and result.drop_hint else ""))
         if args.report:
             from dbaudit.outputs.report import render_rehearsal
 

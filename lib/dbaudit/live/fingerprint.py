@@ -198,6 +198,54 @@ def _table_digest(fp: Fingerprinter, table: Table, columns: Sequence[Column],
     return whole.get(0, Digest())
 
 
+@dataclass
+class TableReading:
+    """How one table is fingerprinted: what each key slice reads (on any session of the same database), and how
+    the merged buckets fill the table. The buckets of a slice are sums over its rows, so any cut of the key
+    range into slices, read in any order on any sessions, adds up to the same fingerprint."""
+
+    table: Table
+    plan: Plan | None  # chunk buckets; None: one digest of the whole table
+    key: Column | None  # the integer key slices are cut on (None: the table is read in one scan)
+    span: tuple[int, int] | None  # MIN and MAX of that key
+
+    def read(self, fp: Fingerprinter, part: Slice | None) -> dict[int, Digest]:
+        if self.plan is None:
+            return {0: fp.digest(self.table.name, self.table.columns, self.key if part else None, part)}
+        return fp.buckets(self.table.name, self.table.columns, self.plan, part=part)
+
+    def slices(self, at_least: int = 1) -> list[Slice]:
+        """key_slices (about SLICE_ROWS rows each), or `at_least` equal cuts of the key range when that gives more."""
+        slices = key_slices(self.span, self.table.row_count)
+        if self.span is None or self.key is None or len(slices) >= at_least or at_least < 2:
+            return slices
+        low, high = self.span
+        step = (high - low + 1) / at_least
+        cuts = sorted({low + int(step * i) for i in range(1, at_least)} - {low})
+        if not cuts:
+            return slices
+        bounds: list[int | None] = [None, *cuts, None]
+        return list(zip(bounds[:-1], bounds[1:]))
+
+    def fill(self, buckets: Mapping[int, Digest]) -> None:
+        if self.plan is None:
+            self.table.fingerprint = buckets.get(0, Digest()).token()
+            return
+        self.table.fingerprint = sum(buckets.values(), Digest()).token()
+        self.table.chunking = self.plan.label
+        self.table.chunks = [self.plan.chunk(b, buckets[b]) for b in sorted(buckets)]
+
+
+def table_reading(fp: Fingerprinter, table: Table, mode: FingerprintMode, sliced: bool = False) -> TableReading:
+    """The plan fingerprint_table follows for `table` (counted already); `sliced`: read its key range even when
+    the table is too small for key_slices, so its rows can be cut across sessions."""
+    if mode == "table" or (table.row_count is not None and table.row_count < 2 * MIN_CHUNK_ROWS):
+        span = _key_span(fp, table, needed=sliced or (table.row_count or 0) >= 2 * chunks.SLICE_ROWS)
+        return TableReading(table, None, key_columns(table)[0] if span is not None else None, span)
+    span = _key_span(fp, table, needed=True)
+    return TableReading(table, snapshot_plan(table, span), key_columns(table)[0] if span is not None else None, span)
+
+
 def fingerprint_table(fp: Fingerprinter, table: Table, mode: FingerprintMode,
                       advance: Callable[[int], object] = lambda rows: None) -> None:
     """Fill table.fingerprint (and, for mode "chunks", table.chunking and table.chunks).
@@ -207,16 +255,8 @@ def fingerprint_table(fp: Fingerprinter, table: Table, mode: FingerprintMode,
     one-row chunk's sum is that row's hash."""
     if mode == "none":
         return
-    if mode == "table" or (table.row_count is not None and table.row_count < 2 * MIN_CHUNK_ROWS):
-        table.fingerprint = _table_digest(fp, table, table.columns, advance).token()
-        return
-    span = _key_span(fp, table, needed=True)
-    plan = snapshot_plan(table, span)
-    slices = key_slices(span, table.row_count)
-    buckets = _read_slices(lambda p: fp.buckets(table.name, table.columns, plan, part=p), slices, advance)
-    table.fingerprint = sum(buckets.values(), Digest()).token()
-    table.chunking = plan.label
-    table.chunks = [plan.chunk(b, buckets[b]) for b in sorted(buckets)]
+    reading = table_reading(fp, table, mode)
+    reading.fill(_read_slices(lambda part: reading.read(fp, part), reading.slices(), advance))
 
 
 def fingerprint_baseline(fp: Fingerprinter, table: Table, columns: Sequence[Column],

@@ -14,9 +14,9 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from tqdm import tqdm  # the plain bar: notebook widgets need ipywidgets, which reports do not
 
-from dbaudit.audit.chunks import FingerprintMode, select_tables
+from dbaudit.audit.chunks import FingerprintMode, baseline_columns, select_tables
 from dbaudit.core.errors import DbauditError
-from dbaudit.core.snapshot import FORMAT_VERSION, KIND, Metric, Snapshot, load_snapshot
+from dbaudit.core.snapshot import FORMAT_VERSION, KIND, Metric, Snapshot, Table, load_snapshot
 from dbaudit.live.account import read_rights
 from dbaudit.live.connect import DEFAULT_LOCK_TIMEOUT, AuditSession, audit_session, describe_db_error, parse_url
 from dbaudit.live.dialects import dialect_for
@@ -39,6 +39,7 @@ def take_snapshot(
     baseline: Snapshot | None = None,
     lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
     allow_privileged: bool = False,
+    known: Mapping[str, Table] | None = None,
 ) -> Snapshot:
     """Snapshot the database at `url`. `metrics` maps a name to a scalar SELECT.
 
@@ -47,7 +48,12 @@ def take_snapshot(
     `baseline` (an earlier snapshot of this database), a table whose columns changed since is also
     fingerprinted over the baseline's columns (Table.baseline), so a diff can tell whether they changed.
     `lock_timeout` bounds each wait for another session's lock (see audit_session). Metrics are refused
-    on an account with rights beyond the database unless `allow_privileged` (dbaudit.live.metrics)."""
+    on an account with rights beyond the database unless `allow_privileged` (dbaudit.live.metrics).
+
+    `known` holds tables the caller counted (and fingerprinted in this `fingerprint` mode) earlier and knows
+    unchanged since (restore-check reads restored tables while the rest of the dump loads): such a table's
+    count and fingerprints are taken from it when its columns and primary key are still the same (and it
+    needs no baseline); every other table is read here."""
     parsed = parse_url(url) if isinstance(url, str) else url
     check_metric_sql(metrics or {}, dialect_for(parsed.get_backend_name()).name)
     if fingerprint not in ("none", "table", "chunks"):
@@ -60,8 +66,9 @@ def take_snapshot(
         snapshot.visibility = rights.visibility
         snapshot.account = rights.account
         selected = select_tables(snapshot.tables, tables, exclude)
+        reused = _reuse(snapshot, selected, known or {}, fingerprint, baseline) if count_rows else set()
         if count_rows:
-            _count_rows(session, snapshot, progress, selected)
+            _count_rows(session, snapshot, progress, [n for n in selected if n not in reused])
         if metrics:
             lex_as_parsed(session)
         snapshot.metrics = {name: _metric(session, name, sql) for name, sql in (metrics or {}).items()}
@@ -69,7 +76,7 @@ def take_snapshot(
             session.reassert()
         snapshot.migrations = read_ledger(session, snapshot.tables)  # in the same transaction as the schema
         # After the metrics: fingerprinting sets the session's time zone to UTC, which metrics must not see.
-        fingerprint_tables(session, [snapshot.tables[n] for n in selected], fingerprint, progress,
+        fingerprint_tables(session, [snapshot.tables[n] for n in selected if n not in reused], fingerprint, progress,
                            baseline.tables if baseline else None)
     snapshot.duration_seconds = round(time.monotonic() - started, 3)
     return snapshot
@@ -108,6 +115,25 @@ def load_or_take(source: str | os.PathLike[str], metrics: Mapping[str, str] | No
         return load_snapshot(text)
     return take_snapshot(text, metrics, progress=True, fingerprint=fingerprint, baseline=baseline,
                          allow_privileged=allow_privileged)
+
+
+def _reuse(snapshot: Snapshot, selected: Iterable[str], known: Mapping[str, Table], mode: FingerprintMode,
+           baseline: Snapshot | None) -> set[str]:
+    """The selected tables whose earlier reading still applies, with their counts and fingerprints filled in."""
+    reused = set()
+    for name in selected:
+        table, earlier = snapshot.tables[name], known.get(name)
+        if earlier is None or earlier.row_count is None or (earlier.columns, earlier.primary_key) != (
+                table.columns, table.primary_key):
+            continue
+        if mode != "none" and (not earlier.fingerprint or baseline_columns(
+                table, baseline.tables.get(name) if baseline else None) is not None):
+            continue
+        table.row_count = earlier.row_count
+        if mode != "none":
+            table.fingerprint, table.chunking, table.chunks = earlier.fingerprint, earlier.chunking, earlier.chunks
+        reused.add(name)
+    return reused
 
 
 def _count_rows(session: AuditSession, snapshot: Snapshot, progress: bool, names: Iterable[str]) -> None:

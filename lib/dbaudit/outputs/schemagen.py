@@ -25,6 +25,7 @@ GENERATED: dict[str, tuple[str, str, str, str]] = {
     "dump-check": ("dbaudit.backups.checks", "DumpCheck", "dbaudit.dump-check", "dbaudit dump-check result"),
     "restore-check": ("dbaudit.backups.restore", "RestoreCheck", "dbaudit.restore-check",
                       "dbaudit restore-check result"),
+    "rehearsal": ("dbaudit.backups.rehearse", "Rehearsal", "dbaudit.rehearsal", "dbaudit rehearsal result"),
     "rollback": ("dbaudit.live.rollback", "RollbackResult", "dbaudit.rollback", "dbaudit rollback-trigger result"),
 }
 
