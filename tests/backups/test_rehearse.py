@@ -31,6 +31,7 @@ EXPECTATIONS = ROOT / "expectations" / "blazz-webjs.yml"
 MIGRATION = SQL_DIR / "webjs_migration.mysql.sql"
 ROLLBACK = SQL_DIR / "webjs_rollback.mysql.sql"
 SCHEMAS = ROOT / "lib" / "dbaudit" / "schemas"
+CLI_RESTORE_PREFIX = restore_account.ACCOUNT_PREFIX  # read before any test patches it
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +55,8 @@ def account_prefix(monkeypatch: pytest.MonkeyPatch) -> str:
     confused by another test's."""
     prefix = f"dbaudit_t_rh{uuid.uuid4().hex[:6]}_"
     monkeypatch.setattr(restore, "ACCOUNT_PREFIX", prefix)
+    # restore_account makes restore-check's account, whose name the migrate/rollback account then takes.
+    monkeypatch.setattr(restore_account, "ACCOUNT_PREFIX", prefix)
     monkeypatch.setattr(rehearse_scratch, "ACCOUNT_PREFIX", prefix)
     return prefix
 
@@ -368,6 +371,8 @@ def test_after_kill_9_mid_migration_the_next_run_drops_the_scratch_database_and_
         monkeypatch: pytest.MonkeyPatch) -> None:
     journal = tmp_path / "journal"
     monkeypatch.setenv(scratch_journal.JOURNAL_ENV, str(journal))  # this test's runs only
+    # The CLI's accounts are named as restore-check's are: the next run must know that prefix as its own.
+    monkeypatch.setattr(restore_account, "ACCOUNT_PREFIX", CLI_RESTORE_PREFIX)
     name, decoy_db = f"dbaudit_t_rh_{uuid.uuid4().hex[:8]}", f"dbaudit_t_rh_{uuid.uuid4().hex[:8]}"
     prefix = restore_account.REHEARSE_ACCOUNT_PREFIX  # the CLI's own (this test's in-process runs use another)
     decoy_user = f"{prefix}{uuid.uuid4().hex[:12]}"  # looks like one of rehearse's
@@ -385,7 +390,8 @@ def test_after_kill_9_mid_migration_the_next_run_drops_the_scratch_database_and_
         assert pidfile.exists(), "the rehearsal never reached the migrate stage"
         [entry] = [json.loads(p.read_text()) for p in journal.glob("*.json")]
         user = str(entry["account_user"])
-        assert entry["scratch"] == name and user.startswith(prefix)
+        # named as restore-check's account was, the CLI's own prefix (not this test's in-process one)
+        assert entry["scratch"] == name and user.startswith(CLI_RESTORE_PREFIX)
         assert entry["purpose"] == "rehearse" and "password" not in json.dumps(entry).lower()
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)

@@ -1,6 +1,6 @@
 """Dump files: reading a mysqldump once, in constant memory, into what it holds.
 
-`read_dump` streams a plain or gzip-compressed dump of any size, hashing the file as stored, and returns
+`read_dump` streams a plain or compressed (gzip, zstd, xz, bzip2) dump of any size, hashing the file as stored, and returns
 its checksums, header, objects and per-table row counts (counted from the INSERT tuples) as
 `DumpContents`. Judging it (checksums, truncation, manifest, a snapshot of its source) is in
 `backups.checks`.
@@ -123,14 +123,22 @@ class _HashingReader:
 
 
 def sql_chunks(reader: Any, compressed: bool, chunk: int = CHUNK) -> Iterator[bytes]:
-    """The SQL text of a dump, decompressed when it is gzip; `reader` is anything with read(size)."""
+    """The SQL text of a dump, decompressed when it is compressed (gzip, zstd, xz or bzip2, told by its magic
+    bytes as formats.compression_of tells them); `reader` is anything with read(size)."""
     if not compressed:
         while data := reader.read(chunk):
             yield data
         return
+    raw = reader.read(chunk)
+    kind = _compression(raw)
+    if kind not in (None, "gzip"):  # `mariadb-dump | zstd` and the like: formats' decompressors, frame by frame
+        from dbaudit.backups.formats import decompressed
+
+        yield from decompressed(_Replayed(raw, reader), kind)
+        return
     # An inflater rather than GzipFile: GzipFile.read raises on a cut-off stream and loses what it decoded.
     inflater, fed = gzip_inflater(), False
-    while raw := reader.read(chunk):
+    while raw:
         while raw:
             fed = True
             yield inflater.decompress(raw, 4 * chunk)  # bounded output: a highly compressed dump stays in memory limits
@@ -138,8 +146,40 @@ def sql_chunks(reader: Any, compressed: bool, chunk: int = CHUNK) -> Iterator[by
             if inflater.eof:  # another gzip member may follow (concatenated .gz files)
                 raw = inflater.unused_data
                 inflater, fed = gzip_inflater(), False
+        raw = reader.read(chunk)
     if fed:
         raise EOFError("the gzip stream ends early")
+
+
+def _compression(head: bytes) -> str | None:
+    from dbaudit.backups.formats import compression_of  # formats reads dumps with this module: imported late
+
+    return compression_of(head)
+
+
+class _Replayed:
+    """`reader` with the bytes already read from it put back in front."""
+
+    def __init__(self, head: bytes, reader: Any) -> None:
+        self.head, self.reader = head, reader
+
+    def read(self, size: int = -1) -> bytes:
+        if self.head:
+            data, self.head = self.head, b""
+            return data
+        return bytes(self.reader.read(size))
+
+
+def _decompress_errors() -> tuple[type[Exception], ...]:
+    """What a corrupt compressed stream raises: gzip's, xz's, bzip2's (OSError) and zstd's."""
+    import lzma
+
+    errors: tuple[type[Exception], ...] = (*GZIP_ERRORS, lzma.LZMAError, OSError)
+    try:
+        import zstandard
+    except ImportError:
+        return errors
+    return (*errors, zstandard.ZstdError)
 
 
 @dataclass
@@ -210,7 +250,8 @@ class DumpScan:
         problem, sql_bytes = None, 0
         with self.path.open("rb") as handle, tqdm(total=size, unit="B", unit_scale=True, disable=not self.progress,
                                                   desc=f"reading {visible(self.path.name)}", leave=False, file=sys.stderr) as bar:
-            compressed = handle.read(2) == b"\x1f\x8b"
+            kind = _compression(handle.read(6))
+            compressed = kind is not None
             handle.seek(0)
             reader = _HashingReader(handle, bar, self.md5)
             try:
@@ -218,11 +259,11 @@ class DumpScan:
                     sql_bytes += len(data)
                     self._scanner.feed(data)
                     yield from self._flush()
-            except EOFError:
-                problem = "the gzip stream ends early"
-            except GZIP_ERRORS as exc:
-                problem = f"the gzip stream is corrupt ({exc})"
-            reader.drain()  # bytes after the gzip stream still belong to the file's checksum
+            except EOFError as exc:
+                problem = str(exc)  # the <kind> stream ends early
+            except _decompress_errors() as exc:
+                problem = f"the {kind} stream is corrupt ({exc})"
+            reader.drain()  # bytes after the compressed stream still belong to the file's checksum
         end = self._scanner.finish()
         yield from self._flush()
         file = DumpFile(str(self.path), size, reader.sha256.hexdigest(), reader.md5_hex(), compressed, sql_bytes)

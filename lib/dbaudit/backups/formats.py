@@ -113,7 +113,16 @@ def stream_problem(exc: Exception, kind: str | None) -> str:
     return f"the {kind} stream is corrupt ({exc})"
 
 
-DECOMPRESS_ERRORS: tuple[type[Exception], ...] = (EOFError, *GZIP_ERRORS, lzma.LZMAError, OSError, ValueError)
+def _zstd_errors() -> tuple[type[Exception], ...]:
+    try:
+        import zstandard
+    except ImportError:
+        return ()
+    return (zstandard.ZstdError,)  # an Exception of its own: "Data corruption detected" is no OSError
+
+
+DECOMPRESS_ERRORS: tuple[type[Exception], ...] = (EOFError, *GZIP_ERRORS, lzma.LZMAError, OSError, ValueError,
+                                                  *_zstd_errors())
 
 
 @contextmanager

@@ -2,10 +2,10 @@
 
 MySQL/MariaDB: restore-check (backups/restore.py) restores the dump into a new scratch database and
 judges the restore; it is kept (`restore_check(keep=True)`), and a temporary account with ALL PRIVILEGES
-on it alone (`dbaudit_rehearse_<random>`, made by restore_account.create_account like restore-check's own)
-is made here for the migrate and rollback steps. PostgreSQL: restore-check's temporary role, which owns the
-scratch database and everything the restore created, is kept with it and logs in for the steps
-(backups/rehearse_pg.py). SQLite: the backup is a database file, and the "restore" a copy.
+on it alone (made by restore_account.create_account like restore-check's own, and named as restore-check's
+was: see `_create_account`) is made here for the migrate and rollback steps. PostgreSQL: restore-check's
+temporary role, which owns the scratch database and everything the restore created, is kept with it and
+logs in for the steps (backups/rehearse_pg.py). SQLite: the backup is a database file, and the "restore" a copy.
 
 Whatever happens (a failure, an error, Ctrl-C, SIGTERM), `open_scratch`'s block ends with the
 scratch database dropped (unless kept) and the account dropped, its sessions killed first so a
@@ -174,7 +174,7 @@ def _mysql_scratch(dump: str, server: URL, name: str, keep: bool, progress: bool
                           [], [*result.checks, *_leftover_checks(leftovers)], result.restore_seconds,
                           restored=result.kept, source=result.database, admin=engine, leftovers=leftovers)
         if scratch.restored and result.passed and account:
-            scratch.account = _create_account(engine, name, journal)
+            scratch.account = _create_account(engine, name, journal, _definer(result.account))
             scratch.step_url, scratch.env = _account_url(server, name, scratch.account)
             scratch.secrets = [scratch.account.password, *([str(server.password)] if server.password else [])]
         yield scratch
@@ -195,11 +195,25 @@ def _leftover_checks(leftovers: list[str]) -> list[Check]:
                                                     f"{'; '.join(leftovers)}")]
 
 
-def _create_account(engine: sa.Engine, scratch: str, journal: Journal) -> RestoreAccount:
+_ACCOUNT = re.compile(r"^'([A-Za-z0-9_]+)'@'[^']*'$")
+
+
+def _definer(restored_as: str) -> str | None:
+    """The user restore-check restored as (`'user'@'host'`): the definer of every restored view, trigger, routine
+    and event, since it strips the dump's DEFINER clauses."""
+    found = _ACCOUNT.match(restored_as)
+    return found[1] if found else None
+
+
+def _create_account(engine: sa.Engine, scratch: str, journal: Journal, user: str | None = None) -> RestoreAccount:
+    """The migrate/rollback account, named `user`: restore-check's account (gone by now), the definer of the
+    restored objects, so that a trigger fires, a DEFINER view reads and a routine's body shows during the
+    rehearsal as in production (not error 1449, "the user specified as a definer does not exist"), and what a
+    rollback recreates has the definer it had before. Without `user`, ACCOUNT_PREFIX and a random part."""
     try:
         with engine.connect() as conn:
             return restore_account.create_account(conn, scratch, journal, privileges=STEP_PRIVILEGES,
-                                                  prefix=ACCOUNT_PREFIX, purpose="rehearse migrates")
+                                                  prefix=ACCOUNT_PREFIX, purpose="rehearse migrates", name=user)
     except DBAPIError as exc:
         raise DbauditError(f"rehearse's temporary account: {describe_db_error(exc)}") from None
 
@@ -211,6 +225,12 @@ def _account_url(server: URL, name: str, account: RestoreAccount) -> tuple[URL, 
     env = {"DB_CONNECTION": "mysql", "DB_HOST": url.host or "127.0.0.1", "DB_PORT": str(url.port), "DB_DATABASE": name,
            "DB_USERNAME": account.user, "DB_PASSWORD": account.password,
            "DBAUDIT_SCRATCH_URL": url.set(query={}).render_as_string(hide_password=False)}
+    socket = query.get("unix_socket")
+    if isinstance(socket, str) and socket:
+        # Over the socket the account is 'user'@'localhost', which a TCP connection to DB_HOST:DB_PORT is not:
+        # Laravel reads DB_SOCKET (its unix_socket), and the URL says it too.
+        env["DB_SOCKET"] = socket
+        env["DBAUDIT_SCRATCH_URL"] = url.set(query={"unix_socket": socket}).render_as_string(hide_password=False)
     return url, env
 
 

@@ -99,14 +99,15 @@ def new_password() -> str:
 
 def create_account(conn: sa.Connection, scratch: str, journal: Journal, *,
                    privileges: str = RESTORE_PRIVILEGES, prefix: str | None = None,
-                   purpose: str = "restore-check restores") -> RestoreAccount:
+                   purpose: str = "restore-check restores", name: str | None = None) -> RestoreAccount:
     """A fresh account `<prefix><random>` with `privileges` on `scratch`.* only, journaled (with its proof) before
     it exists. Refused (never the connecting account instead) when the connecting account may not create it.
-    `purpose` opens the refusal ("rehearse migrates"). `prefix` is read when called: ACCOUNT_PREFIX by default."""
+    `purpose` opens the refusal ("rehearse migrates"). `prefix` is read when called: ACCOUNT_PREFIX by default.
+    `name`: the account's whole name instead (rehearse takes the name of restore-check's dropped account)."""
     password = new_password()
     me = str(conn.exec_driver_sql("SELECT USER()").scalar_one())
     # The host the server sees this machine as: '%' could lose to an anonymous ''@'localhost'.
-    name = f"{ACCOUNT_PREFIX if prefix is None else prefix}{secrets.token_hex(6)}"
+    name = name or f"{ACCOUNT_PREFIX if prefix is None else prefix}{secrets.token_hex(6)}"
     account = RestoreAccount(name, me.rpartition("@")[2] or "%", password)
     mariadb = _is_mariadb(conn)
     token = secrets.token_hex(16)

@@ -77,7 +77,7 @@ def _print_dump_check(check: DumpCheck) -> None:
     c = check.dump
     server = c.header.server_version or "unknown server"
     tool = c.header.tool or "not a mysqldump header"
-    say(f"{c.file.path}: {c.file.size:,} bytes{' (gzip)' if c.file.compressed else ''}, {tool}, {server}")
+    say(f"{c.file.path}: {c.file.size:,} bytes{' (compressed)' if c.file.compressed else ''}, {tool}, {server}")
     say(f"  {f'md5 {c.file.md5}  ' if c.file.md5 else ''}sha256 {c.file.sha256}")
     say(f"  {len(c.databases)} database(s) {', '.join(c.databases)}; {len(c.tables)} tables, {c.total_rows:,} rows; "
           f"{len(c.views)} views, {len(c.routines)} routines, {len(c.triggers)} triggers")

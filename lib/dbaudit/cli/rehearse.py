@@ -53,8 +53,8 @@ def rehearse_command(args: argparse.Namespace) -> int:
                           snapshots_dir=work if args.report else None, progress=progress(),
                           log=lambda step: say(f"… {step}", file=sys.stderr, flush=True))
         write_outputs(args, result, f"dbaudit rehearse {result.scratch}", result.checks)
-        say(f"rehearsal of {result.dump} on {result.server} ({result.product} {result.version}), "
-              f"scratch database {result.scratch}")
+        server = f" ({result.product} {result.version})" if result.product else ""  # unknown when dump-check failed
+        say(f"rehearsal of {result.dump} on {result.server}{server}, scratch database {result.scratch}")
         for stage in result.stages:
             say(f"{stage.status.upper():<7} {stage.name:<10} {stage.seconds:>8.1f} s  {stage.message}")
             failed = [c for c in stage.checks if c.status == "fail"]

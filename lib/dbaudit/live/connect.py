@@ -88,6 +88,11 @@ def parse_url(url: str) -> URL:
         raise DbauditError(f"not a database URL{detail}; expected e.g. mysql+pymysql://user@host/db") from None
     if parsed.drivername in DRIVER_ALIASES:  # mysql://, postgres:// as other tools write them
         parsed = parsed.set(drivername=DRIVER_ALIASES[parsed.drivername])
+    try:
+        parsed.get_dialect()  # a typo such as mysql+pymsql:// is the user's, told here, not an "unexpected" error later
+    except (NoSuchModuleError, ImportError):
+        raise DbauditError(f"unsupported database URL {mask_url(parsed)}: no SQLAlchemy driver {parsed.drivername!r}; "
+                           "expected e.g. mysql+pymysql://user@host/db") from None
     if parsed.password is None and os.environ.get(PASSWORD_ENV) and parsed.get_backend_name() != "sqlite":
         parsed = parsed.set(password=os.environ[PASSWORD_ENV])
     _check_credentials(parsed)
