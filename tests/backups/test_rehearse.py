@@ -448,6 +448,10 @@ def test_the_cli_writes_json_and_junit_with_a_testcase_per_stage_and_check(
     assert names[("dbaudit.stage", "proof")] and names[("dbaudit.proof.table", "chats")]
     assert not names[("dbaudit.stage", "audit")]
     assert len(names) == len(result.checks)
+    root = ET.parse(tmp_path / "r.xml").getroot()
+    timed = {c.get("name"): float(c.get("time") or 0) for c in root.iter("testcase") if c.get("classname") == "dbaudit.stage"}
+    assert timed["restore"] == pytest.approx(result.stage("restore").seconds, abs=0.001) and timed["restore"] > 0
+    assert float(root.get("time") or 0) == pytest.approx(sum(s.seconds for s in result.stages), abs=0.01)
 
 
 # --- a real application's schema: sakila, with views, triggers, routines and a FULLTEXT table -----------------

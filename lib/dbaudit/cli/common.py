@@ -79,10 +79,12 @@ def check_output_options(args: argparse.Namespace) -> None:
             serde.check_output_target(path)
 
 
-def write_outputs(args: argparse.Namespace, document: Any, suite: str, checks: Sequence[Check]) -> None:
+def write_outputs(args: argparse.Namespace, document: Any, suite: str, checks: Sequence[Check], seconds: float = 0.0,
+                  times: Sequence[float] | None = None) -> None:
     """Write what --json and --junit asked for: both, or (when one cannot be written) neither."""
     wanted = [(path, text) for path, text in ((args.json_out, lambda: serde.dumps(document)),
-                                              (args.junit, lambda: junit_xml(suite, checks))) if path]
+                                              (args.junit, lambda: junit_xml(suite, checks, seconds, times=times)))
+              if path]
     written: list[str] = []
     try:
         for path, text in wanted:

@@ -52,7 +52,10 @@ def rehearse_command(args: argparse.Namespace) -> int:
                           scratch=args.scratch, keep=args.keep, stage_timeout=args.stage_timeout,
                           snapshots_dir=work if args.report else None, progress=progress(),
                           log=lambda step: say(f"… {step}", file=sys.stderr, flush=True))
-        write_outputs(args, result, f"dbaudit rehearse {result.scratch}", result.checks)
+        stage_seconds = {stage.name: stage.seconds for stage in result.stages}
+        times = [stage_seconds.get(c.name, 0.0) if c.category == "stage" else 0.0 for c in result.checks]
+        write_outputs(args, result, f"dbaudit rehearse {result.scratch}", result.checks,
+                      sum(stage_seconds.values()), times)
         server = f" ({result.product} {result.version})" if result.product else ""  # unknown when dump-check failed
         say(f"rehearsal of {result.dump} on {result.server}{server}, scratch database {result.scratch}")
         for stage in result.stages:

@@ -14,7 +14,9 @@ from dbaudit.core.checks import Check
 from dbaudit.core.terminal import visible
 
 
-def junit_xml(suite: str, checks: Sequence[Check], seconds: float = 0.0, errors: Sequence[str] = ()) -> str:
+def junit_xml(suite: str, checks: Sequence[Check], seconds: float = 0.0, errors: Sequence[str] = (),
+              times: Sequence[float] | None = None) -> str:
+    """`times`, where given, holds each check's own seconds (a rehearsal's stages); the rest show 0."""
     failures = sum(1 for c in checks if c.status == "fail")
     skipped = sum(1 for c in checks if c.status == "skipped")
     erred = sum(1 for c in checks if str(c.status) == "error") + len(errors)
@@ -25,12 +27,12 @@ def junit_xml(suite: str, checks: Sequence[Check], seconds: float = 0.0, errors:
     node = ET.SubElement(root, "testsuite", name=suite, tests=str(total), failures=str(failures),
                          errors=str(erred), skipped=str(skipped), time=elapsed,
                          timestamp=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"))
-    for original in checks:
+    for index, original in enumerate(checks):
         # Names from a database or a dump may hold control characters XML 1.0 cannot carry at all (a CI
         # parser then drops the whole report): shown as visible escapes, as on the terminal.
         check = Check(original.category, visible(original.name), original.status, visible(original.message))
         case = ET.SubElement(node, "testcase", classname=f"dbaudit.{visible(check.category)}", name=check.name,
-                             time="0")
+                             time=f"{max(times[index], 0.0):.3f}" if times else "0")
         if check.status == "fail":
             failure = ET.SubElement(case, "failure", message=check.message, type=check.category)
             failure.text = check.message
