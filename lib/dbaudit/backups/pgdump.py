@@ -552,7 +552,8 @@ def pg_restore_binary() -> str:
 
 
 def list_archive(path: Path) -> tuple[dict[str, str], list[TocEntry], str | None]:
-    """The archive's TOC, or why pg_restore cannot list it (a cut or damaged header: a failed check, not an error)."""
+    """The archive's TOC, or why pg_restore cannot list it (a cut or damaged header: a failed check, not an error),
+    or why its data cannot be read whole (a tar archive cut short)."""
     try:
         run = subprocess.run([pg_restore_binary(), "--list", str(path)], capture_output=True, env=_environment(),
                              stdin=subprocess.DEVNULL, check=False, timeout=STALL_SECONDS)
@@ -564,7 +565,8 @@ def list_archive(path: Path) -> tuple[dict[str, str], list[TocEntry], str | None
             raise DbauditError(f"{path}: this pg_restore cannot read the archive: {reason}")
         return {}, [], f"pg_restore --list fails: {reason}"
     header, entries = parse_toc(run.stdout.decode("utf-8", "replace"))
-    return header, entries, None
+    # A cut tar is seen from its end before its data is read: pg_restore 15 spins forever on some (STALL_SECONDS).
+    return header, entries, _tar_end_problem(path) if header.get("Format") == "TAR" else None
 
 
 def _first_error(stderr: bytes) -> str:
@@ -631,8 +633,6 @@ def archive_contents(path: Path, form: str, digest: DumpFile,
     """The dump-check document of an archive whose `pg_restore -f -` script `collector` read (`size` bytes; `problem`:
     why it looks cut), and its TOC checks; `listing` is list_archive's answer."""
     header, entries, listing_problem = listing
-    if problem is None and form == "pg_dump tar":
-        problem = _tar_end_problem(path)
     digest.sql_bytes = size
     digest.compressed = header.get("Compression", "0") not in ("0", "none")
     if header.get("Dumped by pg_dump version"):
