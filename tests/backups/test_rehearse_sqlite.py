@@ -147,3 +147,14 @@ def test_the_schema_names_every_field_of_the_document_and_requires_it(cls: type)
     node = SCHEMA if cls is Rehearsal else SCHEMA["$defs"][cls.__name__]
     fields = {f.name for f in dataclasses.fields(cls)}
     assert set(node["properties"]) == fields and set(node["required"]) == fields
+
+
+def test_a_password_on_the_command_line_of_a_step_is_never_in_the_document(backup: Path, folder: Path) -> None:
+    command = "sh -c 'echo migrated' -pS3cretPw --password S3cretPw2 DB_PASSWORD=S3cretPw3"
+
+    result = _run(backup, folder, migrate=[], migrate_cmd=command, rollback=[], rollback_cmd=command)
+
+    steps = [s for stage in result.stages for s in stage.steps]
+    assert [s.status for s in steps] == ["pass", "pass"] and "migrated" in steps[0].output
+    assert "S3cret" not in serde.dumps(result)
+    assert result.migrate == [steps[0].source] and "-p***" in steps[0].source

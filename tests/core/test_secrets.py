@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dbaudit.core import secrets
-from dbaudit.core.secrets import mask_conninfo, mask_mapping, mask_text, mask_url
+from dbaudit.core.secrets import MASK, mask_command, mask_conninfo, mask_mapping, mask_text, mask_url
 
 CANARY = "Canary7Pw"
 
@@ -123,3 +123,24 @@ def test_a_long_error_is_masked_before_it_is_cut_to_one_line() -> None:
                                   "'author': 'ana', 'keys': 3"])
 def test_keys_that_merely_look_like_secrets_are_shown(line: str) -> None:
     assert mask_text(line) == line
+
+
+@pytest.mark.parametrize("command", [
+    "mysql -uapp -pS3cretPw blazz < migrate.sql",
+    "mariadb --user=app --password=S3cretPw blazz",
+    "mysql --password S3cretPw blazz",
+    "mysql -p'S3cret Pw' blazz",
+    "DB_PASSWORD=S3cretPw php artisan migrate --force",
+    "PGPASSWORD=S3cretPw psql -h db -c 'select 1'",
+    "php artisan migrate --database='mysql://app:S3cretPw@db/blazz'",
+])
+def test_mask_command_hides_passwords_given_on_a_command_line(command: str) -> None:
+    shown = mask_command(command)
+
+    assert "S3cret" not in shown and MASK in shown
+
+
+@pytest.mark.parametrize("command", ["mkdir -p /tmp/x && php artisan migrate --force", "mysql -p blazz",
+                                     "php artisan migrate:rollback --step=2 --pretend"])
+def test_mask_command_keeps_commands_without_a_password(command: str) -> None:
+    assert mask_command(command) == command

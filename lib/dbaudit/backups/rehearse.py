@@ -53,6 +53,7 @@ from dbaudit.backups.rehearse_steps import Step, Target, read_sql_file, run_step
 from dbaudit.core import serde
 from dbaudit.core.checks import Check, Judged, Status, Verdict, verdict_of
 from dbaudit.core.errors import DbauditError, first_line
+from dbaudit.core.secrets import mask_command
 from dbaudit.core.signals import terminate_as_interrupt
 from dbaudit.core.snapshot import Snapshot
 from dbaudit.live.compare import TableComparison, compare
@@ -450,8 +451,8 @@ class _Run:
             database=self.database, product=self.product, version=self.version, scratch=p.scratch, kept=self.kept,
             expectations=rules_name, expectations_file=p.expect or ", ".join(p.migrate),
             derived_expectations=p.derived.text if p.derived else None,
-            migrate=[p.migrate_cmd] if p.migrate_cmd else p.migrate,
-            rollback=[p.rollback_cmd] if p.rollback_cmd else p.rollback, stage_timeout=p.timeout,
+            migrate=[mask_command(p.migrate_cmd)] if p.migrate_cmd else p.migrate,
+            rollback=[mask_command(p.rollback_cmd)] if p.rollback_cmd else p.rollback, stage_timeout=p.timeout,
             stages=self.stages, checks=checks, audit=self.audit, triggers=self.triggers, proof=self.proof,
             drop_hint=self.drop_hint,
             summary={"stages": len(self.stages), "stages_failed": sum(1 for s in self.stages if s.status == "fail"),

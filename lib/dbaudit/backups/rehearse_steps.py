@@ -38,6 +38,7 @@ from dbaudit.audit.derive.split import split_statements
 from dbaudit.backups.lexicon import DEFINER_CLAUSE
 from dbaudit.backups.psqlscan import COPY_FROM_STDIN, CopyData, MetaCommand, PgStatement, PsqlScanner
 from dbaudit.core.errors import DbauditError, first_line
+from dbaudit.core.secrets import mask_command
 from dbaudit.live.connect import describe_db_error
 
 OUTPUT_LIMIT = 64_000  # characters of a command's output kept (its head and its tail)
@@ -385,7 +386,7 @@ def run_command(target: Target, command: str, timeout: float) -> Step:
         proc = subprocess.Popen(["/bin/sh", "-c", command], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, env=command_environment(target.env), start_new_session=True)
     except OSError as exc:
-        return Step(command, "command", "fail", 0.0, f"cannot start: {exc.strerror}")
+        return Step(mask_command(command), "command", "fail", 0.0, f"cannot start: {exc.strerror}")
     reader = threading.Thread(target=output.read, args=(proc.stdout,), daemon=True)
     reader.start()
     timed_out = False
@@ -402,15 +403,15 @@ def run_command(target: Target, command: str, timeout: float) -> Step:
     seconds = round(time.monotonic() - started, 3)
     text = _masked(output.text(), target.secrets)
     if timed_out:
-        return Step(command, "command", "fail", seconds, f"killed at the time limit of {timeout:g} s",
+        return Step(mask_command(command), "command", "fail", seconds, f"killed at the time limit of {timeout:g} s",
                     timed_out=True, output=text)
     code = proc.returncode
     last = next((line for line in reversed(text.splitlines()) if line.strip()), "")
     if code != 0:
         reason = f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
-        return Step(command, "command", "fail", seconds, f"{reason}{': ' + last.strip()[:200] if last else ''}",
+        return Step(mask_command(command), "command", "fail", seconds, f"{reason}{': ' + last.strip()[:200] if last else ''}",
                     exit_code=code, output=text)
-    return Step(command, "command", "pass", seconds, f"exited 0 in {seconds:.1f} s", exit_code=0, output=text)
+    return Step(mask_command(command), "command", "pass", seconds, f"exited 0 in {seconds:.1f} s", exit_code=0, output=text)
 
 
 def command_environment(scratch: dict[str, str]) -> dict[str, str]:

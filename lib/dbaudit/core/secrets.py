@@ -154,6 +154,24 @@ def mask_text(text: str, secrets: Iterable[str] = ()) -> str:
     return text
 
 
+# A command line's own password options: the mysql/mariadb/mysqldump `-pSECRET` (attached: a space after -p asks
+# for the password instead) and `--password VALUE` / `--pass VALUE` with a space (the `=` forms are keywords above).
+_COMMAND_PASSWORD = re.compile(r"(?P<opt>(?<![\w-])-p)(?P<value>[^\s'\"]+|'[^']*'|\"[^\"]*\")"
+                               r"|(?P<long>(?<![\w-])--pass(?:word)?\s+)(?P<word>'[^']*'|\"[^\"]*\"|[^\s-][^\s]*)")
+
+
+def mask_command(command: str) -> str:
+    """A command line as it may be shown or archived (`php artisan migrate`, `mysql -uapp -pS3cret db < m.sql`):
+    its password options masked, then everything mask_text masks."""
+
+    def replace(match: re.Match[str]) -> str:
+        if match["opt"]:
+            return f"{match['opt']}{MASK}"
+        return f"{match['long']}{MASK}"
+
+    return mask_text(_COMMAND_PASSWORD.sub(replace, command))
+
+
 def _mask_quoted_item(match: re.Match[str]) -> str:
     if not is_secret_key(match["name"]):
         return match.group(0)

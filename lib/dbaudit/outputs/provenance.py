@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dbaudit import __version__
-from dbaudit.core import serde
+from dbaudit.core import secrets, serde
 from dbaudit.outputs.html import Table, render
 
 FILE = "provenance.json"
@@ -74,16 +73,10 @@ def input_file(label: str, path: str | os.PathLike[str]) -> InputFile:
     return InputFile(label, str(source), source.stat().st_size, sha256_of(source))
 
 
-_SECRET = re.compile(r"(?i)((?:password|passwd|pwd|secret|token)=)[^&\s;]*")
-
-
 def mask(text: str) -> str:
-    """URLs without their password, and no `password=…` in any form a driver accepts."""
-    from dbaudit.live.connect import mask_url
-
-    if "://" in text:
-        text = mask_url(text) if " " not in text.strip() else text
-    return _SECRET.sub(r"\1***", text)
+    """An argument or parameter as archived: URLs without their password, no `password=…` in any form a driver
+    accepts, no password option of a command line (core.secrets, the one masking function)."""
+    return secrets.mask_command(text)
 
 
 def cli_command(argv: Sequence[str] | None = None) -> str:
