@@ -6,40 +6,20 @@ scan running ahead of the load never hands over a statement it would refuse.
 from __future__ import annotations
 
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from restore_helpers import databases as _databases
+from restore_helpers import drop_databases as _drop
+from restore_helpers import new_name as _new_name
+from restore_helpers import private_state  # noqa: F401  (an autouse fixture)
 
 from conftest import MARIADB_URL, dump_database
 from dbaudit.backups import restore_proof
 from dbaudit.backups.restore import restore_check
 from dbaudit.backups.restore_touch import CANDIDATE, CREATED, EVERYTHING, NOTHING, REFRESH, Touches
 from dbaudit.live.inspect import take_snapshot
-
-
-@pytest.fixture(autouse=True)
-def private_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    state = tmp_path_factory.mktemp("state")
-    monkeypatch.setenv("XDG_STATE_HOME", str(state))
-    return state
-
-
-def _new_name(tag: str) -> str:
-    return f"dbaudit_t_{tag}_{uuid.uuid4().hex[:8]}"
-
-
-def _databases(server: sa.Engine) -> set[str]:
-    with server.connect() as conn:
-        return {r[0] for r in conn.exec_driver_sql("SHOW DATABASES")}
-
-
-def _drop(server: sa.Engine, *names: str) -> None:
-    with server.connect() as conn:
-        for name in names:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
-
 
 # --- which tables a statement may change (no server) ------------------------------------------------------------
 

@@ -14,6 +14,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from restore_helpers import databases as _databases
+from restore_helpers import drop_databases as _drop
+from restore_helpers import new_name as _new_name
+from restore_helpers import private_state  # noqa: F401  (an autouse fixture)
 
 from conftest import MARIADB_URL, ROOT, dump_database
 from dbaudit.backups.restore import restore_check
@@ -25,31 +29,9 @@ DBAUDIT = str(ROOT / ".venv" / "bin" / "dbaudit")
 SOCKET = Path("/run/mysqld/mysqld.sock")
 
 
-@pytest.fixture(autouse=True)
-def private_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    state = tmp_path_factory.mktemp("state")
-    monkeypatch.setenv("XDG_STATE_HOME", str(state))
-    return state
-
-
-def _new_name(tag: str) -> str:
-    return f"dbaudit_t_{tag}_{uuid.uuid4().hex[:8]}"
-
-
-def _databases(server: sa.Engine) -> set[str]:
-    with server.connect() as conn:
-        return {r[0] for r in conn.exec_driver_sql("SHOW DATABASES")}
-
-
 def _account_exists(server: sa.Engine, user: str) -> bool:
     with server.connect() as conn:
         return bool(conn.exec_driver_sql("SELECT COUNT(*) FROM mysql.user WHERE User = %s", (user,)).scalar())
-
-
-def _drop(server: sa.Engine, *names: str) -> None:
-    with server.connect() as conn:
-        for name in names:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
 
 
 # --- class 1: nothing on the client host can be run ----------------------------------------------------------------
@@ -200,7 +182,7 @@ def _journal_entries(state: Path) -> list[dict[str, object]]:
 
 
 def test_after_kill_9_the_next_run_drops_the_account_and_scratch_database_the_dead_run_left(
-    tmp_path: Path, shared_data: Path, mariadb_server: sa.Engine, private_state: Path
+    tmp_path: Path, shared_data: Path, mariadb_server: sa.Engine, private_state: Path,  # noqa: F811
 ) -> None:
     scratch, other = _new_name("rst"), _new_name("rst")
     proc = _start_sleeping_restore(tmp_path, scratch, private_state)
@@ -230,7 +212,7 @@ def test_after_kill_9_the_next_run_drops_the_account_and_scratch_database_the_de
 
 
 def test_a_database_named_in_a_dead_runs_journal_without_its_marker_is_left_alone(
-    tmp_path: Path, shared_data: Path, mariadb_server: sa.Engine, private_state: Path
+    tmp_path: Path, shared_data: Path, mariadb_server: sa.Engine, private_state: Path,  # noqa: F811
 ) -> None:
     """A journal entry alone proves nothing: a database created by someone else under that name stays."""
     scratch, other = _new_name("rst"), _new_name("rst")
@@ -257,7 +239,7 @@ def test_a_database_named_in_a_dead_runs_journal_without_its_marker_is_left_alon
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_and_sigterm_during_the_restore_drop_the_scratch_database_and_the_account(
-    signum: int, tmp_path: Path, mariadb_server: sa.Engine, private_state: Path
+    signum: int, tmp_path: Path, mariadb_server: sa.Engine, private_state: Path,  # noqa: F811
 ) -> None:
     scratch = _new_name("rst")
     proc = _start_sleeping_restore(tmp_path, scratch, private_state)
@@ -426,7 +408,7 @@ def test_a_dump_changed_between_the_scan_and_the_load_runs_nothing_the_scan_did_
 
 
 def test_restore_into_a_kept_scratch_database_for_other_tools(
-    shared_data: Path, tmp_path: Path, mariadb_server: sa.Engine, private_state: Path
+    shared_data: Path, tmp_path: Path, mariadb_server: sa.Engine, private_state: Path,  # noqa: F811
 ) -> None:
     from dbaudit.backups.restore import restore_into, scratch_restore
 
@@ -465,7 +447,7 @@ def _files_holding(secret: bytes, *folders: Path, since: float) -> list[Path]:
 
 
 def test_neither_the_server_password_nor_the_temporary_one_is_written_anywhere(
-    shared_data: Path, mariadb_server: sa.Engine, monkeypatch: pytest.MonkeyPatch, private_state: Path
+    shared_data: Path, mariadb_server: sa.Engine, monkeypatch: pytest.MonkeyPatch, private_state: Path,  # noqa: F811
 ) -> None:
     import tempfile
 
