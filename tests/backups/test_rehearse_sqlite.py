@@ -152,9 +152,11 @@ def test_the_schema_names_every_field_of_the_document_and_requires_it(cls: type)
 def test_a_password_on_the_command_line_of_a_step_is_never_in_the_document(backup: Path, folder: Path) -> None:
     command = "sh -c 'echo migrated' -pS3cretPw --password S3cretPw2 DB_PASSWORD=S3cretPw3"
 
-    result = _run(backup, folder, migrate=[], migrate_cmd=command, rollback=[], rollback_cmd=command)
+    logged: list[str] = []
+
+    result = _run(backup, folder, migrate=[], migrate_cmd=command, rollback=[], rollback_cmd=command, log=logged.append)
 
     steps = [s for stage in result.stages for s in stage.steps]
     assert [s.status for s in steps] == ["pass", "pass"] and "migrated" in steps[0].output
-    assert "S3cret" not in serde.dumps(result)
+    assert "S3cret" not in serde.dumps(result) and logged and "S3cret" not in "\n".join(logged)
     assert result.migrate == [steps[0].source] and "-p***" in steps[0].source

@@ -360,14 +360,15 @@ class _Run:
         return load_rules(self.plan.expect)
 
     def _steps(self, name: str, target: Target, files: list[str], command: str | None) -> bool:
-        self.log(f"{name}: {command or ', '.join(Path(f).name for f in files)}")
+        self.log(f"{name}: {mask_command(command) if command else ', '.join(Path(f).name for f in files)}")
         started = time.monotonic()
         steps = run_steps(target, files, command, self.plan.timeout)
         checks = [Check(s.kind, s.source if s.kind == "sql" else "command", s.status, s.message) for s in steps]
         status = verdict_of(checks)
         done = sum(s.statements for s in steps)
         message = (steps[-1].message if status == "fail" or command else
-                   f"{len(steps)} file(s), {done} statement(s) as the temporary account")
+                   f"{len(steps)} file(s), {done} statement(s) "
+                   f"{'on the scratch copy' if target.dialect == 'sqlite' else 'as the temporary account'}")
         self.stages.append(Stage(name, status, round(time.monotonic() - started, 3), message, checks, steps))
         return status == "pass"
 
