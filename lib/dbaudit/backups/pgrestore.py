@@ -79,6 +79,7 @@ from dbaudit.core.snapshot import Snapshot, load_snapshot
 from dbaudit.core.terminal import visible
 from dbaudit.live.connect import describe_db_error, mask_url, parse_url
 from dbaudit.live.inspect import take_snapshot
+from dbaudit.live.quiet_read import read_quiet_tables
 
 PREFIX = ACCOUNT_PREFIX  # one prefix for the temporary accounts and roles of every restore-check
 DEFAULT_TIMEOUT = 3600.0
@@ -391,8 +392,12 @@ def _snapshots(url: URL, run: _Run, contents: DumpContents, metrics: dict[str, s
                progress: bool) -> tuple[Snapshot, dict[str, Snapshot]]:
     """The restored database as the temporary role sees it; a snapshot reads one schema (public), so the dump's
     tables in other schemas are counted in one snapshot each."""
+    known = None
+    if mode != "none":  # committed and quiet: the fingerprints' key slices are shared by two sessions (both cores)
+        read = read_quiet_tables(url, lambda _name: True, mode, timeout=max(1.0, run.deadline - time.monotonic()))
+        known = {t.name: t for t in read} if read is not None else None
     restored = take_snapshot(url, metrics, progress=progress, fingerprint=mode,
-                             statement_timeout=max(1.0, run.deadline - time.monotonic()))
+                             statement_timeout=max(1.0, run.deadline - time.monotonic()), known=known)
     others = {schema: take_snapshot(url, schema=schema, progress=progress,
                                     statement_timeout=max(1.0, run.deadline - time.monotonic()))
               for schema in _other_schemas(contents, restored.schema)}

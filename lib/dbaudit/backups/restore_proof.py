@@ -27,16 +27,15 @@ import pymysql
 from pymysql.constants import SERVER_STATUS
 from sqlalchemy.engine import URL
 
-from dbaudit.audit.chunks import Digest, FingerprintMode, Slice, merge_buckets
+from dbaudit.audit.chunks import FingerprintMode
 from dbaudit.backups.restore_touch import CANDIDATE, CREATED, EVERYTHING, LOCKS, REFRESH, UNLOCKS, Touches
 from dbaudit.core.snapshot import Table
 from dbaudit.live.connect import audit_session
-from dbaudit.live.fingerprint import Fingerprinter, TableReading, fingerprint_table, table_reading
+from dbaudit.live.fingerprint import Fingerprinter, fingerprint_table
+from dbaudit.live.quiet_read import read_quiet_tables
 
 # Engines whose rows are the table's own (MERGE writes its member tables, remote engines are refused anyway).
 _LOCAL_ENGINES = frozenset({"innodb", "myisam", "aria", "memory", "heap", "csv", "archive", "blackhole"})
-_WORKERS_AFTER_LOAD = 2  # the load is over: one more session shares the tables still to read
-_CUT_ROWS = 50_000  # a smaller table is read in one scan after the load
 
 
 @dataclass
@@ -179,63 +178,12 @@ class EarlyProof:
             return {name: r.table for name, r in self._readings.items() if self._holds(r)}
 
     def _read_split(self, keys: list[str]) -> None:
-        """Count the tables, then fingerprint their key slices on this session and _WORKERS_AFTER_LOAD - 1 more:
-        nothing writes any more, so sessions that start at different moments read the same rows."""
-        with audit_session(self.url, statement_timeout=self.timeout) as session:
-            conn, dialect = session.connection, session.dialect
-            with dialect.catalog_scope(conn, session.schema):
-                tables = [t for n, t in dialect.tables(conn, session.schema).items() if n.lower() in keys]
-            for table in tables:
-                table.row_count = dialect.count_rows(conn, table.name, session.schema)
-            if self.mode == "none":
-                self._keep(tables)
-                return
-            fp = Fingerprinter(session)
-            readings = [table_reading(fp, t, self.mode, sliced=True) for t in tables]
-            jobs: list[tuple[int, Slice | None]] = [
-                (i, part) for i, r in enumerate(readings) for part in _parts(r)]
-            jobs.sort(key=lambda job: job[1] is None)  # whole tables last: slices of one table first, shared
-            total = len(jobs)
-            found: list[tuple[int, dict[int, Digest]]] = []
-            helpers = [threading.Thread(target=self._helper, args=(readings, jobs, found), daemon=True,
-                                        name=f"dbaudit-proof-slices-{n}") for n in range(_WORKERS_AFTER_LOAD - 1)]
-            for helper in helpers:
-                helper.start()
-            try:
-                self._slices(readings, jobs, found, fp)
-            finally:
-                for helper in helpers:
-                    helper.join()
-        if len(found) != total:  # a helper's session failed: the final snapshot reads these tables
-            return
-        merged: list[dict[int, Digest]] = [{} for _ in readings]
-        for i, buckets in found:
-            merge_buckets(merged[i], buckets)
-        for reading, buckets in zip(readings, merged):
-            reading.fill(buckets)
-        self._keep(tables)
-
-    def _helper(self, readings: list[TableReading], jobs: list[tuple[int, Slice | None]],
-                found: list[tuple[int, dict[int, Digest]]]) -> None:
-        try:
-            self._slices(readings, jobs, found, None)
-        except Exception as exc:  # noqa: BLE001 - the slices it took are missing: the tables are read again
-            self.errors.append(f"slices: {' '.join(str(exc).split())[:200]}")
-
-    def _slices(self, readings: list[TableReading], jobs: list[tuple[int, Slice | None]],
-                found: list[tuple[int, dict[int, Digest]]], fp: Fingerprinter | None) -> None:
-        """Take slices off `jobs` until none is left, reading each on `fp` (None: a session of its own)."""
-        with contextlib.ExitStack() as stack:
-            if fp is None:
-                fp = Fingerprinter(stack.enter_context(audit_session(self.url, statement_timeout=self.timeout)))
-            while not self._stop.is_set():
-                with self._lock:
-                    if not jobs:
-                        return
-                    index, part = jobs.pop(0)
-                buckets = readings[index].read(fp, part)
-                with self._lock:
-                    found.append((index, buckets))
+        """Count and fingerprint the tables still to read, their key slices shared by two sessions
+        (live.quiet_read): nothing writes any more, so sessions that start at different moments read the same rows."""
+        tables = read_quiet_tables(self.url, lambda name: name.lower() in keys, self.mode, timeout=self.timeout,
+                                   stop=self._stop, errors=self.errors)
+        if tables is not None:
+            self._keep(tables)
 
     def _keep(self, tables: list[Table]) -> None:
         with self._lock:
@@ -317,13 +265,6 @@ class EarlyProof:
             with self._lock:
                 for table, handed in chosen:
                     self._readings[table.name] = _Reading(table.name.lower(), handed, table)
-
-
-def _parts(reading: TableReading) -> list[Slice | None]:
-    """The table's key slices cut for the sessions after the load, or one unsliced read."""
-    cut = _WORKERS_AFTER_LOAD if (reading.table.row_count or 0) >= _CUT_ROWS else 1
-    slices: list[Slice | None] = [*reading.slices(cut)]
-    return slices or [None]
 
 
 @contextlib.contextmanager
