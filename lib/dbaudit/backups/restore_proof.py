@@ -35,6 +35,10 @@ from dbaudit.live.fingerprint import Fingerprinter, fingerprint_table
 from dbaudit.live.quiet_read import read_quiet_tables
 
 # Engines whose rows are the table's own (MERGE writes its member tables, remote engines are refused anyway).
+# An early reader waits this long for a lock, then gives up (the table is read after the load): a reader that waits on
+# the load (its LOCK TABLES, a table flush) while the load waits on the reader's metadata lock is a cycle the server
+# does not detect, which the load's own lock wait (30 s) would otherwise end.
+READER_LOCK_WAIT = 2.0
 _LOCAL_ENGINES = frozenset({"innodb", "myisam", "aria", "memory", "heap", "csv", "archive", "blackhole"})
 
 
@@ -245,14 +249,15 @@ class EarlyProof:
         before the rows are read, so this reader never holds a lock on a table the load is still working on
         while it waits for another (the load's DDL would find a metadata-lock cycle: a deadlock)."""
         with contextlib.ExitStack() as stack:
-            catalog = stack.enter_context(audit_session(self.url, statement_timeout=self.timeout))
+            catalog = stack.enter_context(audit_session(self.url, statement_timeout=self.timeout,
+                                                        lock_timeout=READER_LOCK_WAIT))
             stack.enter_context(catalog.dialect.catalog_scope(catalog.connection, catalog.schema))
             tables = catalog.dialect.tables(catalog.connection, catalog.schema)
         wanted = dict(batch)
         chosen = [(t, wanted[n.lower()]) for n, t in tables.items() if n.lower() in wanted]
         if not chosen or self._paused.is_set():
             return
-        with audit_session(self.url, statement_timeout=self.timeout) as session:
+        with audit_session(self.url, statement_timeout=self.timeout, lock_timeout=READER_LOCK_WAIT) as session:
             conn, dialect = session.connection, session.dialect
             for table, _ in chosen:
                 table.row_count = dialect.count_rows(conn, table.name, session.schema)
