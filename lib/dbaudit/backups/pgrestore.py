@@ -588,19 +588,22 @@ def _execute(conn: psycopg.Connection[Any], sql: bytes, label: str) -> None:
     pgconn = conn.pgconn
     pgconn.send_query_params(sql, None)
     results = []
-    while True:
-        while pgconn.is_busy():
-            select.select([pgconn.socket], [], [], 1.0)
-            pgconn.consume_input()
-        result = pgconn.get_result()
-        if result is None:
-            break
+    while (result := next_result(pgconn)) is not None:
         results.append(result)
     for result in results:
         if result.status not in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK, pq.ExecStatus.EMPTY_QUERY):
             message = (result.error_message or pgconn.error_message).decode("utf-8", "replace")
             # Named by its first words with strings collapsed: a failing INSERT's values stay out of the result.
             raise _Failed(f"{label} failed: {first_line(message.removeprefix('ERROR:').strip())}")
+
+
+def next_result(pgconn: pq.abc.PGconn) -> pq.abc.PGresult | None:
+    """The statement's next result (None: no more), waited for in short selects so that Ctrl-C and SIGTERM interrupt
+    a statement that runs long (libpq's blocking wait would not)."""
+    while pgconn.is_busy():
+        select.select([pgconn.socket], [], [], 1.0)
+        pgconn.consume_input()
+    return pgconn.get_result()
 
 
 class _Failed(Exception):

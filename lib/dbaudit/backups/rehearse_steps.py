@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import select
 import signal
 import sqlite3
 import subprocess
@@ -36,6 +35,7 @@ from sqlalchemy.exc import DBAPIError
 
 from dbaudit.audit.derive.split import split_statements
 from dbaudit.backups.lexicon import DEFINER_CLAUSE
+from dbaudit.backups.pgrestore import next_result
 from dbaudit.backups.psqlscan import COPY_FROM_STDIN, CopyData, MetaCommand, PgStatement, PsqlScanner
 from dbaudit.core.errors import DbauditError, first_line
 from dbaudit.core.secrets import mask_command
@@ -355,13 +355,7 @@ def _pg_execute(conn: psycopg.Connection[Any], sql: bytes) -> str | None:
     pgconn = conn.pgconn
     pgconn.send_query_params(sql, None)
     error = None
-    while True:
-        while pgconn.is_busy():
-            select.select([pgconn.socket], [], [], 1.0)
-            pgconn.consume_input()
-        result = pgconn.get_result()
-        if result is None:
-            break
+    while (result := next_result(pgconn)) is not None:
         if result.status == pq.ExecStatus.COPY_OUT:  # COPY … TO STDOUT: read and dropped, like a SELECT's rows
             while pgconn.get_copy_data(0)[0] > 0:
                 pass
