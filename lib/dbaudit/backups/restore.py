@@ -279,12 +279,9 @@ def _scan_while_loading(engine: sa.Engine, url: URL, dump: str | os.PathLike[str
             plan.account = account
             if loaded.error:
                 handle.keep = False
-                checks = [Check("restore", "load", "fail", f"the restore stopped: {loaded.error}")]
-                return _result(plan, product, version, checks, None, loaded.seconds, kept=False, title=title)
+                return _stopped(plan, product, version, loaded, title)
             restored = _read_restored(engine, plan, progress, loaded, proof)
-            checks = [Check("restore", "load", "pass", f"restored in {loaded.seconds:.1f} s, {loaded.statements:,} "
-                                                       f"statements as {account}"), *compare_restored(plan, restored)]
-            return _result(plan, product, version, checks, restored, loaded.seconds, kept=keep, title=title)
+            return _loaded(plan, product, version, loaded, account, restored, keep, title)
 
 
 def _fingerprint_mode(against: Snapshot | None, asked: FingerprintMode | None) -> FingerprintMode:
@@ -364,12 +361,23 @@ def _restore_and_compare(engine: sa.Engine, plan: _Plan, product: str, version: 
                                timeout=plan.timeout, observer=proof)
             if loaded.error:
                 handle.keep = False
-                checks = [Check("restore", "load", "fail", f"the restore stopped: {loaded.error}")]
-                return _result(plan, product, version, checks, None, loaded.seconds, kept=False, title=title)
+                return _stopped(plan, product, version, loaded, title)
             restored = _read_restored(engine, plan, progress, loaded, proof)
-        checks = [Check("restore", "load", "pass", f"restored in {loaded.seconds:.1f} s, {loaded.statements:,} "
-                                                   f"statements as {account}"), *compare_restored(plan, restored)]
-        return _result(plan, product, version, checks, restored, loaded.seconds, kept=keep, title=title)
+        return _loaded(plan, product, version, loaded, account, restored, keep, title)
+
+
+def _stopped(plan: _Plan, product: str, version: str, loaded: Loaded, title: str | None) -> RestoreCheck:
+    """The load stopped (the server refused a statement, the time limit, Ctrl-C): nothing is kept."""
+    checks = [Check("restore", "load", "fail", f"the restore stopped: {loaded.error}")]
+    return _result(plan, product, version, checks, None, loaded.seconds, kept=False, title=title)
+
+
+def _loaded(plan: _Plan, product: str, version: str, loaded: Loaded, account: RestoreAccount, restored: Snapshot, keep: bool,
+            title: str | None) -> RestoreCheck:
+    """The load went through: its check, then the restored database compared with the dump and the source."""
+    checks = [Check("restore", "load", "pass", f"restored in {loaded.seconds:.1f} s, {loaded.statements:,} "
+                                               f"statements as {account}"), *compare_restored(plan, restored)]
+    return _result(plan, product, version, checks, restored, loaded.seconds, kept=keep, title=title)
 
 
 def _read_restored(engine: sa.Engine, plan: _Plan, progress: bool, loaded: Loaded, proof: EarlyProof) -> Snapshot:
